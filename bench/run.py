@@ -1,0 +1,162 @@
+"""`make bench`: throughput and memory, with baselines measured in the same run.
+
+What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 100,000):
+1. baseline  `aiokafka raw`: a plain aiokafka consumer reading the touchpoints topic and decoding each
+   record with orjson (the floor any Kafka consumer in Python pays);
+2. `replay core`: `ingest_batch` + `Pipeline.process` in-process, no broker (the pure core's ceiling);
+3. `faust worker`: the real `parcours worker` process reading the same pre-filled topic, through ingest,
+   the single-partition stitch topic and the journey agent, into chDB; timed from its first output
+   record to its last (worker start-up and group join excluded, reported separately).
+Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from streams import simulate
+from streams.config import Topics
+from streams.embedded import EmbeddedKafka
+from streams.ingest import ingest_batch
+from streams.pipeline import Pipeline
+from streams.runner import WorkerProcess
+
+START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
+TOPICS = Topics()
+
+
+def make_events(n: int) -> list[bytes]:
+    events: list[bytes] = []
+    profiles = max(10, n // 12)
+    while len(events) < n:
+        population = simulate.Population(profiles=profiles, seed=len(events) + 1, start=START)
+        events.extend(orjson.dumps(e) for e in population.events())
+    return events[:n]
+
+
+def bench_core(raws: list[bytes], batch: int = 5000) -> float:
+    pipeline = Pipeline()
+    started = time.perf_counter()
+    for i in range(0, len(raws), batch):
+        good, _dead = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + batch])])
+        pipeline.process(good)
+    return time.perf_counter() - started
+
+
+async def produce(bootstrap: str, raws: list[bytes]) -> float:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for raw in raws:
+            await producer.send(TOPICS.touchpoints, raw)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def bench_aiokafka(bootstrap: str, n: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(TOPICS.touchpoints, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < n:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=20000)).values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    orjson.loads(record.value)
+                seen += len(records)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def watch_outputs(bootstrap: str, n: int, alive, timeout: float = 900) -> tuple[float, float]:
+    """(seconds until the first stitched record, seconds from first to n-th)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(TOPICS.stitched, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    t0 = time.perf_counter()
+    first = None
+    seen = 0
+    try:
+        while seen < n:
+            if time.perf_counter() - t0 > timeout or not alive():
+                raise RuntimeError(f"worker produced {seen} of {n} records")
+            for records in (await consumer.getmany(timeout_ms=500, max_records=20000)).values():
+                if first is None:
+                    first = time.perf_counter()
+                seen += len(records)
+        return first - t0, time.perf_counter() - first
+    finally:
+        await consumer.stop()
+
+
+def vm_hwm_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    n = int(os.environ.get("BENCH_EVENTS", "100000"))
+    console = Console()
+    console.print(f"generating {n:,} synthetic touchpoints...")
+    raws = make_events(n)
+    rows = []
+
+    core_s = bench_core(raws)
+    core_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
+        kafka.create_topics({TOPICS.touchpoints: 4, TOPICS.stitch: 1})
+        produce_s = asyncio.run(produce(kafka.bootstrap, raws))
+        raw_s = asyncio.run(bench_aiokafka(kafka.bootstrap, n))
+        worker = WorkerProcess(kafka.url, f"chdb://{Path(tmp) / 'ch'}", Path(tmp) / "data",
+                               app_id="parcours-bench", log_path=Path(tmp) / "worker.log")
+        with worker:
+            try:
+                startup_s, worker_s = asyncio.run(watch_outputs(kafka.bootstrap, n, worker.alive))
+            except RuntimeError as exc:
+                console.print(f"[red]{exc}[/]\n{worker.log_tail(40)}")
+                raise SystemExit(1)
+            worker_mb = vm_hwm_mb(worker.pid)
+
+    base = n / raw_s
+    table = Table(title=f"parcours throughput, {n:,} touchpoints (2 cores)")
+    for col in ("what", "events/s", "ratio vs aiokafka raw", "peak memory"):
+        table.add_column(col, justify="right" if col != "what" else "left")
+    rows = [
+        ("aiokafka raw consume + orjson (baseline)", n / raw_s, ""),
+        ("aiokafka producer (fill the topic)", n / produce_s, ""),
+        ("replay core: ingest + pipeline, no broker", n / core_s, f"{core_rss:,.0f} MB (bench process)"),
+        ("parcours worker (Faust, Kafka -> chDB)", n / worker_s, f"{worker_mb:,.0f} MB (VmHWM)"),
+    ]
+    for what, rate, mem in rows:
+        table.add_row(what, f"{rate:,.0f}", f"{rate / base:.3f}", mem)
+    console.print(table)
+    console.print(f"worker start-up until its first output: {startup_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

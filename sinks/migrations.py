@@ -1,0 +1,234 @@
+"""Versioned ClickHouse DDL for parcours, applied idempotently at every start.
+
+`MIGRATIONS` is an append-only list of `(version, name, statements)`. A released migration is never
+edited: a schema change is a new entry (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS ...`). Every
+statement must be idempotent (`IF NOT EXISTS` / `IF EXISTS`): a start that dies half-way through a
+migration re-runs it from its first statement at the next start, and two workers starting together
+may both run it. Applied versions are recorded in `schema_migrations`.
+
+Choices that hold for every table:
+- All times are `DateTime64(3, 'UTC')` (epoch milliseconds in the pipeline).
+- Outputs are replayed after a crash (at-least-once Kafka, no exactly-once on the embedded broker),
+  so every table is a ReplacingMergeTree whose ORDER BY is the row identity: duplicates collapse at
+  merge time and at once under `FINAL`. An identical batch replayed is dropped at insert time by
+  `insert_deduplication_token` (sinks/writer.py), which needs `non_replicated_deduplication_window`.
+- No materialized views: an MV sees every inserted block, including replays that ReplacingMergeTree
+  later collapses, so its sums would double-count. Rollups are plain views over `... FINAL`.
+- `sinks/tables.py` describes the same columns for the writer; tests check the two agree.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+log = logging.getLogger(__name__)
+
+DEDUP = "non_replicated_deduplication_window = 1000"
+
+SCHEMA_MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    UInt32,
+    name       String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY version
+COMMENT 'parcours: schema versions applied by sinks.migrations.migrate()'
+"""
+
+_TOUCHPOINTS = f"""
+CREATE TABLE IF NOT EXISTS touchpoints (
+    event_id    String,
+    event_time  DateTime64(3, 'UTC'),
+    profile_id  String COMMENT 'stitched profile at ingestion time',
+    type        LowCardinality(String),
+    channel     LowCardinality(String),
+    campaign    LowCardinality(Nullable(String)),
+    publisher   LowCardinality(Nullable(String)),
+    ids         Map(String, String) COMMENT 'identifier type -> value; email and phone are SHA-256 hex',
+    context     String COMMENT 'JSON text: url, referrer, store_id, lat, lon, beacon_id, tz, user_agent',
+    properties  String COMMENT 'JSON text: product_id, price, revenue, currency, order_id, ...',
+    revenue     Float64,
+    currency    LowCardinality(String),
+    ingested_at DateTime64(3, 'UTC') COMMENT 'version: the latest ingestion of an event wins',
+    INDEX profile_idx profile_id TYPE bloom_filter GRANULARITY 4
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (toDate(event_time), event_id)
+SETTINGS {DEDUP}
+COMMENT 'parcours: one row per accepted touchpoint (stitched), replays collapse on (event day, event_id); query with FINAL'
+"""
+
+_IDENTITY_MAP = f"""
+CREATE TABLE IF NOT EXISTS identity_map (
+    identifier_type LowCardinality(String) COMMENT 'cookie, device, email, phone, user, loyalty, ...',
+    identifier      String COMMENT 'email and phone are SHA-256 hex',
+    profile_id      String,
+    updated_at      DateTime64(3, 'UTC') COMMENT 'version: the latest mapping wins',
+    is_deleted      UInt8 COMMENT '1 = forgotten: FINAL drops the identifier'
+) ENGINE = ReplacingMergeTree(updated_at, is_deleted)
+ORDER BY (identifier_type, identifier)
+SETTINGS {DEDUP}
+COMMENT 'parcours: current profile of every identifier; query with FINAL'
+"""
+
+_IDENTITY_EVENTS = f"""
+CREATE TABLE IF NOT EXISTS identity_events (
+    at          DateTime64(3, 'UTC'),
+    kind        LowCardinality(String) COMMENT 'merge, refused, forget, ...',
+    survivor    String COMMENT 'profile that remains',
+    absorbed    Array(String) COMMENT 'profiles folded into the survivor',
+    identifiers Array(String),
+    event_id    String COMMENT 'touchpoint that caused the change (empty for requests)',
+    reason      String
+) ENGINE = ReplacingMergeTree
+ORDER BY (survivor, kind, event_id, absorbed, identifiers)
+SETTINGS {DEDUP}
+COMMENT 'parcours: identity graph changes (merges, refusals, forgets), one row per change; query with FINAL'
+"""
+
+_TRIGGERS = f"""
+CREATE TABLE IF NOT EXISTS triggers (
+    trigger_id String COMMENT 'deterministic: a replay fires the same id',
+    fired_at   DateTime64(3, 'UTC'),
+    profile_id String,
+    moment     LowCardinality(String),
+    channel    LowCardinality(String),
+    event_id   String COMMENT 'touchpoint that completed the moment',
+    code       String,
+    payload    Map(String, String)
+) ENGINE = ReplacingMergeTree
+ORDER BY trigger_id
+SETTINGS {DEDUP}
+COMMENT 'parcours: triggers sent to activation systems, one row per trigger_id'
+"""
+
+_SUPPRESSIONS = f"""
+CREATE TABLE IF NOT EXISTS suppressions (
+    suppression_id String,
+    at             DateTime64(3, 'UTC'),
+    profile_id     String,
+    moment         LowCardinality(String),
+    channel        LowCardinality(String),
+    event_id       String,
+    reason         LowCardinality(String) COMMENT 'opt-out, quiet hours, frequency cap, holdout, ...'
+) ENGINE = ReplacingMergeTree
+ORDER BY suppression_id
+SETTINGS {DEDUP}
+COMMENT 'parcours: triggers withheld by the preferences gate, with the reason'
+"""
+
+_ATTRIBUTION_CREDIT = f"""
+CREATE TABLE IF NOT EXISTS attribution_credit (
+    conversion_id   String,
+    conversion_time DateTime64(3, 'UTC'),
+    profile_id      String,
+    model           LowCardinality(String),
+    touchpoint_id   String COMMENT 'event_id of the credited touchpoint',
+    touchpoint_time DateTime64(3, 'UTC'),
+    channel         LowCardinality(String),
+    campaign        LowCardinality(Nullable(String)),
+    publisher       LowCardinality(Nullable(String)),
+    credit          Float64 COMMENT 'share of the conversion; sums to 1 per conversion and model',
+    revenue_credit  Float64 COMMENT 'credit x conversion revenue',
+    computed_at     DateTime64(3, 'UTC') COMMENT 'version: the latest computation wins'
+) ENGINE = ReplacingMergeTree(computed_at)
+PARTITION BY toYYYYMM(conversion_time)
+ORDER BY (model, conversion_id, touchpoint_id)
+SETTINGS {DEDUP}
+COMMENT 'parcours: multi-touch attribution credit, one row per (model, conversion, touchpoint); query with FINAL'
+"""
+
+_DEAD_LETTERS = f"""
+CREATE TABLE IF NOT EXISTS dead_letters (
+    received_at DateTime64(3, 'UTC'),
+    error       LowCardinality(String) COMMENT 'decode, format, validation, oversized',
+    reason      String,
+    topic       LowCardinality(String) COMMENT 'empty when read from a file',
+    partition   Int32 COMMENT '-1 when read from a file',
+    offset      Int64 COMMENT '-1 when read from a file',
+    original    String COMMENT 'base64 of the original bytes (may hold raw PII: restrict access)'
+) ENGINE = ReplacingMergeTree
+ORDER BY (topic, partition, offset, cityHash64(original))
+SETTINGS {DEDUP}
+COMMENT 'parcours: rejected input; a re-read Kafka record collapses on (topic, partition, offset)'
+"""
+
+_ATTRIBUTION_DAILY = """
+CREATE VIEW IF NOT EXISTS attribution_daily AS
+SELECT
+    toDate(conversion_time) AS day,
+    model,
+    channel,
+    campaign,
+    publisher,
+    sum(credit)         AS conversions,
+    sum(revenue_credit) AS revenue,
+    count()             AS touches
+FROM attribution_credit FINAL
+GROUP BY day, model, channel, campaign, publisher
+COMMENT 'parcours: credit per day x model x channel x campaign x publisher (a plain view over FINAL: replays never double-count)'
+"""
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "initial tables", [
+        _TOUCHPOINTS,
+        _IDENTITY_MAP,
+        _IDENTITY_EVENTS,
+        _TRIGGERS,
+        _SUPPRESSIONS,
+        _ATTRIBUTION_CREDIT,
+        _DEAD_LETTERS,
+        _ATTRIBUTION_DAILY,
+    ]),
+]
+
+
+def check_migrations(migrations: list[tuple[int, str, list[str]]]) -> None:
+    """Versions must be positive and strictly increasing; every migration must do something."""
+    previous = 0
+    for version, name, statements in migrations:
+        if not isinstance(version, int) or version <= previous:
+            raise ValueError(f"migration {version!r} ({name}) is not after version {previous}")
+        if not statements:
+            raise ValueError(f"migration {version} ({name}) has no statements")
+        previous = version
+
+
+check_migrations(MIGRATIONS)
+
+
+def applied_versions(client) -> set[int]:
+    """Versions recorded in `schema_migrations` (creating the table when missing)."""
+    client.command(SCHEMA_MIGRATIONS_DDL)
+    result = client.query("SELECT DISTINCT version FROM schema_migrations")
+    return {int(row[0]) for row in result.result_rows}
+
+
+def migrate(client, migrations: list[tuple[int, str, list[str]]] | None = None) -> list[int]:
+    """Apply the migrations not yet recorded, in order; return the versions applied by this call.
+
+    Safe at every start: a second call applies nothing. A failure leaves the failed migration
+    unrecorded, so the next start re-runs it (its statements are idempotent).
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    check_migrations(migrations)
+    done = applied_versions(client)
+    known = {version for version, _, _ in migrations}
+    unknown = sorted(done - known)
+    if unknown:
+        log.warning("database has schema versions %s that this parcours does not know "
+                    "(a newer release migrated it)", unknown)
+    applied: list[int] = []
+    for version, name, statements in migrations:
+        if version in done:
+            continue
+        log.info("applying ClickHouse migration %d: %s", version, name)
+        for statement in statements:
+            client.command(statement)
+        client.insert(
+            "schema_migrations",
+            [[version, name, datetime.now(timezone.utc)]],
+            column_names=["version", "name", "applied_at"],
+        )
+        applied.append(version)
+    return applied

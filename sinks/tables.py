@@ -1,0 +1,218 @@
+"""What the writer needs to know about each ClickHouse table (the DDL is in sinks/migrations.py).
+
+A `Table` turns the plain dicts the pipeline produces into insert rows, column by column, by kind:
+
+| kind    | ClickHouse type                      | accepts                                            |
+|---------|--------------------------------------|----------------------------------------------------|
+| `str`   | String / LowCardinality(String)      | str                                                |
+| `str?`  | LowCardinality(Nullable(String))     | str or None                                        |
+| `time`  | DateTime64(3, 'UTC')                 | epoch ms (int) or datetime (naive = UTC) -> ms     |
+| `json`  | String holding JSON text             | dict / list (serialised, sorted keys), str, None   |
+| `map`   | Map(String, String)                  | mapping (keys, values -> str; None values dropped) |
+| `array` | Array(String)                        | list / tuple of str                                |
+| `float` | Float64                              | int or float                                       |
+| `int`   | UInt8 / Int32 / Int64                | int                                                |
+
+A row may omit a column only when `defaults` has it (a callable default is called per row, e.g. the
+ingestion time); None counts as omitted. `key` is the ReplacingMergeTree ORDER BY (the identity that
+replays collapse on). `volatile` columns are stamped at write time (ingestion / computation clocks):
+they are left out of the insert deduplication token, so a replayed batch with new stamps is still
+recognised as the same batch.
+
+Conversion happens when rows are added to a writer, so a malformed row is refused at once with a
+`ValueError` naming the table and column, instead of poisoning a batch that would fail at every retry.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import Any
+
+import orjson
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+
+def utc_now_ms() -> int:
+    """Now, in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def to_epoch_ms(value: Any) -> int:
+    """Epoch milliseconds (int, kept) or datetime (naive = UTC) -> epoch milliseconds.
+
+    Time columns are buffered and inserted as DateTime64(3) ticks (= epoch ms): exact, no time zone
+    handling in the driver, and the cheapest form for clickhouse-connect to serialise.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return (value - _EPOCH) // _MS
+    raise TypeError(f"expected epoch milliseconds (int) or datetime, got {type(value).__name__}")
+
+
+def to_json_text(value: Any) -> str:
+    if value is None:
+        return "{}"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def to_str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a mapping, got {type(value).__name__}")
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items() if v is not None}
+
+
+def to_str_list(value: Any) -> list[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list of str, got {type(value).__name__}")
+    if not all(isinstance(item, str) for item in value):
+        raise TypeError("expected a list of str")
+    return list(value)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected str, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an int, got {type(value).__name__}")
+    return value
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "str": _str, "str?": _optional_str, "time": to_epoch_ms, "json": to_json_text,
+    "map": to_str_map, "array": to_str_list, "float": _float, "int": _int,
+}
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (column name, kind) in insert order
+    key: tuple[str, ...]
+    volatile: frozenset[str] = frozenset()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = set(self.column_names)
+        for name, kind in self.columns:
+            if kind not in CONVERTERS:
+                raise ValueError(f"table {self.name}: column {name} has unknown kind {kind!r}")
+        for label, listed in (("key", self.key), ("volatile", self.volatile), ("defaults", self.defaults)):
+            stray = set(listed) - names
+            if stray:
+                raise ValueError(f"table {self.name}: {label} names unknown columns {sorted(stray)}")
+        if set(self.key) & self.volatile:
+            raise ValueError(f"table {self.name}: a key column cannot be volatile")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def of_kind(self, kind: str) -> frozenset[str]:
+        return frozenset(name for name, k in self.columns if k == kind)
+
+    @property
+    def token_positions(self) -> tuple[int, ...]:
+        """Positions of the columns that identify a batch's content (all but the volatile ones)."""
+        return tuple(i for i, name in enumerate(self.column_names) if name not in self.volatile)
+
+    @cached_property
+    def _plan(self) -> tuple[tuple[str, Callable[[Any], Any], Any], ...]:
+        return tuple((name, CONVERTERS[kind], self.defaults.get(name, _MISSING)) for name, kind in self.columns)
+
+    def to_row(self, record: Mapping[str, Any]) -> tuple:
+        """One pipeline dict -> one insert row in column order; ValueError names the bad column."""
+        if not isinstance(record, Mapping):
+            raise ValueError(f"{self.name}: a row must be a dict, got {type(record).__name__}")
+        row = []
+        get = record.get
+        for name, convert, default in self._plan:
+            value = get(name)
+            if value is None:
+                if default is _MISSING:
+                    raise ValueError(f"{self.name}: column {name!r} is missing")
+                value = default() if callable(default) else default
+            try:
+                row.append(convert(value))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise ValueError(f"{self.name}: column {name!r}: {exc} (got {value!r:.80})") from None
+        return tuple(row)
+
+
+def _table(name: str, columns: str, key: str, volatile: str = "",
+           defaults: Mapping[str, Any] | None = None) -> Table:
+    pairs = tuple(tuple(spec.split(":")) for spec in columns.split())
+    return Table(name=name, columns=pairs, key=tuple(key.split()), volatile=frozenset(volatile.split()),
+                 defaults=dict(defaults or {}))
+
+
+TOUCHPOINTS = _table(
+    "touchpoints",
+    "event_id:str event_time:time profile_id:str type:str channel:str campaign:str? publisher:str? "
+    "ids:map context:json properties:json revenue:float currency:str ingested_at:time",
+    key="event_time event_id", volatile="ingested_at",
+    defaults={"campaign": None, "publisher": None, "ids": {}, "context": {}, "properties": {},
+              "revenue": 0.0, "currency": "", "ingested_at": utc_now_ms},
+)
+IDENTITY_MAP = _table(
+    "identity_map", "identifier_type:str identifier:str profile_id:str updated_at:time is_deleted:int",
+    key="identifier_type identifier", defaults={"is_deleted": 0},
+)
+IDENTITY_EVENTS = _table(
+    "identity_events",
+    "at:time kind:str survivor:str absorbed:array identifiers:array event_id:str reason:str",
+    key="survivor kind event_id absorbed identifiers",
+    defaults={"absorbed": [], "identifiers": [], "event_id": "", "reason": ""},
+)
+TRIGGERS = _table(
+    "triggers",
+    "trigger_id:str fired_at:time profile_id:str moment:str channel:str event_id:str code:str payload:map",
+    key="trigger_id", defaults={"event_id": "", "code": "", "payload": {}},
+)
+SUPPRESSIONS = _table(
+    "suppressions",
+    "suppression_id:str at:time profile_id:str moment:str channel:str event_id:str reason:str",
+    key="suppression_id", defaults={"event_id": ""},
+)
+ATTRIBUTION_CREDIT = _table(
+    "attribution_credit",
+    "conversion_id:str conversion_time:time profile_id:str model:str touchpoint_id:str touchpoint_time:time "
+    "channel:str campaign:str? publisher:str? credit:float revenue_credit:float computed_at:time",
+    key="model conversion_id touchpoint_id", volatile="computed_at",
+    defaults={"campaign": None, "publisher": None, "revenue_credit": 0.0, "computed_at": utc_now_ms},
+)
+DEAD_LETTERS = _table(
+    "dead_letters",
+    "received_at:time error:str reason:str topic:str partition:int offset:int original:str",
+    key="topic partition offset original", volatile="received_at",
+    defaults={"received_at": utc_now_ms, "topic": "", "partition": -1, "offset": -1, "original": ""},
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    TOUCHPOINTS, IDENTITY_MAP, IDENTITY_EVENTS, TRIGGERS, SUPPRESSIONS, ATTRIBUTION_CREDIT, DEAD_LETTERS,
+)}

@@ -1,0 +1,125 @@
+"""Bodies of the Faust agents: move batches between Kafka, the pure core and ClickHouse.
+
+Nothing here decides anything about touchpoints: `ingest_batch` and `Pipeline.process` do. The agents
+batch (`take_events`), send outputs, write the sink once per batch (before the batch is acknowledged,
+so a committed offset never lies ahead of ClickHouse) and count what they did.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable
+
+import orjson
+
+from streams import metrics
+from streams.config import Topics
+from streams.ingest import ingest_batch
+from streams.outputs import dead_letter_rows, table_rows, topic_messages
+from streams.pipeline import Pipeline
+
+log = logging.getLogger("parcours.agents")
+
+Send = Callable[[str, bytes | None, bytes], Awaitable]
+MAX_CHUNK_BYTES = 256 * 1024  # internal stitch messages carry many touchpoints each
+
+
+def chunk_json_lists(items: list[dict], max_bytes: int = MAX_CHUNK_BYTES) -> list[bytes]:
+    """Encode touchpoints as JSON arrays of at most ~max_bytes each (at least one item per chunk)."""
+    chunks, current, size = [], [], 2
+    for item in items:
+        encoded = orjson.dumps(item)
+        if current and size + len(encoded) + 1 > max_bytes:
+            chunks.append(b"[" + b",".join(current) + b"]")
+            current, size = [], 2
+        current.append(encoded)
+        size += len(encoded) + 1
+    if current:
+        chunks.append(b"[" + b",".join(current) + b"]")
+    return chunks
+
+
+class Shell:
+    """State the agents share: the pipeline, the sink, where outputs go, progress for lag."""
+
+    def __init__(self, pipeline: Pipeline, sink, topics: Topics, send: Send):
+        self.pipeline = pipeline
+        self.sink = sink
+        self.topics = topics
+        self.send = send
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def _note_positions(self, events) -> None:
+        for event in events:
+            msg = event.message
+            self.positions[(msg.topic, msg.partition)] = msg.offset + 1
+
+    async def _write_sink(self, rows: dict[str, list[dict]]) -> None:
+        if not rows or self.sink is None:
+            return
+        await asyncio.to_thread(self._write_sink_sync, rows)
+
+    def _write_sink_sync(self, rows: dict[str, list[dict]]) -> None:
+        for table, table_rows_ in rows.items():
+            try:
+                self.sink.write(table, table_rows_)
+            except Exception:
+                metrics.SINK_ERRORS.labels(table).inc()
+                raise
+        self.sink.flush()
+        for table, table_rows_ in rows.items():
+            metrics.SINK_ROWS.labels(table).inc(len(table_rows_))
+
+    async def ingest(self, events) -> None:
+        """Decode + normalise a batch of raw touchpoints; forward the valid, dead-letter the rest."""
+        started = time.perf_counter()
+        raws = [(e.message.value, e.message.topic, e.message.partition, e.message.offset)
+                for e in events]
+        good, dead = ingest_batch(raws)
+        for chunk in chunk_json_lists(good):
+            await self.send(self.topics.stitch, None, chunk)
+        for record in dead:
+            await self.send(self.topics.dead_letter, None, orjson.dumps(record))
+            metrics.DEAD_LETTERS.labels(record["error"]).inc()
+            log.warning("dead-lettered %s[%s]@%s: %s", record["topic"], record["partition"],
+                        record["offset"], record["reason"])
+        await self._write_sink({"dead_letters": dead_letter_rows(dead)} if dead else {})
+        self._note_positions(events)
+        metrics.EVENTS_IN.labels(self.topics.touchpoints).inc(len(events))
+        metrics.EVENTS_OUT.labels(self.topics.stitch).inc(len(good))
+        metrics.EVENTS_OUT.labels(self.topics.dead_letter).inc(len(dead))
+        metrics.BATCH_SIZE.labels("ingest").observe(len(events))
+        metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
+
+    async def journey(self, events) -> None:
+        """Run the stateful pipeline over a batch of normalised touchpoints."""
+        started = time.perf_counter()
+        batch = []
+        for event in events:
+            try:
+                batch.extend(orjson.loads(event.message.value))
+            except orjson.JSONDecodeError as exc:  # only parcours writes this topic
+                log.error("unreadable internal message %s@%s: %s", event.message.partition,
+                          event.message.offset, exc)
+        out = self.pipeline.process(batch, flush=False)
+        # outputs first (ClickHouse, then topics), state last: a crash before the state reaches
+        # its changelog replays the batch, which rewrites the same rows (idempotent sinks)
+        await self._write_sink(table_rows(out, int(time.time() * 1000)))
+        counts: dict[str, int] = {}
+        for topic, key, value in topic_messages(out, self.topics):
+            await self.send(topic, key, value)
+            counts[topic] = counts.get(topic, 0) + 1
+        self.pipeline.flush()
+        self._note_positions(events)
+        metrics.EVENTS_IN.labels(self.topics.stitch).inc(len(batch))
+        for topic, n in counts.items():
+            metrics.EVENTS_OUT.labels(topic).inc(n)
+        merges = sum(1 for ev in out.identity if ev["kind"] == "merge")
+        if merges:
+            metrics.IDENTITY_MERGES.inc(merges)
+        for ev in out.identity:
+            if ev["kind"] == "refused":
+                metrics.IDENTITY_REFUSALS.labels(metrics.refusal_reason(ev["reason"])).inc()
+        metrics.BATCH_SIZE.labels("journey").observe(len(batch))
+        metrics.BATCH_SECONDS.labels("journey").observe(time.perf_counter() - started)

@@ -1,0 +1,136 @@
+"""The Faust app: topics, tables and the two agents, wired to the pure core and the sink.
+
+Partitioning (see README "How the stream is partitioned"):
+- `touchpoints` has any number of partitions; the `ingest` agent is stateless and scales with them.
+- `parcours.stitch` has ONE partition: the stateful `journey` agent sees every normalised touchpoint
+  in one total order, so identity merges are correct whichever input partition an identifier
+  arrives on, and the stream gives exactly what `parcours replay` gives.
+- Tables (identity ids, profiles, paths) have one changelog partition each and live with the owner of
+  `parcours.stitch`; another worker takes over (recovering the tables) when it dies.
+"""
+from __future__ import annotations
+
+import logging
+
+import faust
+from faust.types import TP
+
+from streams.agents import Shell
+from streams.config import Settings
+from streams.kafka_fixes import install_faust_recovery_fix
+from streams.pipeline import STORES, Pipeline
+from streams import metrics
+
+log = logging.getLogger("parcours.app")
+
+TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths"}
+
+
+class _TableStore:
+    """The mapping the pure core sees over a Faust table: fast reads, writes through the table.
+
+    Reads go to the table's local store (no per-read sensor overhead); writes and deletes go through
+    the table so each one is sent to the changelog. BatchState calls these once per key per batch.
+    """
+
+    __slots__ = ("table", "data")
+
+    def __init__(self, table):
+        self.table = table
+        self.data = table.data
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def __contains__(self, key):
+        return key in self.data
+
+    def __setitem__(self, key, value):
+        self.table[key] = value
+
+    def __delitem__(self, key):
+        del self.table[key]
+
+    def __len__(self):
+        return len(self.data)
+
+    def __iter__(self):
+        return iter(self.data)
+
+
+def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
+    install_faust_recovery_fix()
+    topics = settings.topics
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_url,
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        web_port=settings.web_port,
+        topic_partitions=1,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=settings.session_timeout,
+        broker_commit_every=settings.batch_size,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        producer_linger=0.005,
+        table_cleanup_interval=3600.0,
+    )
+    touchpoints = app.topic(topics.touchpoints, value_type=bytes, key_type=bytes,
+                            value_serializer="raw", key_serializer="raw",
+                            partitions=settings.input_partitions)
+    stitch = app.topic(topics.stitch, value_type=bytes, value_serializer="raw",
+                       key_serializer="raw", partitions=1, internal=True)
+    outputs = [app.topic(name, partitions=1) for name in
+               (topics.dead_letter, topics.stitched, topics.identity, topics.credit,
+                topics.suppressions)]
+    tables = {
+        name: app.Table(TABLE_NAMES[name], default=None, partitions=1, use_partitioner=True,
+                        key_type=str)  # keys and values: JSON (Faust default codec)
+        for name in STORES
+    }
+    pipeline = Pipeline({name: _TableStore(table) for name, table in tables.items()})
+
+    async def send(topic: str, key: bytes | None, value: bytes):
+        return await app.producer.send(topic, key, value, partition=None, timestamp=None,
+                                       headers=None)
+
+    shell = Shell(pipeline, sink, topics, send)
+
+    @app.task
+    async def declare_outputs() -> None:
+        for topic in outputs:
+            await topic.maybe_declare()
+
+    @app.agent(touchpoints, name="ingest")
+    async def ingest(stream):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            await shell.ingest(events)
+            await app.producer.flush()
+
+    @app.agent(stitch, name="journey")
+    async def journey(stream):
+        async for events in stream.take_events(max(1, settings.batch_size // 100),
+                                               within=settings.batch_seconds):
+            await shell.journey(events)
+            await app.producer.flush()
+
+    @app.timer(5.0)
+    async def report_lag() -> None:
+        consumer = app.consumer
+        for (topic, partition), position in list(shell.positions.items()):
+            try:
+                highwater = consumer.highwater(TP(topic, partition))
+            except Exception:  # not assigned any more / consumer restarting
+                continue
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, highwater - position))
+
+    return app, shell

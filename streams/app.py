@@ -63,6 +63,7 @@ class _TableStore:
 
 def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
     install_faust_recovery_fix()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
     app = faust.App(
         settings.app_id,

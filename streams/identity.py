@@ -7,12 +7,14 @@ writes each key once, and nothing reaches the backing stores before `flush()`.
 State (JSON plain data, so a changelog or a json round trip restores it exactly)
 ----------------------------------------------------------------------------------
 - `ids`:      "type:value" -> profile_id, e.g. "cookie:c-9" -> "p-3f0c...", "email:<sha256>" -> "p-3f0c..."
-- `profiles`: profile_id  -> {"anchor": "type:value", "ids": {type: {value: first_seen_ms}}}
+- `profiles`: profile_id  -> {"anchor": "type:value", "ids": {"type:value": first_seen_ms, ...}}
 
 `first_seen_ms` of an identifier is the smallest `event_time` of the events that carried it. The
-profile's own first-seen time is that of its anchor (`ids[anchor type][anchor value]`); it is not stored
-twice. Dict order inside a record is insertion order; equality (and every API answer, which is sorted)
-does not depend on it.
+profile's own first-seen time is that of its anchor (`ids[anchor]`); it is not stored twice. The record
+is one flat map keyed like the `ids` state (in memory the key strings are shared between the two
+states): about 300 bytes of Python memory per identifier, half of a nested {type: {value: ...}} form.
+Dict order inside a record is insertion order; equality (and every API answer, which is sorted) does
+not depend on it.
 
 Profile ids
 -----------
@@ -369,7 +371,7 @@ class IdentityGraph:
                     elif rec is TOMBSTONE:
                         break
                     idmap = rec["ids"]
-                if idmap[t][v] > event_time:
+                if idmap[key] > event_time:
                     break
             else:
                 if pid is not None:
@@ -425,10 +427,10 @@ class IdentityGraph:
         limits = self._limits
         members: dict[str, dict] = {}                 # profiles joined into R, in priority order
         refused_profiles: dict[str, tuple[dict, str]] = {}  # profile -> (record, reason): merge refused
-        new: list[tuple[str, str, str]] = []          # (type, value, key) linked to R, unknown before
-        lowered: dict[str, list[tuple[str, str, str]]] = {}  # profile -> identifiers seen earlier than recorded
+        new: list[tuple[str, str]] = []               # (type, key) linked to R, unknown before
+        lowered: dict[str, list[tuple[str, str]]] = {}  # profile -> (type, key) seen earlier than recorded
         refusals: list[tuple[str, str]] = []          # (key, reason)
-        held: dict[str, set[str]] = {}                # limited type -> values R holds (only with limits)
+        held: dict[str, set[str]] = {}                # limited type -> keys R holds (only with limits)
 
         for _, t, v in items:
             key = t + ":" + v
@@ -448,35 +450,33 @@ class IdentityGraph:
                         elif not limits:
                             members[pid] = rec
                         else:
-                            reason = self._merge_conflict(rec, held) if (members or new) else None
+                            incoming = self._limited_keys(rec["ids"])
+                            reason = self._merge_conflict(incoming, held) if (members or new) else None
                             if reason is None:
                                 members[pid] = rec
-                                rec_ids = rec["ids"]
-                                for lt in rec_ids:
-                                    if lt in limits:
-                                        held.setdefault(lt, set()).update(rec_ids[lt])
+                                for lt, keys in incoming.items():
+                                    held.setdefault(lt, set()).update(keys)
                             else:
                                 refused_profiles[pid] = (rec, reason)
                                 refusals.append((key, reason))
                 if pid is not None:
                     # Seen now: lower its first-seen time if this event is earlier (or repair a record
                     # that does not list it), whether or not its profile joined R.
-                    vals = rec["ids"].get(t)
-                    fs = None if vals is None else vals.get(v)
+                    fs = rec["ids"].get(key)
                     if fs is None or fs > event_time:
                         if fs is None:
                             self.repairs += 1
-                        lowered.setdefault(pid, []).append((t, v, key))
+                        lowered.setdefault(pid, []).append((t, key))
                     continue
             if limits:
                 if members or new:
-                    reason = self._link_conflict(t, v, held)
+                    reason = self._link_conflict(t, key, held)
                     if reason is not None:
                         refusals.append((key, reason))
                         continue
                 if t in limits:
-                    held.setdefault(t, set()).add(v)
-            new.append((t, v, key))
+                    held.setdefault(t, set()).add(key)
+            new.append((t, key))
 
         merges: list[Merge] = []
         changed: list[str] = []
@@ -497,41 +497,53 @@ class IdentityGraph:
         return _new_resolution(Resolution, (profile_id, tuple(merges), refused, tuple(changed)))
 
     # -- limits ------------------------------------------------------------------------------------
-    def _link_conflict(self, t: str, v: str, held: dict[str, set[str]]) -> str | None:
+    def _limited_keys(self, rec_ids: Mapping[str, int]) -> dict[str, list[str]]:
+        """The record's identifiers of limited types, by type (a scan: records under limits are small)."""
+        limits = self._limits
+        out: dict[str, list[str]] = {}
+        for key in rec_ids:
+            t = key[:key.find(":")]
+            if t in limits:
+                bucket = out.get(t)
+                if bucket is None:
+                    out[t] = [key]
+                else:
+                    bucket.append(key)
+        return out
+
+    def _link_conflict(self, t: str, key: str, held: dict[str, set[str]]) -> str | None:
         limit = self._limits.get(t)
         if limit is None:
             return None
         have = held.get(t)
-        if not have or v in have or len(have) < limit[0]:
+        if not have or key in have or len(have) < limit[0]:
             return None
-        return self._reason(t, limit, have, (v,))
+        return self._reason(t, limit, have, (key,))
 
-    def _merge_conflict(self, rec: dict, held: dict[str, set[str]]) -> str | None:
-        rec_ids = rec["ids"]
+    def _merge_conflict(self, incoming: dict[str, list[str]], held: dict[str, set[str]]) -> str | None:
         limits = self._limits
         worst = None
-        for t, incoming in rec_ids.items():
-            limit = limits.get(t)
-            if limit is None or not incoming:
-                continue
+        for t, keys in incoming.items():
+            limit = limits[t]
             have = held.get(t, _EMPTY_SET)
-            if len(have) + len(incoming) <= limit[0]:
+            if True:
                 continue  # fits even without overlap (the usual case)
-            if len(have) + sum(1 for x in incoming if x not in have) > limit[0]:
+            if len(have) + sum(1 for k in keys if k not in have) > limit[0]:
                 if worst is None or self._rank(t) < self._rank(worst):
                     worst = t  # report the conflict on the highest-priority type
         if worst is None:
             return None
-        return self._reason(worst, limits[worst], held.get(worst, _EMPTY_SET), rec_ids[worst])
+        return self._reason(worst, limits[worst], held.get(worst, _EMPTY_SET), incoming[worst])
 
     @staticmethod
     def _reason(t: str, limit: tuple[int, bool], have: set[str], incoming: Iterable[str]) -> str:
         n, unique = limit
         if not unique:
             return f"max {n} {t} per profile"
-        extra = sorted(x for x in incoming if x not in have)
+        cut = len(t) + 1
+        extra = sorted(k[cut:] for k in incoming if k not in have)
         if have and extra:
-            return f"unique type {t!r} already holds {min(have)}, not {extra[0]}"
+            return f"unique type {t!r} already holds {min(have)[cut:]}, not {extra[0]}"
         return f"unique type {t!r} would hold {len(have) + len(extra)} values"
 
     # -- writes ------------------------------------------------------------------------------------
@@ -539,35 +551,33 @@ class IdentityGraph:
         """A record of profile `pid` that this batch may mutate (copy-on-write, once per batch)."""
         if self._profiles.is_pending(pid):
             return rec  # already this batch's own copy (or a record created in this batch)
-        return {"anchor": rec["anchor"], "ids": {t: dict(vals) for t, vals in rec["ids"].items()}}
+        return {"anchor": rec["anchor"], "ids": dict(rec["ids"])}
 
     def _anchor_key(self, rec: dict) -> tuple[int, tuple[int, str], str]:
         anchor = rec["anchor"]
-        t, _, v = anchor.partition(":")
-        vals = rec["ids"].get(t)
-        fs = None if vals is None else vals.get(v)
+        fs = rec["ids"].get(anchor)
         if fs is not None:
-            return (fs, self._rank(t), anchor)
+            return (fs, self._rank(anchor[:anchor.find(":")]), anchor)
         self.repairs += 1  # the anchor is not in the record: recompute it from the record
         rank = self._rank
-        return min((fs, rank(t), f"{t}:{v}") for t, vals in rec["ids"].items() for v, fs in vals.items())
+        return min((fs, rank(key[:key.find(":")]), key) for key, fs in rec["ids"].items())
 
-    def _create(self, new: list[tuple[str, str, str]], event_time: int, changed: list[str]) -> str:
+    def _create(self, new: list[tuple[str, str]], event_time: int, changed: list[str]) -> str:
         # All new identifiers share first_seen = event_time and `new` is in priority order: the first
         # one is the anchor.
-        anchor = new[0][2]
+        anchor = new[0][1]
         profile_id = profile_id_for(anchor)
-        ids: dict[str, dict[str, int]] = {}
         ids_set = self._ids.set
-        for t, v, key in new:
-            ids[t] = {v: event_time}
+        record_ids: dict[str, int] = {}
+        for _, key in new:
+            record_ids[key] = event_time  # the same key object as in `ids`: one string in memory
             ids_set(key, profile_id)
             changed.append(key)
-        self._profiles.set(profile_id, {"anchor": anchor, "ids": ids})
+        self._profiles.set(profile_id, {"anchor": anchor, "ids": record_ids})
         return profile_id
 
-    def _apply(self, members: dict[str, dict], new: Iterable[tuple[str, str, str]],
-               lowered: dict[str, list[tuple[str, str, str]]], event_time: int, event_id: str,
+    def _apply(self, members: dict[str, dict], new: Iterable[tuple[str, str]],
+               lowered: dict[str, list[tuple[str, str]]], event_time: int, event_id: str,
                merges: list[Merge], changed: list[str]) -> str:
         """Fold `members` (+ new identifiers, + lowered first-seen times) into one profile; write it."""
         rank = self._rank
@@ -577,12 +587,12 @@ class IdentityGraph:
             cand = self._anchor_key(rec)
             if best is None or cand < best:
                 best = cand
-            for t, _, key in lowered.get(pid, _EMPTY):
+            for t, key in lowered.get(pid, _EMPTY):
                 touched = True
                 cand = (event_time, rank(t), key)
                 if cand < best:
                     best = cand
-        for t, _, key in new:
+        for t, key in new:
             touched = True
             cand = (event_time, rank(t), key)
             if cand < best:  # type: ignore[operator]
@@ -597,54 +607,43 @@ class IdentityGraph:
         if survivor in members:
             base_pid = survivor
         else:
-            base_pid = max(members, key=lambda p: sum(len(vals) for vals in members[p]["ids"].values()))
+            base_pid = max(members, key=lambda p: len(members[p]["ids"]))
         base = self._own(base_pid, members[base_pid])
         base_ids = base["ids"]
         base["anchor"] = anchor
 
-        to_point: list[tuple[str, str]] = []  # (type, value) whose ids entry must name the survivor
+        to_point: list[str] = []  # identifiers whose `ids` entry must name the survivor
         for pid, rec in members.items():
-            # identifiers missing from their record (repair) are re-pointed too
-            to_point.extend((t, v) for t, v, _ in lowered.get(pid, _EMPTY))
+            for _, key in lowered.get(pid, _EMPTY):
+                base_ids[key] = event_time
+                to_point.append(key)  # (also repairs an identifier its record did not list)
             if pid == base_pid:
                 if base_pid != survivor:
-                    to_point.extend((t, v) for t, vals in base_ids.items() for v in vals)
+                    to_point.extend(base_ids)
                 continue
-            for t, vals in rec["ids"].items():
-                dst = base_ids.get(t)
-                if dst is None:
-                    base_ids[t] = dict(vals)
-                else:
-                    for v, fs in vals.items():
-                        old = dst.get(v)
-                        if old is None or fs < old:
-                            dst[v] = fs
-                to_point.extend((t, v) for v in vals)
-        for pid in members:
-            for t, v, _ in lowered.get(pid, _EMPTY):
-                base_ids.setdefault(t, {})[v] = event_time
+            for key, fs in rec["ids"].items():
+                old = base_ids.get(key)
+                if old is None or fs < old:
+                    base_ids[key] = fs
+            to_point.extend(rec["ids"])
         ids_set = self._ids.set
-        for t, v, key in new:
-            base_ids.setdefault(t, {})[v] = event_time
+        for _, key in new:
+            base_ids[key] = event_time
             ids_set(key, survivor)
             changed.append(key)
 
         # Re-point the identifiers of absorbed profiles; never take one that another live profile owns.
         ids_get = self._ids_get
-        for t, v in to_point:
-            key = t + ":" + v
+        for key in to_point:
             current = ids_get(key)
             if current == survivor:
                 continue
-            if current is None or current in members or not self._lists(current, t, v):
+            if current is None or current in members or not self._lists(current, key):
                 ids_set(key, survivor)
                 changed.append(key)
             else:
                 self.repairs += 1  # stale entry: `current` owns it; drop it from this record
-                vals = base_ids[t]
-                del vals[v]
-                if not vals:
-                    del base_ids[t]
+                del base_ids[key]
 
         profiles = self._profiles
         profiles.set(survivor, base)
@@ -652,16 +651,12 @@ class IdentityGraph:
         for pid in absorbed:
             profiles.delete(pid)
         if absorbed:
-            identifiers = sorted(f"{t}:{v}" for t, vals in base_ids.items() for v in vals)
-            merges.append(Merge(survivor, tuple(absorbed), tuple(identifiers), event_id))
+            merges.append(Merge(survivor, tuple(absorbed), tuple(sorted(base_ids)), event_id))
         return survivor
 
-    def _lists(self, pid: str, t: str, v: str) -> bool:
+    def _lists(self, pid: str, key: str) -> bool:
         rec = self._profiles_get(pid)
-        if rec is None:
-            return False
-        vals = rec["ids"].get(t)
-        return vals is not None and v in vals
+        return rec is not None and key in rec["ids"]
 
     # -- erasure and reads -------------------------------------------------------------------------
     def forget(self, identifier: str) -> Forgotten | None:
@@ -678,12 +673,10 @@ class IdentityGraph:
         rec = self._profiles_get(profile_id)
         erased: list[str] = []
         if rec is not None:
-            for t, vals in rec["ids"].items():
-                for v in vals:
-                    key = f"{t}:{v}"
-                    if ids.get(key) == profile_id:
-                        ids.delete(key)
-                        erased.append(key)
+            for key in rec["ids"]:
+                if ids.get(key) == profile_id:
+                    ids.delete(key)
+                    erased.append(key)
         if rec is None or identifier not in erased:
             # The states are out of step: find every identifier still pointing at the profile (a scan,
             # only in this repair case) so that the erasure is complete.
@@ -705,7 +698,7 @@ class IdentityGraph:
         rec = self._profiles_get(profile_id)
         if rec is None:
             return []
-        return sorted(f"{t}:{v}" for t, vals in rec["ids"].items() for v in vals)
+        return sorted(rec["ids"])
 
     def first_seen(self, profile_id: str) -> int | None:
         """Epoch ms of the profile's earliest identifier (its anchor), or None when it is not live."""

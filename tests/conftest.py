@@ -33,3 +33,12 @@ def kafka():
 
     with EmbeddedKafka() as broker:
         yield broker
+
+
+@pytest.fixture(autouse=True)
+def _close_chdb():
+    """chDB allows one open directory per process: every test leaves the engine closed."""
+    yield
+    from sinks.clickhouse import close_all
+
+    close_all()

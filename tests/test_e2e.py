@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from sinks.clickhouse import connect
+from sinks.clickhouse import close, connect
 from streams import simulate
 from streams.config import Topics
 from streams.replay import replay
@@ -119,7 +119,7 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path):
     # one code path: replaying the same records gives the same credit rows
     stream_rows = client.query("SELECT model, conversion_id, touchpoint_id, profile_id, channel, "
                                "round(credit, 9) FROM attribution_credit FINAL").result_rows
-    client.close() if hasattr(client, "close") else None
+    close(client)
     source = tmp_path / "input.jsonl"
     source.write_bytes(b"\n".join(raws) + b"\n")
     replay_url = f"chdb://{tmp_path / 'ch-replay'}"

@@ -26,6 +26,10 @@ def erase(client, profile_ids: list[str], identifiers: list[str]) -> dict[str, i
     """Delete the rows of these profiles / identifiers from every table that holds profile data.
     Returns the number of rows matched per table (counted before deleting)."""
     params = {"profiles": list(profile_ids), "identifiers": list(identifiers)}
+    # every profile id the person's touchpoints were ever stitched to (before merges renamed them)
+    history = client.query(f"SELECT DISTINCT profile_id FROM touchpoints WHERE {ERASE_WHERE['touchpoints']}",
+                           parameters=params).result_rows
+    params["profiles"] = sorted(set(params["profiles"]) | {p for (p,) in history if p})
     matched: dict[str, int] = {}
     for table, where in ERASE_WHERE.items():
         matched[table] = int(client.query(f"SELECT count() FROM {table} WHERE {where}",

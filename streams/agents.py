@@ -17,12 +17,13 @@ from streams import metrics
 from streams.config import Topics
 from streams.ingest import ingest_batch
 from streams.outputs import dead_letter_rows, table_rows, topic_messages
-from streams.pipeline import Pipeline
+from streams.pipeline import Emitted, Pipeline
 
 log = logging.getLogger("parcours.agents")
 
-Send = Callable[[str, bytes | None, bytes], Awaitable]
+Send = Callable[[str, bytes | None, bytes | None], Awaitable]
 MAX_CHUNK_BYTES = 256 * 1024  # internal stitch messages carry many touchpoints each
+CONTROL = "_control"  # a stitch-topic item with this key is a command (erasure), not a touchpoint
 
 
 def chunk_json_lists(items: list[dict], max_bytes: int = MAX_CHUNK_BYTES) -> list[bytes]:
@@ -92,27 +93,60 @@ class Shell:
         metrics.BATCH_SIZE.labels("ingest").observe(len(events))
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
 
+    def _run(self, items: list[dict]) -> tuple[Emitted, int]:
+        """Pipeline over touchpoints, with control records (erasure requests) applied in order."""
+        out, run, size = Emitted(), [], 0
+        for item in items:
+            if CONTROL not in item:
+                run.append(item)
+                continue
+            if run:
+                out.extend(self.pipeline.process(run, flush=False))
+                size, run = size + len(run), []
+            if item[CONTROL] == "forget":
+                out.extend(self.pipeline.forget(item["identifier"], request_id=item.get("request_id"),
+                                                flush=False))
+            else:
+                log.error("unknown control record %r ignored", item[CONTROL])
+        if run:
+            out.extend(self.pipeline.process(run, flush=False))
+            size += len(run)
+        return out, size
+
+    def _erase(self, forgotten: list[dict]) -> None:
+        from sinks.erasure import erase
+
+        for ev in forgotten:
+            matched = erase(self.sink.client, [ev["survivor"]], ev["identifiers"])
+            log.warning("erased profile %s: %s", ev["survivor"], matched)
+
     async def journey(self, events) -> None:
         """Run the stateful pipeline over a batch of normalised touchpoints."""
         started = time.perf_counter()
-        batch = []
+        items = []
         for event in events:
             try:
-                batch.extend(orjson.loads(event.message.value))
+                items.extend(orjson.loads(event.message.value))
             except orjson.JSONDecodeError as exc:  # only parcours writes this topic
                 log.error("unreadable internal message %s@%s: %s", event.message.partition,
                           event.message.offset, exc)
-        out = self.pipeline.process(batch, flush=False)
+        out, batch_size = self._run(items)
         # outputs first (ClickHouse, then topics), state last: a crash before the state reaches
         # its changelog replays the batch, which rewrites the same rows (idempotent sinks)
         await self._write_sink(table_rows(out, int(time.time() * 1000)))
+        forgotten = [ev for ev in out.identity if ev["kind"] == "forget" and ev["survivor"]]
+        if forgotten and self.sink is not None:
+            await asyncio.to_thread(self._erase, forgotten)
         counts: dict[str, int] = {}
         for topic, key, value in topic_messages(out, self.topics):
             await self.send(topic, key, value)
             counts[topic] = counts.get(topic, 0) + 1
+        for ev in forgotten:  # tombstones: compaction drops the person's keyed records
+            for topic in (self.topics.identity, self.topics.stitched):
+                await self.send(topic, ev["survivor"].encode(), None)
         self.pipeline.flush()
         self._note_positions(events)
-        metrics.EVENTS_IN.labels(self.topics.stitch).inc(len(batch))
+        metrics.EVENTS_IN.labels(self.topics.stitch).inc(batch_size)
         for topic, n in counts.items():
             metrics.EVENTS_OUT.labels(topic).inc(n)
         merges = sum(1 for ev in out.identity if ev["kind"] == "merge")
@@ -121,5 +155,5 @@ class Shell:
         for ev in out.identity:
             if ev["kind"] == "refused":
                 metrics.IDENTITY_REFUSALS.labels(metrics.refusal_reason(ev["reason"])).inc()
-        metrics.BATCH_SIZE.labels("journey").observe(len(batch))
+        metrics.BATCH_SIZE.labels("journey").observe(batch_size)
         metrics.BATCH_SECONDS.labels("journey").observe(time.perf_counter() - started)

@@ -125,6 +125,73 @@ def cmd_attribution(args) -> int:
     return 0
 
 
+def parse_identifier(text: str) -> str:
+    """`email:Martin@Example.com` -> `email:<sha256>`: the key the identity graph stores."""
+    from streams.pii import hash_identifier
+
+    kind, sep, value = text.partition(":")
+    kind, value = kind.strip().lower(), value.strip()
+    if not sep or not kind or not value:
+        raise CliError(f"--identifier {text!r}: expected TYPE:VALUE, e.g. email:martin@example.com")
+    hashed = hash_identifier(kind, value)
+    if not hashed:
+        raise CliError(f"--identifier {text!r}: not a valid {kind}")
+    return f"{kind}:{hashed}"
+
+
+async def _request_forget(bootstrap: str, topics, identifier: str, wait: float) -> dict | None:
+    import time
+    import uuid
+
+    import orjson
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from streams.agents import CONTROL
+
+    request_id = f"forget-{uuid.uuid4()}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.stitch, orjson.dumps([{
+            CONTROL: "forget", "identifier": identifier, "request_id": request_id,
+            "requested_at": int(time.time() * 1000)}]))
+    finally:
+        await producer.stop()
+    if wait <= 0:
+        return None
+    consumer = AIOKafkaConsumer(topics.identity, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if record.value and b"forget" in record.value:
+                        event = orjson.loads(record.value)
+                        if event.get("event_id") == request_id:
+                            return event
+        raise CliError(f"forget: no worker confirmed the erasure within {wait:.0f} s "
+                       f"(request {request_id} is queued on {topics.stitch})")
+    finally:
+        await consumer.stop()
+
+
+def cmd_forget(args) -> int:
+    identifier = parse_identifier(args.identifier)
+    settings = config.load()
+    asyncio.run(check_kafka(settings.kafka_bootstrap))
+    event = asyncio.run(_request_forget(settings.kafka_bootstrap, settings.topics, identifier, args.wait))
+    if event is None:
+        print(f"erasure of {identifier.split(':')[0]} queued on {settings.topics.stitch}")
+    elif not event["survivor"]:
+        print(f"no profile holds {args.identifier.split(':')[0]} {identifier.split(':', 1)[1][:16]}…: nothing to erase")
+    else:
+        print(f"erased profile {event['survivor']} and its {len(event['identifiers'])} identifiers "
+              f"(state, ClickHouse rows, tombstones on {settings.topics.identity})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from streams.demo import run_demo
 
@@ -159,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="produce to Kafka (URL, default PARCOURS_KAFKA_URL)")
     p.add_argument("--no-martin", action="store_true")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("forget", help="right to erasure: remove the whole profile holding an identifier")
+    p.add_argument("--identifier", required=True, help="TYPE:VALUE, e.g. email:martin@example.com")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for the worker's confirmation (0: do not wait)")
+    p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("attribution", help="credit per channel / campaign / publisher")
     p.add_argument("--model", default="last_touch")

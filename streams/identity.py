@@ -526,7 +526,7 @@ class IdentityGraph:
         for t, keys in incoming.items():
             limit = limits[t]
             have = held.get(t, _EMPTY_SET)
-            if True:
+            if len(have) + len(keys) <= limit[0]:
                 continue  # fits even without overlap (the usual case)
             if len(have) + sum(1 for k in keys if k not in have) > limit[0]:
                 if worst is None or self._rank(t) < self._rank(worst):

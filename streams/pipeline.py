@@ -133,25 +133,32 @@ class Pipeline:
         for stage in self.stages:
             stage.on_event(tp, out)
 
-    def forget(self, identifier: str) -> Emitted:
-        """Right to erasure: drop the whole profile holding `identifier`, everywhere in state."""
+    def forget(self, identifier: str, *, request_id: str | None = None,
+               flush: bool = True) -> Emitted:
+        """Right to erasure: drop the whole profile holding `identifier` ("type:value", email and
+        phone already hashed) from every stage's state. Always emits one `forget` identity event,
+        with an empty survivor when no profile holds the identifier."""
         out = Emitted()
+        now = self._now_ms()
         gone = self.identity.forget(identifier)
         if gone is None:
+            out.identity.append({"kind": "forget", "survivor": "", "absorbed": [],
+                                 "identifiers": [identifier], "event_id": request_id,
+                                 "reason": "no profile holds this identifier", "at": now})
             return out
         for stage in self.stages:
             stage.on_forget(gone.profile_id)
-        now = self._now_ms()
         out.identity.append({
             "kind": "forget", "survivor": gone.profile_id, "absorbed": [],
-            "identifiers": list(gone.identifiers), "event_id": None,
-            "reason": f"erasure requested for {identifier.partition(':')[0]}", "at": now,
+            "identifiers": list(gone.identifiers), "event_id": request_id,
+            "reason": f"erasure requested by {identifier.partition(':')[0]}", "at": now,
         })
         for key in gone.identifiers:
             kind, _, value = key.partition(":")
             out.identity_map.append({"identifier_type": kind, "identifier": value, "profile_id": "",
                                      "updated_at": now, "is_deleted": 1})
-        self.flush()
+        if flush:
+            self.flush()
         return out
 
     def flush(self) -> int:

@@ -179,3 +179,51 @@ def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path):
     assert per_conversion and all(abs(v - 1.0) < 1e-9 for v in per_conversion.values())
     expected_conversions = {e["event_id"] for e in events if e["type"] in ("purchase", "lead")}
     assert {c for _, c in per_conversion} == expected_conversions
+
+
+def test_forget_erases_the_whole_profile(kafka, tmp_path):
+    """`parcours forget` through a running worker: state, ClickHouse rows and a tombstone."""
+    import subprocess
+    import sys
+
+    kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1})
+    events = simulate.martin_journey(START) + list(
+        simulate.Population(profiles=40, seed=5, start=START).events())
+    raws = [orjson.dumps(e) for e in events]
+    ch_url = f"chdb://{tmp_path / 'ch'}"
+    worker = WorkerProcess(kafka.url, ch_url, tmp_path / "data", app_id="e2e-forget",
+                           log_path=tmp_path / "worker.log")
+    env = {**worker.env, "PARCOURS_LOG_LEVEL": "WARNING"}
+
+    def forget(identifier: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "streams.cli", "forget", "--identifier",
+                               identifier, "--wait", "60"], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    with worker:
+        asyncio.run(_produce(kafka.bootstrap, raws))
+        asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched], len(raws), timeout=120,
+                                alive=worker.alive))
+        done = forget("email:Martin@Example.com")
+        assert done.returncode == 0, done.stderr + worker.log_tail()
+        assert "erased profile p-" in done.stdout
+        profile_id = done.stdout.split("erased profile ")[1].split()[0]
+        unknown = forget("loyalty:NOBODY")
+        assert unknown.returncode == 0 and "nothing to erase" in unknown.stdout
+        bad = forget("martin")
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "TYPE:VALUE" in bad.stderr
+
+    identity = asyncio.run(_read_all(kafka.bootstrap, TOPICS.identity, 1, timeout=5))
+    tombstones = [r for r in identity if r.value is None]
+    assert [r.key.decode() for r in tombstones] == [profile_id]
+
+    client = connect(ch_url)
+    martin_ids = ["c-9", "d-1", "u-42", "L-77"]
+    q = lambda sql: client.query(sql, parameters={"p": profile_id, "ids": martin_ids}).result_rows[0][0]
+    assert q("SELECT count() FROM touchpoints WHERE profile_id = {p:String} OR "
+             "hasAny(mapValues(ids), {ids:Array(String)})") == 0
+    assert q("SELECT count() FROM identity_map WHERE profile_id = {p:String} OR "
+             "has({ids:Array(String)}, identifier)") == 0
+    assert q("SELECT count() FROM attribution_credit WHERE conversion_id = 'martin-11'") == 0
+    others = len([e for e in events if not e["event_id"].startswith("martin")])
+    assert q("SELECT count() FROM touchpoints FINAL") == others

@@ -514,6 +514,22 @@ def test_a_record_missing_an_identifier_is_repaired_on_sight():
     check_invariants(ids, profiles, IdentityConfig())
 
 
+def test_a_merge_does_not_steal_an_identifier_another_profile_owns():
+    # out of step: A's record still lists cookie:c, which belongs to B (both in `ids` and B's record)
+    a, b, e = pid("device:d"), pid("cookie:c"), pid("email:e")
+    ids = {"device:d": a, "cookie:c": b, "email:e": e}
+    profiles = {a: {"anchor": "device:d", "ids": {"device:d": T0, "cookie:c": T0}},
+                b: {"anchor": "cookie:c", "ids": {"cookie:c": T0 + 1}},
+                e: {"anchor": "email:e", "ids": {"email:e": T0 - 5}}}
+    graph = IdentityGraph(ids, profiles, IdentityConfig.unlimited())
+    res = graph.resolve({"email": "e", "device": "d"}, "x", T0 + 10)
+    assert res.merges == (Merge(e, (a,), ("device:d", "email:e"), "x"),)
+    assert res.changed_ids == ("device:d",) and graph.repairs == 1
+    graph.flush()
+    assert ids == {"device:d": e, "cookie:c": b, "email:e": e}
+    check_invariants(ids, profiles, IdentityConfig.unlimited())
+
+
 def test_forget_erases_every_pointer_even_without_a_record():
     ids = {"cookie:c": "p-x", "device:d": "p-x", "email:e": "p-y"}
     graph = IdentityGraph(ids, {"p-y": {"anchor": "email:e", "ids": {"email:e": T0}}})

@@ -41,12 +41,15 @@ async def check_kafka(bootstrap: str, timeout: float = 15.0) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # the one-line error below says it all
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except Exception as exc:
-        raise CliError(f"cannot reach Kafka at {bootstrap}: {type(exc).__name__} "
-                       f"{str(exc) or ''}".strip()) from None
+        raise CliError(f"cannot reach Kafka at {bootstrap}: {str(exc) or type(exc).__name__}") from None
     finally:
+        quiet.setLevel(level)
         try:
             await admin.close()
         except Exception:

@@ -7,7 +7,9 @@ one Kafka message per event and key. `BatchState` keeps the batch's writes in a 
 events that touched it.
 
 The backing store is any `MutableMapping[str, Any]`: a plain dict in `parcours replay` and in tests, a
-Faust `Table` in the worker. `BatchState` itself never imports Faust.
+Faust `Table` (or a thin adapter over one) in the worker. What is used: `get(key, default)`, `in`,
+`[key]`, `[key] = value`, `del [key]`, and iteration (`items()` when present, else keys) for `items()`.
+`BatchState` itself never imports Faust.
 
 Reads consult the pending writes first, then the backing store, so a stage sees its own writes at once.
 `delete(key)` records a pending tombstone; `flush()` then removes the key from the backing store if it
@@ -103,9 +105,16 @@ class BatchState:
         the whole backing store: for exports and checks, not for the per-event path.
         """
         pending = self._pending
-        for key, value in self._backing.items():
-            if key not in pending:
-                yield key, value
+        backing = self._backing
+        items = getattr(backing, "items", None)
+        if items is not None:
+            for key, value in items():
+                if key not in pending:
+                    yield key, value
+        else:  # a minimal adapter (e.g. over a Faust table's local store): keys and lookups only
+            for key in list(backing):
+                if key not in pending:
+                    yield key, backing[key]
         for key, value in pending.items():
             if value is not _DELETED:
                 yield key, value

@@ -148,9 +148,47 @@ def test_lookups_expose_pending_then_backing_with_tombstones():
     assert pending_get("b") is TOMBSTONE
     assert pending_get("c") is None and backing_get("b") == 2
     state.flush()
-    pending_get2, backing_get2 = state.lookups()
     assert pending_get("a") is None and backing_get("a") == 10  # still valid after flush (same objects)
     assert backing_get("b") is None
+
+
+class MinimalStore:
+    """Only what an adapter over a Faust table's local store offers (no items(), not a MutableMapping)."""
+
+    def __init__(self, data):
+        self.data = dict(data)
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def __contains__(self, key):
+        return key in self.data
+
+    def __setitem__(self, key, value):
+        self.data[key] = value
+
+    def __delitem__(self, key):
+        del self.data[key]
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+
+def test_works_over_a_minimal_store_adapter():
+    store = MinimalStore({"a": 1, "b": 2})
+    state = BatchState(store)
+    state.set("b", 20)
+    state.delete("a")
+    state.set("c", 3)
+    assert dict(state.items()) == {"b": 20, "c": 3}
+    assert state.flush() == 3
+    assert store.data == {"b": 20, "c": 3}
 
 
 def test_works_over_any_mutable_mapping():

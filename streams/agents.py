@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Callable
 
 import orjson
 
@@ -21,7 +21,6 @@ from streams.pipeline import Emitted, Pipeline
 
 log = logging.getLogger("parcours.agents")
 
-Send = Callable[[str, bytes | None, bytes | None], Awaitable]
 MAX_CHUNK_BYTES = 256 * 1024  # internal stitch messages carry many touchpoints each
 CONTROL = "_control"  # a stitch-topic item with this key is a command (erasure), not a touchpoint
 
@@ -44,11 +43,13 @@ def chunk_json_lists(items: list[dict], max_bytes: int = MAX_CHUNK_BYTES) -> lis
 class Shell:
     """State the agents share: the pipeline, the sink, where outputs go, progress for lag."""
 
-    def __init__(self, pipeline: Pipeline, sink, topics: Topics, send: Send):
+    def __init__(self, pipeline: Pipeline, sink, topics: Topics, producer,
+                 changelog: Callable[[], list] = list):
         self.pipeline = pipeline
         self.sink = sink
         self.topics = topics
-        self.send = send
+        self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
+        self.changelog = changelog  # state changes flushed by the pipeline, as changelog records
         self.positions: dict[tuple[str, int], int] = {}
 
     def _note_positions(self, events) -> None:
@@ -78,10 +79,10 @@ class Shell:
         raws = [(e.message.value, e.message.topic, e.message.partition, e.message.offset)
                 for e in events]
         good, dead = ingest_batch(raws)
-        for chunk in chunk_json_lists(good):
-            await self.send(self.topics.stitch, None, chunk)
+        records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(good)]
+        records += [(self.topics.dead_letter, None, orjson.dumps(record)) for record in dead]
+        await self.producer.send_all(records)
         for record in dead:
-            await self.send(self.topics.dead_letter, None, orjson.dumps(record))
             metrics.DEAD_LETTERS.labels(record["error"]).inc()
             log.warning("dead-lettered %s[%s]@%s: %s", record["topic"], record["partition"],
                         record["offset"], record["reason"])
@@ -137,14 +138,17 @@ class Shell:
         forgotten = [ev for ev in out.identity if ev["kind"] == "forget" and ev["survivor"]]
         if forgotten and self.sink is not None:
             await asyncio.to_thread(self._erase, forgotten)
-        counts: dict[str, int] = {}
-        for topic, key, value in topic_messages(out, self.topics):
-            await self.send(topic, key, value)
-            counts[topic] = counts.get(topic, 0) + 1
+        records = list(topic_messages(out, self.topics))
         for ev in forgotten:  # tombstones: compaction drops the person's keyed records
             for topic in (self.topics.identity, self.topics.stitched):
-                await self.send(topic, ev["survivor"].encode(), None)
+                records.append((topic, ev["survivor"].encode(), None))
+        await self.producer.send_all(records)
+        # state last: the changelog records of this batch's state changes
         self.pipeline.flush()
+        await self.producer.send_all(self.changelog())
+        counts: dict[str, int] = {}
+        for topic, _key, _value in records:
+            counts[topic] = counts.get(topic, 0) + 1
         self._note_positions(events)
         metrics.EVENTS_IN.labels(self.topics.stitch).inc(batch_size)
         for topic, n in counts.items():

@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 
 import faust
+import mode
+import orjson
 from faust.types import TP
 
 from streams.agents import Shell
+from streams.batch_producer import BatchProducer
 from streams.config import Settings
 from streams.kafka_fixes import install_faust_recovery_fix
 from streams.pipeline import STORES, Pipeline
@@ -27,17 +30,24 @@ TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": 
 
 
 class _TableStore:
-    """The mapping the pure core sees over a Faust table: fast reads, writes through the table.
+    """The mapping the pure core sees over a Faust table (in-memory store).
 
-    Reads go to the table's local store (no per-read sensor overhead); writes and deletes go through
-    the table so each one is sent to the changelog. BatchState calls these once per key per batch.
+    Reads and writes go to the table's local dict; every write is also queued as a changelog record
+    that the shell sends with the batch's other outputs (one batched produce, not one Faust send per
+    key). The records use the table's own format (JSON key, JSON value, None = delete), so Faust's
+    recovery reads them back into the table after a restart.
     """
 
-    __slots__ = ("table", "data")
+    __slots__ = ("table", "data", "changes")
 
     def __init__(self, table):
         self.table = table
-        self.data = table.data
+        self.data = table.data.data  # the memory store's dict
+        self.changes: list[tuple[str, object]] = []
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.table.changelog_topic.get_topic_name()
 
     def get(self, key, default=None):
         return self.data.get(key, default)
@@ -49,16 +59,24 @@ class _TableStore:
         return key in self.data
 
     def __setitem__(self, key, value):
-        self.table[key] = value
+        self.data[key] = value
+        self.changes.append((key, value))
 
     def __delitem__(self, key):
-        del self.table[key]
+        self.data.pop(key, None)
+        self.changes.append((key, None))
 
     def __len__(self):
         return len(self.data)
 
     def __iter__(self):
         return iter(self.data)
+
+    def drain(self):
+        """(topic, key, value) changelog records queued since the last drain."""
+        topic = self.changelog_topic
+        changes, self.changes = self.changes, []
+        return [(topic, orjson.dumps(k), None if v is None else orjson.dumps(v)) for k, v in changes]
 
 
 def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
@@ -97,13 +115,18 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
                         key_type=str)  # keys and values: JSON (Faust default codec)
         for name in STORES
     }
-    pipeline = Pipeline({name: _TableStore(table) for name, table in tables.items()})
+    stores = {name: _TableStore(table) for name, table in tables.items()}
+    pipeline = Pipeline(stores)
+    producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs")
+    shell = Shell(pipeline, sink, topics, producer,
+                  changelog=lambda: [r for store in stores.values() for r in store.drain()])
 
-    async def send(topic: str, key: bytes | None, value: bytes):
-        return await app.producer.send(topic, key, value, partition=None, timestamp=None,
-                                       headers=None)
+    @app.service
+    class OutputProducer(mode.Service):
+        """Owns the batch producer's connection for the worker's lifetime."""
 
-    shell = Shell(pipeline, sink, topics, send)
+        async def on_stop(self) -> None:
+            await producer.stop()
 
     @app.task
     async def declare_outputs() -> None:
@@ -114,14 +137,12 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
     async def ingest(stream):
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             await shell.ingest(events)
-            await app.producer.flush()
 
     @app.agent(stitch, name="journey")
     async def journey(stream):
         async for events in stream.take_events(max(1, settings.batch_size // 100),
                                                within=settings.batch_seconds):
             await shell.journey(events)
-            await app.producer.flush()
 
     @app.timer(5.0)
     async def report_lag() -> None:

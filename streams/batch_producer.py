@@ -1,0 +1,89 @@
+"""Send a batch's output records with aiokafka's batch API.
+
+A Faust `send` per record costs a future, a task and a buffer hop per record (measured: ~4k
+events/s for the journey stage when every output and changelog write went that way). Here a
+batch's records are grouped per topic-partition, appended to producer batches and sent with one
+`send_batch` per full batch; `send_all` returns when the broker acknowledged all of them, so the
+caller can acknowledge its input afterwards (at-least-once). Order is kept within a partition.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+Record = tuple  # (topic, key: bytes | None, value: bytes | None)
+
+
+def partition_for(key: bytes | None, partitions: list[int], counter) -> int:
+    """Kafka's default partitioner: murmur2 of the key; round robin for keyless records."""
+    if len(partitions) == 1:
+        return partitions[0]
+    if key is None:
+        return partitions[next(counter) % len(partitions)]
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+
+
+class BatchProducer:
+    def __init__(self, bootstrap: str, *, client_id: str = "parcours", max_batch_bytes: int = 512 * 1024,
+                 acks: int | str = "all"):
+        self._options = dict(bootstrap_servers=bootstrap, client_id=client_id,
+                             max_batch_size=max_batch_bytes, acks=acks,
+                             max_request_size=2 * max_batch_bytes)
+        self._producer: AIOKafkaProducer | None = None  # created in the worker's event loop
+        self._partitions: dict[str, list[int]] = {}
+        self._round_robin = itertools.count()
+        self._started = False
+        self._lock: asyncio.Lock | None = None
+
+    async def start(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._started:
+                self._producer = AIOKafkaProducer(**self._options)
+                await self._producer.start()
+                self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self._producer.stop()
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        parts = self._partitions.get(topic)
+        if parts is None:
+            found = await self._producer.partitions_for(topic)
+            parts = self._partitions[topic] = sorted(found)
+        return parts
+
+    async def send_all(self, records: Iterable[Record]) -> int:
+        """Send every record; wait for the broker's acknowledgement of all of them."""
+        if not self._started:
+            await self.start()
+        grouped: dict[tuple[str, int], list] = {}
+        for topic, key, value in records:
+            parts = self._partitions.get(topic) or await self._partitions_of(topic)
+            grouped.setdefault((topic, partition_for(key, parts, self._round_robin)), []).append(
+                (key, value))
+        futures = []
+        count = 0
+        producer = self._producer
+        for (topic, partition), items in grouped.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"a record of {len(value or b'')} bytes for {topic} exceeds "
+                                         "the producer batch size")
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+            count += len(items)
+        if futures:
+            await asyncio.gather(*futures)
+        return count

@@ -8,6 +8,7 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
    the single-partition stitch topic and the journey agent, into chDB; timed from its first output
    record to its last (worker start-up and group join excluded, reported separately).
 Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS.
+Then the identity graph alone at BENCH_IDENTIFIERS (default 1M) identifiers: see bench/identity.py.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench.identity import bench as bench_identity
 from streams import simulate
 from streams.config import Topics
 from streams.embedded import EmbeddedKafka
@@ -156,6 +158,20 @@ def main() -> None:
         table.add_row(what, f"{rate:,.0f}", f"{rate / base:.3f}", mem)
     console.print(table)
     console.print(f"worker start-up until its first output: {startup_s:.1f} s")
+
+    ids_n = int(os.environ.get("BENCH_IDENTIFIERS", "1000000"))
+    console.print(f"identity graph at {ids_n:,} identifiers...")
+    r = bench_identity(ids_n)
+    table = Table(title=f"identity graph, {r['identifiers']:,} identifiers, {r['profiles']:,} profiles, "
+                        f"{r['events']:,} events")
+    for col in ("what", "identifier lookups+links/s", "ratio vs dict baseline", "state per identifier"):
+        table.add_column(col, justify="right" if col != "what" else "left")
+    table.add_row("bare dict lookup+insert (baseline)", f"{r['baseline_rate']:,.0f}", "1.000", "")
+    table.add_row("IdentityGraph.resolve (pure core)", f"{r['graph_rate']:,.0f}",
+                  f"{r['graph_rate'] / r['baseline_rate']:.3f}",
+                  f"{r['bytes_per_identifier']:,.0f} B (RSS delta)")
+    console.print(table)
+    console.print(f"identity events/s: {r['events_per_s']:,.0f}")
 
 
 if __name__ == "__main__":

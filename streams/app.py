@@ -26,6 +26,7 @@ from streams import metrics
 
 log = logging.getLogger("parcours.app")
 
+JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
 TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths"}
 
 
@@ -140,8 +141,9 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
 
     @app.agent(stitch, name="journey")
     async def journey(stream):
-        async for events in stream.take_events(max(1, settings.batch_size // 100),
-                                               within=settings.batch_seconds):
+        # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
+        async for events in stream.take_events(JOURNEY_MAX_MESSAGES,
+                                               within=min(0.05, settings.batch_seconds)):
             await shell.journey(events)
 
     @app.timer(5.0)

@@ -7,7 +7,8 @@ writes each key once, and nothing reaches the backing stores before `flush()`.
 State (JSON plain data, so a changelog or a json round trip restores it exactly)
 ----------------------------------------------------------------------------------
 - `ids`:      "type:value" -> profile_id, e.g. "cookie:c-9" -> "p-3f0c...", "email:<sha256>" -> "p-3f0c..."
-- `profiles`: profile_id  -> {"anchor": "type:value", "ids": {"type:value": first_seen_ms, ...}}
+- `profiles`: profile_id  -> ["type:value" (the anchor), {"type:value": first_seen_ms, ...}]
+  (a 2-list, not a dict: ~110 bytes less per profile, which is most of the state's overhead)
 
 `first_seen_ms` of an identifier is the smallest `event_time` of the events that carried it. The
 profile's own first-seen time is that of its anchor (`ids[anchor]`); it is not stored twice. The record
@@ -119,6 +120,8 @@ DEFAULT_PRIORITY = ("user", "loyalty", "email", "phone", "device", "cookie")
 
 _CONFIG_KEYS = ("unique_types", "max_per_type", "priority")
 
+
+_ANCHOR, _IDS = 0, 1  # positions in a profile record
 
 def profile_id_for(anchor: str) -> str:
     """The profile id of a profile anchored on identifier `anchor` ("type:value")."""
@@ -378,7 +381,7 @@ class IdentityGraph:
                             break
                     elif rec is TOMBSTONE:
                         break
-                    idmap = rec["ids"]
+                    idmap = rec[_IDS]
                 if idmap[key] > event_time:
                     break
             else:
@@ -458,7 +461,7 @@ class IdentityGraph:
                         elif not limits:
                             members[pid] = rec
                         else:
-                            incoming = self._limited_keys(rec["ids"])
+                            incoming = self._limited_keys(rec[_IDS])
                             reason = self._merge_conflict(incoming, held) if (members or new) else None
                             if reason is None:
                                 members[pid] = rec
@@ -470,7 +473,7 @@ class IdentityGraph:
                 if pid is not None:
                     # Seen now: lower its first-seen time if this event is earlier (or repair a record
                     # that does not list it), whether or not its profile joined R.
-                    fs = rec["ids"].get(key)
+                    fs = rec[_IDS].get(key)
                     if fs is None or fs > event_time:
                         if fs is None:
                             self.repairs += 1
@@ -559,16 +562,16 @@ class IdentityGraph:
         """A record of profile `pid` that this batch may mutate (copy-on-write, once per batch)."""
         if self._profiles.is_pending(pid):
             return rec  # already this batch's own copy (or a record created in this batch)
-        return {"anchor": rec["anchor"], "ids": dict(rec["ids"])}
+        return [rec[_ANCHOR], dict(rec[_IDS])]
 
     def _anchor_key(self, rec: dict) -> tuple[int, tuple[int, str], str]:
-        anchor = rec["anchor"]
-        fs = rec["ids"].get(anchor)
+        anchor = rec[_ANCHOR]
+        fs = rec[_IDS].get(anchor)
         if fs is not None:
             return (fs, self._rank(anchor[:anchor.find(":")]), anchor)
         self.repairs += 1  # the anchor is not in the record: recompute it from the record
         rank = self._rank
-        return min((fs, rank(key[:key.find(":")]), key) for key, fs in rec["ids"].items())
+        return min((fs, rank(key[:key.find(":")]), key) for key, fs in rec[_IDS].items())
 
     def _create(self, new: list[tuple[str, str]], event_time: int, changed: list[str]) -> str:
         # All new identifiers share first_seen = event_time and `new` is in priority order: the first
@@ -581,7 +584,7 @@ class IdentityGraph:
             record_ids[key] = event_time  # the same key object as in `ids`: one string in memory
             ids_set(key, profile_id)
             changed.append(key)
-        self._profiles.set(profile_id, {"anchor": anchor, "ids": record_ids})
+        self._profiles.set(profile_id, [anchor, record_ids])
         return profile_id
 
     def _apply(self, members: dict[str, dict], new: Iterable[tuple[str, str]],
@@ -615,10 +618,10 @@ class IdentityGraph:
         if survivor in members:
             base_pid = survivor
         else:
-            base_pid = max(members, key=lambda p: len(members[p]["ids"]))
+            base_pid = max(members, key=lambda p: len(members[p][_IDS]))
         base = self._own(base_pid, members[base_pid])
-        base_ids = base["ids"]
-        base["anchor"] = anchor
+        base_ids = base[_IDS]
+        base[_ANCHOR] = anchor
 
         to_point: list[str] = []  # identifiers whose `ids` entry must name the survivor
         for pid, rec in members.items():
@@ -629,11 +632,11 @@ class IdentityGraph:
                 if base_pid != survivor:
                     to_point.extend(base_ids)
                 continue
-            for key, fs in rec["ids"].items():
+            for key, fs in rec[_IDS].items():
                 old = base_ids.get(key)
                 if old is None or fs < old:
                     base_ids[key] = fs
-            to_point.extend(rec["ids"])
+            to_point.extend(rec[_IDS])
         ids_set = self._ids.set
         for _, key in new:
             base_ids[key] = event_time
@@ -664,7 +667,7 @@ class IdentityGraph:
 
     def _lists(self, pid: str, key: str) -> bool:
         rec = self._profiles_get(pid)
-        return rec is not None and key in rec["ids"]
+        return rec is not None and key in rec[_IDS]
 
     # -- erasure and reads -------------------------------------------------------------------------
     def forget(self, identifier: str) -> Forgotten | None:
@@ -681,7 +684,7 @@ class IdentityGraph:
         rec = self._profiles_get(profile_id)
         erased: list[str] = []
         if rec is not None:
-            for key in rec["ids"]:
+            for key in rec[_IDS]:
                 if ids.get(key) == profile_id:
                     ids.delete(key)
                     erased.append(key)
@@ -706,7 +709,7 @@ class IdentityGraph:
         rec = self._profiles_get(profile_id)
         if rec is None:
             return []
-        return sorted(rec["ids"])
+        return sorted(rec[_IDS])
 
     def first_seen(self, profile_id: str) -> int | None:
         """Epoch ms of the profile's earliest identifier (its anchor), or None when it is not live."""

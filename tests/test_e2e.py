@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import urllib.request
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -17,8 +18,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sinks.clickhouse import close, connect
 from streams import simulate
 from streams.config import Topics
+from streams.ingest import ingest_batch
+from streams.pipeline import Pipeline
 from streams.replay import replay
-from streams.runner import WorkerProcess, count_until
+from streams.runner import WorkerProcess, count_until, free_port
 from sinks.migrations import migrate
 from sinks.writer import ClickHouseSink
 
@@ -61,8 +64,9 @@ def _journeys(profiles: int) -> tuple[list[dict], list[bytes]]:
 
 def _run_worker(kafka, tmp_path, raws: list[bytes], expected: int, name: str):
     ch_url = f"chdb://{tmp_path / 'ch'}"
+    port = free_port()
     worker = WorkerProcess(kafka.url, ch_url, tmp_path / "data", app_id=f"e2e-{name}",
-                           log_path=tmp_path / "worker.log")
+                           log_path=tmp_path / "worker.log", metrics_port=port)
     with worker:
         offsets = asyncio.run(_produce(kafka.bootstrap, raws))
         try:
@@ -70,8 +74,14 @@ def _run_worker(kafka, tmp_path, raws: list[bytes], expected: int, name: str):
                                     timeout=180, alive=worker.alive))
         except (TimeoutError, RuntimeError) as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     assert worker.proc.returncode in (0, -15), worker.log_tail(60)
-    return ch_url, offsets
+    return ch_url, offsets, _samples(scraped)
+
+
+def _samples(text: str) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
 
 
 def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path):
@@ -79,7 +89,14 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path):
     kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1})
     events, malformed = _journeys(profiles=150)
     raws = [orjson.dumps(e) for e in events] + malformed
-    ch_url, offsets = _run_worker(kafka, tmp_path, raws, len(raws), "exact")
+    ch_url, offsets, metrics = _run_worker(kafka, tmp_path, raws, len(raws), "exact")
+
+    # Prometheus metrics of the worker count what went through
+    assert metrics[f'parcours_events_in_total{{topic="{TOPICS.touchpoints}"}}'] == len(raws)
+    assert metrics[f'parcours_events_out_total{{topic="{TOPICS.dead_letter}"}}'] == len(malformed)
+    assert metrics[f'parcours_events_in_total{{topic="{TOPICS.stitch}"}}'] == len(events)
+    assert metrics['parcours_sink_rows_total{table="touchpoints"}'] == len(events)
+    assert sum(v for k, v in metrics.items() if k.startswith("parcours_dead_letters_total")) == len(malformed)
 
     # dead-letter topic: each malformed record, with its original bytes, offset and a reason
     dead = [orjson.loads(r.value) for r in asyncio.run(_read_all(kafka.bootstrap, TOPICS.dead_letter,
@@ -179,6 +196,15 @@ def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path):
     assert per_conversion and all(abs(v - 1.0) < 1e-9 for v in per_conversion.values())
     expected_conversions = {e["event_id"] for e in events if e["type"] in ("purchase", "lead")}
     assert {c for _, c in per_conversion} == expected_conversions
+
+    # the identity graph recovered by the second worker ends where one uninterrupted run ends,
+    # although the four partitions interleaved differently: profile ids do not depend on arrival order
+    stream_identity = set(client.query("SELECT identifier_type, identifier, profile_id FROM identity_map "
+                                       "FINAL WHERE is_deleted = 0").result_rows)
+    pipeline = Pipeline()
+    good, _ = ingest_batch([(raw, "t", 0, i) for i, raw in enumerate(raws)])
+    pipeline.process(good)
+    assert stream_identity == {(r["type"], r["value"], r["profile_id"]) for r in pipeline.identity.export()}
 
 
 def test_forget_erases_the_whole_profile(kafka, tmp_path):

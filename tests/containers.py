@@ -10,7 +10,7 @@ import asyncio
 
 class ContainerKafka:
     def __init__(self, image: str = "apache/kafka:3.9.0"):
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.community.kafka import KafkaContainer
 
         self._container = KafkaContainer(image).with_kraft()
         self.bootstrap = ""

@@ -62,8 +62,7 @@ def _journeys(profiles: int) -> tuple[list[dict], list[bytes]]:
     return events, simulate.malformed_events(8, seed=3)
 
 
-def _run_worker(kafka, tmp_path, raws: list[bytes], expected: int, name: str):
-    ch_url = f"chdb://{tmp_path / 'ch'}"
+def _run_worker(kafka, tmp_path, ch_url: str, raws: list[bytes], expected: int, name: str):
     port = free_port()
     worker = WorkerProcess(kafka.url, ch_url, tmp_path / "data", app_id=f"e2e-{name}",
                            log_path=tmp_path / "worker.log", metrics_port=port)
@@ -84,12 +83,12 @@ def _samples(text: str) -> dict[str, float]:
             for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path):
+def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
     """One input partition: the stream must give exactly what `parcours replay` gives."""
     kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1})
     events, malformed = _journeys(profiles=150)
     raws = [orjson.dumps(e) for e in events] + malformed
-    ch_url, offsets, metrics = _run_worker(kafka, tmp_path, raws, len(raws), "exact")
+    stream_url, offsets, metrics = _run_worker(kafka, tmp_path, ch_url(), raws, len(raws), "exact")
 
     # Prometheus metrics of the worker count what went through
     assert metrics[f'parcours_events_in_total{{topic="{TOPICS.touchpoints}"}}'] == len(raws)
@@ -109,7 +108,7 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path):
         assert letter["topic"] == TOPICS.touchpoints and letter["partition"] == partition
         assert letter["reason"] and letter["error"] in ("decode", "format", "validation", "oversized")
 
-    client = connect(ch_url)
+    client = connect(stream_url)
     assert client.query("SELECT count() FROM touchpoints FINAL").result_rows[0][0] == len(events)
     assert client.query("SELECT count() FROM dead_letters").result_rows[0][0] == len(malformed)
     # raw PII never lands downstream of ingest
@@ -139,7 +138,7 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path):
     close(client)
     source = tmp_path / "input.jsonl"
     source.write_bytes(b"\n".join(raws) + b"\n")
-    replay_url = f"chdb://{tmp_path / 'ch-replay'}"
+    replay_url = ch_url("ch-replay")
     sink = ClickHouseSink(migrate_and_return(replay_url))
     result = replay(source, tmp_path / "replay", sink=sink)
     sink.close()
@@ -156,15 +155,15 @@ def migrate_and_return(url: str):
     return client
 
 
-def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path):
+def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path, ch_url):
     """Four input partitions, and a worker killed with SIGKILL mid-stream: a second worker resumes
     from committed offsets and recovered tables; nothing is lost and nothing is counted twice."""
     kafka.create_topics({TOPICS.touchpoints: 4, TOPICS.stitch: 1})
     events, malformed = _journeys(profiles=300)
     raws = [orjson.dumps(e) for e in events] + malformed
-    ch_url = f"chdb://{tmp_path / 'ch'}"
+    url = ch_url()
     common = dict(app_id="e2e-kill", log_path=tmp_path / "worker.log")
-    first = WorkerProcess(kafka.url, ch_url, tmp_path / "data", **common).start()
+    first = WorkerProcess(kafka.url, url, tmp_path / "data", **common).start()
     try:
         half = len(raws) // 2
         asyncio.run(_produce(kafka.bootstrap, raws[:half]))
@@ -172,7 +171,7 @@ def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path):
                                 alive=first.alive))
     finally:
         first.kill()
-    second = WorkerProcess(kafka.url, ch_url, tmp_path / "data", **common)
+    second = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
     with second:
         asyncio.run(_produce(kafka.bootstrap, raws[half:]))
 
@@ -186,7 +185,7 @@ def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path):
                                     timeout=180, alive=second.alive, key=key))
         except (TimeoutError, RuntimeError) as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{second.log_tail(60)}")
-    client = connect(ch_url)
+    client = connect(url)
     assert client.query("SELECT count() FROM touchpoints FINAL").result_rows[0][0] == len(events)
     per_conversion = defaultdict(float)
     for model, conv, credit in client.query("SELECT model, conversion_id, sum(credit) "
@@ -207,7 +206,7 @@ def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path):
     assert stream_identity == {(r["type"], r["value"], r["profile_id"]) for r in pipeline.identity.export()}
 
 
-def test_forget_erases_the_whole_profile(kafka, tmp_path):
+def test_forget_erases_the_whole_profile(kafka, tmp_path, ch_url):
     """`parcours forget` through a running worker: state, ClickHouse rows and a tombstone."""
     import subprocess
     import sys
@@ -216,8 +215,8 @@ def test_forget_erases_the_whole_profile(kafka, tmp_path):
     events = simulate.martin_journey(START) + list(
         simulate.Population(profiles=40, seed=5, start=START).events())
     raws = [orjson.dumps(e) for e in events]
-    ch_url = f"chdb://{tmp_path / 'ch'}"
-    worker = WorkerProcess(kafka.url, ch_url, tmp_path / "data", app_id="e2e-forget",
+    url = ch_url()
+    worker = WorkerProcess(kafka.url, url, tmp_path / "data", app_id="e2e-forget",
                            log_path=tmp_path / "worker.log")
     env = {**worker.env, "PARCOURS_LOG_LEVEL": "WARNING"}
 
@@ -243,7 +242,7 @@ def test_forget_erases_the_whole_profile(kafka, tmp_path):
     tombstones = [r for r in identity if r.value is None]
     assert [r.key.decode() for r in tombstones] == [profile_id]
 
-    client = connect(ch_url)
+    client = connect(url)
     martin_ids = ["c-9", "d-1", "u-42", "L-77"]
     q = lambda sql: client.query(sql, parameters={"p": profile_id, "ids": martin_ids}).result_rows[0][0]
     assert q("SELECT count() FROM touchpoints WHERE profile_id = {p:String} OR "

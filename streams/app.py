@@ -21,6 +21,7 @@ from streams.agents import Shell
 from streams.batch_producer import BatchProducer
 from streams.config import Settings
 from streams.kafka_fixes import install_faust_recovery_fix
+from streams.identity import share_strings
 from streams.pipeline import STORES, Pipeline
 from streams import metrics
 
@@ -117,6 +118,13 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
         for name in STORES
     }
     stores = {name: _TableStore(table) for name, table in tables.items()}
+
+    async def after_recovery() -> None:
+        # recovered JSON holds one copy of each string per table: share them again (~40% less memory)
+        shared = share_strings(stores["ids"].data, stores["profiles"].data)
+        log.info("identity tables recovered: %d identifiers, %d profiles", len(stores["ids"]), shared)
+
+    tables["profiles"].on_recover(after_recovery)
     pipeline = Pipeline(stores)
     producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs")
     shell = Shell(pipeline, sink, topics, producer,

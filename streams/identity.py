@@ -724,3 +724,24 @@ class IdentityGraph:
 
 
 _EMPTY_SET: frozenset = frozenset()
+
+
+def share_strings(ids: MutableMapping[str, Any], profiles: MutableMapping[str, Any]) -> int:
+    """Make both states share one string object per identifier and per profile id again.
+
+    A state rebuilt from JSON (Faust table recovery) holds separate copies of every key in `ids` and
+    in the profile records (~480 instead of ~290 bytes per identifier). Call once after recovery;
+    idempotent, values are unchanged. Returns the number of profile records rewritten.
+    """
+    canonical = {key: key for key in ids}
+    pids = {pid: pid for pid in profiles}
+    for key, pid in ids.items():
+        ids[key] = pids.get(pid, pid)
+    rewritten = 0
+    for pid, rec in profiles.items():
+        if not isinstance(rec, list) or len(rec) != 2:
+            continue
+        rec[_ANCHOR] = canonical.get(rec[_ANCHOR], rec[_ANCHOR])
+        rec[_IDS] = {canonical.get(k, k): first_seen for k, first_seen in rec[_IDS].items()}
+        rewritten += 1
+    return rewritten

@@ -601,3 +601,17 @@ def test_config_errors_are_one_readable_line(data, message):
     with pytest.raises(ConfigError, match=message) as err:
         IdentityConfig.from_dict(data)
     assert "\n" not in str(err.value) and str(err.value).startswith("identity config")
+
+
+def test_share_strings_restores_sharing_after_a_json_round_trip():
+    from streams.identity import share_strings
+
+    _, ids, profiles, _ = run(MARTIN, IdentityConfig())
+    ids2, profiles2 = json.loads(json.dumps(ids)), json.loads(json.dumps(profiles))
+    assert share_strings(ids2, profiles2) == len(profiles2)
+    assert ids2 == ids and profiles2 == profiles
+    for pid, (anchor, rec_ids) in profiles2.items():
+        assert any(anchor is key for key in ids2)
+        for key in rec_ids:
+            assert next(k for k in ids2 if k == key) is key
+            assert ids2[key] is next(p for p in profiles2 if p == pid)

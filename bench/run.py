@@ -122,7 +122,7 @@ def vm_hwm_mb(pid: int) -> float:
 
 def main() -> None:
     n = int(os.environ.get("BENCH_EVENTS", "100000"))
-    console = Console()
+    console = Console(width=130)
     console.print(f"generating {n:,} synthetic touchpoints...")
     raws = make_events(n)
     rows = []

@@ -229,7 +229,8 @@ class ClickHouseTableWriter(BatchingWriter):
         self.table = TABLES[table] if isinstance(table, str) else table
         super().__init__(self.table.name, **options)
         self.client = client
-        self._context = None  # reusable insert context: saves a DESCRIBE per insert
+        self._column_names = list(self.table.column_names)
+        self._time_positions = tuple(i for i, (_, kind) in enumerate(self.table.columns) if kind == "time")
         positions = self.table.token_positions
         self._token_positions = None if len(positions) == len(self.table.columns) else positions
 
@@ -241,19 +242,25 @@ class ClickHouseTableWriter(BatchingWriter):
 
     def _write(self, rows: list[tuple]) -> None:
         token = dedup_token(self.table.name, rows, self._token_positions)
-        try:
-            if self._context is None:
-                self._context = self.client.create_insert_context(
-                    self.table.name, column_names=list(self.table.column_names))
-            self._context.settings = {"insert_deduplication_token": token}
-            self._context.data = rows
-            self.client.insert(context=self._context)
-        except Exception:
-            self._context = None  # rebuilt from the server's column types at the next attempt
-            raise
-        finally:
-            if self._context is not None:
-                self._context.data = None
+        self.client.raw_insert(self.table.name, self._column_names, insert_block=self._encode(rows),
+                               fmt="JSONCompactEachRow",
+                               settings={"insert_deduplication_token": token})
+
+    def _encode(self, rows: list[tuple]) -> bytes:
+        """Rows as JSONCompactEachRow: serialised by orjson, parsed by ClickHouse in C++ (several
+        times faster than building the Native format in Python). Time columns hold epoch ms and
+        are sent as seconds with 3 decimals, which ClickHouse reads exactly into DateTime64(3)."""
+        times = self._time_positions
+        if times:
+            rows = [_seconds(row, times) for row in rows]
+        return b"\n".join(map(orjson.dumps, rows))
+
+
+def _seconds(row: tuple, positions: tuple[int, ...]) -> list:
+    out = list(row)
+    for i in positions:
+        out[i] = out[i] / 1000
+    return out
 
 
 class ClickHouseSink:

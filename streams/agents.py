@@ -17,6 +17,7 @@ from streams import metrics
 from streams.config import Topics
 from streams.ingest import ingest_batch
 from streams.outputs import dead_letter_rows, table_rows, topic_messages
+from sinks.writer import SinkError
 from streams.pipeline import Emitted, Pipeline
 
 log = logging.getLogger("parcours.agents")
@@ -40,6 +41,21 @@ def chunk_json_lists(items: list[dict], max_bytes: int = MAX_CHUNK_BYTES) -> lis
     return chunks
 
 
+class _Phases:
+    """Time the phases of one batch into parcours_phase_seconds{stage, phase}."""
+
+    __slots__ = ("stage", "last")
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        metrics.PHASE_SECONDS.labels(self.stage, name).observe(now - self.last)
+        self.last = now
+
+
 class Shell:
     """State the agents share: the pipeline, the sink, where outputs go, progress for lag."""
 
@@ -51,6 +67,8 @@ class Shell:
         self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
         self.changelog = changelog  # state changes flushed by the pipeline, as changelog records
         self.positions: dict[tuple[str, int], int] = {}
+        self.retry_delay = 1.0
+        self.max_retry_delay = 30.0
 
     def _note_positions(self, events) -> None:
         for event in events:
@@ -58,20 +76,32 @@ class Shell:
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
 
     async def _write_sink(self, rows: dict[str, list[dict]]) -> None:
+        """Buffer the batch's rows and flush them. While ClickHouse refuses writes (after the
+        writer's own retries), wait and try again: the batch stays unacknowledged, the input
+        backs up in Kafka, and processing resumes where it stopped once ClickHouse is back."""
         if not rows or self.sink is None:
             return
-        await asyncio.to_thread(self._write_sink_sync, rows)
+        await asyncio.to_thread(self._add_rows, rows)
+        delay = self.retry_delay
+        while True:
+            try:
+                await asyncio.to_thread(self.sink.flush)
+                break
+            except SinkError as exc:
+                metrics.SINK_STALLS.inc()
+                log.error("ClickHouse write failed, batch held, retrying in %.0f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+        for table, table_rows_ in rows.items():
+            metrics.SINK_ROWS.labels(table).inc(len(table_rows_))
 
-    def _write_sink_sync(self, rows: dict[str, list[dict]]) -> None:
+    def _add_rows(self, rows: dict[str, list[dict]]) -> None:
         for table, table_rows_ in rows.items():
             try:
                 self.sink.write(table, table_rows_)
             except Exception:
                 metrics.SINK_ERRORS.labels(table).inc()
                 raise
-        self.sink.flush()
-        for table, table_rows_ in rows.items():
-            metrics.SINK_ROWS.labels(table).inc(len(table_rows_))
 
     async def ingest(self, events) -> None:
         """Decode + normalise a batch of raw touchpoints; forward the valid, dead-letter the rest."""
@@ -131,10 +161,13 @@ class Shell:
             except orjson.JSONDecodeError as exc:  # only parcours writes this topic
                 log.error("unreadable internal message %s@%s: %s", event.message.partition,
                           event.message.offset, exc)
+        phase = _Phases("journey")
         out, batch_size = self._run(items)
+        phase("pipeline")
         # outputs first (ClickHouse, then topics), state last: a crash before the state reaches
         # its changelog replays the batch, which rewrites the same rows (idempotent sinks)
         await self._write_sink(table_rows(out, int(time.time() * 1000)))
+        phase("sink")
         forgotten = [ev for ev in out.identity if ev["kind"] == "forget" and ev["survivor"]]
         if forgotten and self.sink is not None:
             await asyncio.to_thread(self._erase, forgotten)
@@ -143,9 +176,11 @@ class Shell:
             for topic in (self.topics.identity, self.topics.stitched):
                 records.append((topic, ev["survivor"].encode(), None))
         await self.producer.send_all(records)
+        phase("outputs")
         # state last: the changelog records of this batch's state changes
         self.pipeline.flush()
         await self.producer.send_all(self.changelog())
+        phase("changelog")
         counts: dict[str, int] = {}
         for topic, _key, _value in records:
             counts[topic] = counts.get(topic, 0) + 1

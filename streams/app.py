@@ -11,6 +11,7 @@ Partitioning (see README "How the stream is partitioned"):
 from __future__ import annotations
 
 import logging
+import os
 
 import faust
 import mode
@@ -27,6 +28,7 @@ from streams import metrics
 
 log = logging.getLogger("parcours.app")
 
+EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
 JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
 TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths"}
 
@@ -145,14 +147,14 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
     @app.agent(touchpoints, name="ingest")
     async def ingest(stream):
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await shell.ingest(events)
+            await _or_die(shell.ingest(events), "ingest")
 
     @app.agent(stitch, name="journey")
     async def journey(stream):
         # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
         async for events in stream.take_events(JOURNEY_MAX_MESSAGES,
                                                within=min(0.05, settings.batch_seconds)):
-            await shell.journey(events)
+            await _or_die(shell.journey(events), "journey")
 
     @app.timer(5.0)
     async def report_lag() -> None:
@@ -166,3 +168,20 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
                 metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, highwater - position))
 
     return app, shell
+
+
+async def _or_die(step, stage: str) -> None:
+    """Run one batch; on an unexpected error stop the process at once.
+
+    Faust's `take_events` acknowledges a batch when its body raises, and its supervisor restarts
+    the agent: the failed batch would be committed unprocessed. Input errors never get here (they
+    are dead-lettered) and ClickHouse outages are waited out by the shell; what is left is a bug or
+    a broken environment, where exiting before the acknowledgement is the safe answer: the
+    restarted worker (Kubernetes, systemd, docker restart policy) resumes from the last commit.
+    """
+    try:
+        await step
+    except Exception:
+        log.critical("%s batch failed; exiting without acknowledging it", stage, exc_info=True)
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)

@@ -21,7 +21,7 @@ from faust.types import TP
 from streams.agents import Shell
 from streams.batch_producer import BatchProducer
 from streams.config import Settings
-from streams.kafka_fixes import install_faust_recovery_fix
+from streams.kafka_fixes import install_faust_recovery_fix, install_leave_group_fix
 from streams.identity import share_strings
 from streams.pipeline import STORES, Pipeline
 from streams import metrics
@@ -85,6 +85,7 @@ class _TableStore:
 
 def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
     install_faust_recovery_fix()
+    install_leave_group_fix()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
     app = faust.App(

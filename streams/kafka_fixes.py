@@ -183,3 +183,29 @@ def install_faust_recovery_fix() -> bool:
     setattr(_highwaters, _PATCH_MARKER, True)
     thread_cls._highwaters = _highwaters
     return True
+
+
+def install_leave_group_fix() -> bool:
+    """Let a consumer of generation 0 leave its group cleanly; idempotent.
+
+    Tansu numbers a group's first generation 0 (Kafka starts at 1), and aiokafka only sends
+    LeaveGroup when `generation > 0`, so the first member of every group left silently and the next
+    worker to join (a restart) waited for its session to expire. LeaveGroup carries no generation:
+    for generation 0 the check is passed by presenting generation 1 to aiokafka's own method, which
+    then sends the request and resets the generation as usual. Real Kafka never has generation 0
+    for a joined member, so nothing changes there. Returns True when this call installed it.
+    """
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    current = GroupCoordinator._maybe_leave_group
+    if getattr(current, _PATCH_MARKER, False):
+        return False
+
+    async def _maybe_leave_group(self: Any) -> None:
+        if self.generation == 0:
+            self.generation = 1  # reset by the original method right after the request
+        await current(self)
+
+    setattr(_maybe_leave_group, _PATCH_MARKER, True)
+    GroupCoordinator._maybe_leave_group = _maybe_leave_group
+    return True

@@ -43,7 +43,7 @@ __all__ = [
     "validate_touchpoint",
 ]
 
-DEFAULT_MAX_BYTES = 1_048_576
+DEFAULT_MAX_BYTES = 262_144  # a touchpoint is ~1 KB; the cap keeps every output under the producer batch size
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">BI")  # magic byte, schema id
 _JSON_WHITESPACE = b" \t\r\n"

@@ -76,11 +76,12 @@ class BatchProducer:
             batch = producer.create_batch()
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
+                    if batch.record_count():
+                        futures.append(await producer.send_batch(batch, topic, partition=partition))
+                        batch = producer.create_batch()
                     if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ValueError(f"a record of {len(value or b'')} bytes for {topic} exceeds "
-                                         "the producer batch size")
+                        # larger than a whole batch: sent alone (up to max_request_size)
+                        futures.append(await producer.send(topic, value, key=key, partition=partition))
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
             count += len(items)

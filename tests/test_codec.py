@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from schemas import codec, registry
-from schemas.codec import DecodeError, decode, decode_avro, encode_avro, encode_json
+from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, decode, decode_avro, encode_avro, encode_json
 
 # The worked example of DESIGN.md, verbatim.
 EXAMPLE = {
@@ -206,7 +206,7 @@ def test_oversized_is_refused_before_parsing():
     with pytest.raises(DecodeError) as info:
         decode(raw)
     assert info.value.kind == "oversized"
-    assert info.value.reason == f"record of {len(raw)} bytes exceeds the 1048576-byte limit"
+    assert info.value.reason == f"record of {len(raw)} bytes exceeds the {DEFAULT_MAX_BYTES}-byte limit"
     with pytest.raises(DecodeError, match="exceeds the 100-byte limit") as info:
         decode(orjson.dumps(EXAMPLE), max_bytes=100)
     assert info.value.kind == "oversized"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import DecodeError, encode_avro
+from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, encode_avro
 from streams import ingest, pii
 from streams.channels import (
     campaign_params,
@@ -234,7 +234,7 @@ def test_dead_letter_of_oversized_record_keeps_a_prefix():
     raw = b"{" + b" " * 2_000_000 + b"}"
     _, dead = ingest_batch([(raw, "touchpoints", 0, 1)], now_ms=NOW)
     assert dead[0]["error"] == "oversized"
-    assert dead[0]["reason"] == "record of 2000002 bytes exceeds the 1048576-byte limit"
+    assert dead[0]["reason"] == f"record of 2000002 bytes exceeds the {DEFAULT_MAX_BYTES}-byte limit"
     assert base64.b64decode(dead[0]["original"]) == raw[:DEAD_LETTER_OVERSIZED_KEEP]
 
 

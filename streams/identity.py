@@ -4,6 +4,10 @@ Pure core (no Faust, no Kafka): the worker backs the two states with Faust table
 topics; `parcours replay` and the tests back them with dicts. Both go through `BatchState`, so one batch
 writes each key once, and nothing reaches the backing stores before `flush()`.
 
+The configuration (`IdentityConfig`) lives in `streams.identity_rules`, the result records
+(`Resolution`, `Merge`, `Refusal`, `Forgotten`, `profile_id_for`) in `streams.identity_records`; both are
+re-exported here.
+
 State (JSON plain data, so a changelog or a json round trip restores it exactly)
 ----------------------------------------------------------------------------------
 - `ids`:      "type:value" -> profile_id, e.g. "cookie:c-9" -> "p-3f0c...", "email:<sha256>" -> "p-3f0c..."
@@ -93,13 +97,11 @@ the dangling identifier as new, does not steal a foreign identifier on a merge, 
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
-from streams.config import ConfigError
+from streams.identity_records import Forgotten, Merge, Refusal, Resolution, profile_id_for
+from streams.identity_rules import DEFAULT_MAX_PER_TYPE, DEFAULT_PRIORITY, DEFAULT_UNIQUE_TYPES, IdentityConfig
 from streams.state import TOMBSTONE, BatchState
 
 __all__ = [
@@ -115,177 +117,8 @@ __all__ = [
     "profile_id_for",
 ]
 
-DEFAULT_UNIQUE_TYPES = frozenset({"user", "loyalty"})
-DEFAULT_MAX_PER_TYPE: Mapping[str, int] = MappingProxyType({"cookie": 5, "device": 5, "email": 3, "phone": 3})
-DEFAULT_PRIORITY = ("user", "loyalty", "email", "phone", "device", "cookie")
-
-_CONFIG_KEYS = ("unique_types", "max_per_type", "priority")
-
 
 _ANCHOR, _IDS = 0, 1  # positions in a profile record
-
-def profile_id_for(anchor: str) -> str:
-    """The profile id of a profile anchored on identifier `anchor` ("type:value")."""
-    return "p-" + hashlib.sha256(anchor.encode()).hexdigest()[:20]
-
-
-def _check_type_name(where: str, name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"identity config: {where}: identifier type must be a non-empty string, got {name!r}")
-    if ":" in name:
-        raise ConfigError(f"identity config: {where}: identifier type {name!r} must not contain ':'")
-    return name
-
-
-# ------------------------------------------------------------------------------------------------
-# Configuration
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class IdentityConfig:
-    """Merge rules per identifier type. Build with keywords, `from_dict`, or `unlimited()`."""
-
-    unique_types: frozenset[str] = DEFAULT_UNIQUE_TYPES
-    max_per_type: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_PER_TYPE))
-    priority: tuple[str, ...] = DEFAULT_PRIORITY
-    _index: dict[str, int] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        unique = self.unique_types
-        if isinstance(unique, str) or not isinstance(unique, Iterable):
-            raise ConfigError(f"identity config: unique_types must be a list of types, got {unique!r}")
-        unique = frozenset(_check_type_name("unique_types", t) for t in unique)
-
-        maxima = self.max_per_type
-        if not isinstance(maxima, Mapping):
-            raise ConfigError(
-                f"identity config: max_per_type must be a mapping of type to count, got {maxima!r}")
-        checked: dict[str, int] = {}
-        for name, limit in maxima.items():
-            _check_type_name("max_per_type", name)
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                raise ConfigError(
-                    f"identity config: max_per_type[{name!r}] must be an integer >= 1, got {limit!r}")
-            checked[name] = limit
-
-        priority = self.priority
-        if isinstance(priority, str) or not isinstance(priority, Iterable):
-            raise ConfigError(f"identity config: priority must be a list of types, got {priority!r}")
-        priority = tuple(_check_type_name("priority", t) for t in priority)
-        index: dict[str, int] = {}
-        for i, name in enumerate(priority):
-            if name in index:
-                raise ConfigError(f"identity config: priority lists {name!r} twice")
-            index[name] = i
-
-        object.__setattr__(self, "unique_types", unique)
-        object.__setattr__(self, "max_per_type", checked)  # a private copy: treat it as read-only
-        object.__setattr__(self, "priority", priority)
-        object.__setattr__(self, "_index", index)
-
-    @classmethod
-    def unlimited(cls, priority: Iterable[str] = DEFAULT_PRIORITY) -> IdentityConfig:
-        """No unique types, no maxima: profiles are the connected components of the link graph."""
-        return cls(unique_types=frozenset(), max_per_type={}, priority=tuple(priority))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> IdentityConfig:
-        """From a config-file section, e.g.
-        {"unique_types": ["user"], "max_per_type": {"cookie": 10}, "priority": ["user", "email"]};
-        absent keys keep their defaults. Raises `ConfigError` with a one-line message.
-        """
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"identity config must be a mapping, got {type(data).__name__}")
-        unknown = sorted(str(k) for k in data if k not in _CONFIG_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"identity config: unknown key {unknown[0]!r} (expected one of: {', '.join(_CONFIG_KEYS)})")
-        kwargs: dict[str, Any] = {}
-        for key in ("unique_types", "priority"):
-            if key in data:
-                value = data[key]
-                if not isinstance(value, (list, tuple)):
-                    raise ConfigError(f"identity config: {key} must be a list of types, got {value!r}")
-                kwargs[key] = value
-        if "max_per_type" in data:
-            kwargs["max_per_type"] = data["max_per_type"]
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `from_dict` form (JSON-serialisable, sorted where order carries no meaning)."""
-        return {"unique_types": sorted(self.unique_types),
-                "max_per_type": dict(sorted(self.max_per_type.items())),
-                "priority": list(self.priority)}
-
-    def rank(self, id_type: str) -> tuple[int, str]:
-        """Sort key of a type: its position in `priority`; unlisted types after, alphabetically."""
-        i = self._index.get(id_type)
-        return (i, "") if i is not None else (len(self.priority), id_type)
-
-    def limit(self, id_type: str) -> int | None:
-        """Most values of `id_type` one profile may hold (1 for unique types), None if unlimited."""
-        return 1 if id_type in self.unique_types else self.max_per_type.get(id_type)
-
-
-# ------------------------------------------------------------------------------------------------
-# Results
-# ------------------------------------------------------------------------------------------------
-class Merge(NamedTuple):
-    """Profiles `absorbed` now live on as `survivor` (a rename has one absorbed profile, the old id).
-
-    `identifiers`: every identifier of the survivor after the merge ("type:value", sorted).
-    """
-
-    survivor: str
-    absorbed: tuple[str, ...]
-    identifiers: tuple[str, ...]
-    event_id: str
-    kind: str = "merge"
-
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "survivor": self.survivor, "absorbed": list(self.absorbed),
-                "identifiers": list(self.identifiers), "event_id": self.event_id}
-
-
-class Refusal(NamedTuple):
-    """The event (resolved to `profile_id`) carried `identifier`, which was not linked to it."""
-
-    profile_id: str
-    identifier: str
-    reason: str
-    event_id: str
-    kind: str = "refusal"
-
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "profile_id": self.profile_id, "identifier": self.identifier,
-                "reason": self.reason, "event_id": self.event_id}
-
-
-class Forgotten(NamedTuple):
-    """A profile erased by `forget`: its id and every identifier it held (sorted)."""
-
-    profile_id: str
-    identifiers: tuple[str, ...]
-    kind: str = "forget"
-
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "profile_id": self.profile_id, "identifiers": list(self.identifiers)}
-
-
-class Resolution(NamedTuple):
-    """Outcome of one event. Collections are tuples (immutable; the common case shares one empty tuple).
-
-    `profile_id`: the event's profile, None for an anonymous event (no identifiers).
-    `merges`: merges and renames caused by the event, to apply in order to per-profile state.
-    `refused`: identifiers of the event that were not linked to its profile.
-    `changed_ids`: identifiers whose profile changed (new, re-pointed by a merge or rename), sorted.
-    """
-
-    profile_id: str | None
-    merges: tuple[Merge, ...] = ()
-    refused: tuple[Refusal, ...] = ()
-    changed_ids: tuple[str, ...] = ()
 
 
 _EMPTY: tuple = ()

@@ -12,6 +12,7 @@ import hashlib
 import random
 import time
 import os
+import sys
 
 from streams.identity import IdentityGraph
 
@@ -71,6 +72,26 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def deep_size(*roots) -> int:
+    """Bytes of every object reachable from `roots` (dicts, lists, strings, numbers), each once."""
+    seen: set[int] = set()
+    total = 0
+    stack = list(roots)
+    getsizeof = sys.getsizeof
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        total += getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+    return total
+
+
 def bench(n_ids: int = 1_000_000) -> dict:
     events, _ = make_events(n_ids)
     touched = sum(len(e[0]) for e in events)
@@ -86,8 +107,10 @@ def bench(n_ids: int = 1_000_000) -> dict:
     gc.collect()
     state_bytes = rss_bytes() - before
     n_identifiers = len(ids)
+    object_bytes = deep_size(ids, profiles)
     return {
         "events": len(events), "identifiers": n_identifiers, "profiles": len(profiles),
         "graph_rate": touched / graph_s, "baseline_rate": touched / base_s,
         "events_per_s": len(events) / graph_s, "bytes_per_identifier": state_bytes / n_identifiers,
+        "object_bytes_per_identifier": object_bytes / n_identifiers,
     }

@@ -169,7 +169,8 @@ def main() -> None:
     table.add_row("bare dict lookup+insert (baseline)", f"{r['baseline_rate']:,.0f}", "1.000", "")
     table.add_row("IdentityGraph.resolve (pure core)", f"{r['graph_rate']:,.0f}",
                   f"{r['graph_rate'] / r['baseline_rate']:.3f}",
-                  f"{r['bytes_per_identifier']:,.0f} B (RSS delta)")
+                  f"{r['object_bytes_per_identifier']:,.0f} B objects, "
+                  f"{r['bytes_per_identifier']:,.0f} B RSS delta")
     console.print(table)
     console.print(f"identity events/s: {r['events_per_s']:,.0f}")
 

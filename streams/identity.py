@@ -11,14 +11,14 @@ re-exported here.
 State (JSON plain data, so a changelog or a json round trip restores it exactly)
 ----------------------------------------------------------------------------------
 - `ids`:      "type:value" -> profile_id, e.g. "cookie:c-9" -> "p-3f0c...", "email:<sha256>" -> "p-3f0c..."
-- `profiles`: profile_id  -> ["type:value" (the anchor), {"type:value": first_seen_ms, ...}]
-  (a 2-list, not a dict: ~110 bytes less per profile, which is most of the state's overhead)
+- `profiles`: profile_id  -> {"type:value": first_seen_ms, ...}, the anchor always FIRST (dicts and
+  JSON keep key order, so a changelog round trip keeps it): no separate anchor field to store
 
 `first_seen_ms` of an identifier is the smallest `event_time` of the events that carried it. The
 profile's own first-seen time is that of its anchor (`ids[anchor]`); it is not stored twice. The record
 is one flat map keyed like the `ids` state; in memory the key strings (and the profile id strings)
 are shared between the two states. Measured at 1M identifiers (`make bench`, ~2.8 per profile):
-~311 bytes of resident memory per identifier, allocator overhead included. A state rebuilt from JSON
+~293 bytes of objects (~296 resident) per identifier, allocator overhead included. A state rebuilt from JSON
 (Faust table recovery) holds separate copies of the strings until `share_strings` (called by the
 worker after recovery) makes the two states share them again.
 Dict order inside a record is insertion order; equality (and every API answer, which is sorted) does
@@ -118,7 +118,6 @@ __all__ = [
 ]
 
 
-_ANCHOR, _IDS = 0, 1  # positions in a profile record
 
 
 _EMPTY: tuple = ()
@@ -215,7 +214,7 @@ class IdentityGraph:
                             break
                     elif rec is TOMBSTONE:
                         break
-                    idmap = rec[_IDS]
+                    idmap = rec
                 if idmap[key] > event_time:
                     break
             else:
@@ -295,7 +294,7 @@ class IdentityGraph:
                         elif not limits:
                             members[pid] = rec
                         else:
-                            incoming = self._limited_keys(rec[_IDS])
+                            incoming = self._limited_keys(rec)
                             reason = self._merge_conflict(incoming, held) if (members or new) else None
                             if reason is None:
                                 members[pid] = rec
@@ -307,7 +306,7 @@ class IdentityGraph:
                 if pid is not None:
                     # Seen now: lower its first-seen time if this event is earlier (or repair a record
                     # that does not list it), whether or not its profile joined R.
-                    fs = rec[_IDS].get(key)
+                    fs = rec.get(key)
                     if fs is None or fs > event_time:
                         if fs is None:
                             self.repairs += 1
@@ -396,16 +395,12 @@ class IdentityGraph:
         """A record of profile `pid` that this batch may mutate (copy-on-write, once per batch)."""
         if self._profiles.is_pending(pid):
             return rec  # already this batch's own copy (or a record created in this batch)
-        return [rec[_ANCHOR], dict(rec[_IDS])]
+        return dict(rec)  # keeps the order: the anchor stays first
 
     def _anchor_key(self, rec: dict) -> tuple[int, tuple[int, str], str]:
-        anchor = rec[_ANCHOR]
-        fs = rec[_IDS].get(anchor)
-        if fs is not None:
-            return (fs, self._rank(anchor[:anchor.find(":")]), anchor)
-        self.repairs += 1  # the anchor is not in the record: recompute it from the record
-        rank = self._rank
-        return min((fs, rank(key[:key.find(":")]), key) for key, fs in rec[_IDS].items())
+        for anchor in rec:  # the anchor is the record's first key
+            return (rec[anchor], self._rank(anchor[:anchor.find(":")]), anchor)
+        raise ValueError("empty profile record")
 
     def _create(self, new: list[tuple[str, str]], event_time: int, changed: list[str]) -> str:
         # All new identifiers share first_seen = event_time and `new` is in priority order: the first
@@ -418,7 +413,7 @@ class IdentityGraph:
             record_ids[key] = event_time  # the same key object as in `ids`: one string in memory
             ids_set(key, profile_id)
             changed.append(key)
-        self._profiles.set(profile_id, [anchor, record_ids])
+        self._profiles.set(profile_id, record_ids)
         return profile_id
 
     def _apply(self, members: dict[str, dict], new: Iterable[tuple[str, str]],
@@ -452,10 +447,8 @@ class IdentityGraph:
         if survivor in members:
             base_pid = survivor
         else:
-            base_pid = max(members, key=lambda p: len(members[p][_IDS]))
-        base = self._own(base_pid, members[base_pid])
-        base_ids = base[_IDS]
-        base[_ANCHOR] = anchor
+            base_pid = max(members, key=lambda p: len(members[p]))
+        base_ids = self._own(base_pid, members[base_pid])
 
         to_point: list[str] = []  # identifiers whose `ids` entry must name the survivor
         for pid, rec in members.items():
@@ -466,11 +459,11 @@ class IdentityGraph:
                 if base_pid != survivor:
                     to_point.extend(base_ids)
                 continue
-            for key, fs in rec[_IDS].items():
+            for key, fs in rec.items():
                 old = base_ids.get(key)
                 if old is None or fs < old:
                     base_ids[key] = fs
-            to_point.extend(rec[_IDS])
+            to_point.extend(rec)
         ids_set = self._ids.set
         for _, key in new:
             base_ids[key] = event_time
@@ -490,6 +483,7 @@ class IdentityGraph:
                 self.repairs += 1  # stale entry: `current` owns it; drop it from this record
                 del base_ids[key]
 
+        base = _anchor_first(base_ids, anchor, rank)
         profiles = self._profiles
         profiles.set(survivor, base)
         absorbed = sorted(pid for pid in members if pid != survivor)
@@ -501,7 +495,7 @@ class IdentityGraph:
 
     def _lists(self, pid: str, key: str) -> bool:
         rec = self._profiles_get(pid)
-        return rec is not None and key in rec[_IDS]
+        return rec is not None and key in rec
 
     # -- erasure and reads -------------------------------------------------------------------------
     def forget(self, identifier: str) -> Forgotten | None:
@@ -518,7 +512,7 @@ class IdentityGraph:
         rec = self._profiles_get(profile_id)
         erased: list[str] = []
         if rec is not None:
-            for key in rec[_IDS]:
+            for key in rec:
                 if ids.get(key) == profile_id:
                     ids.delete(key)
                     erased.append(key)
@@ -543,7 +537,7 @@ class IdentityGraph:
         rec = self._profiles_get(profile_id)
         if rec is None:
             return []
-        return sorted(rec[_IDS])
+        return sorted(rec)
 
     def first_seen(self, profile_id: str) -> int | None:
         """Epoch ms of the profile's earliest identifier (its anchor), or None when it is not live."""
@@ -560,6 +554,19 @@ class IdentityGraph:
 _EMPTY_SET: frozenset = frozenset()
 
 
+def _anchor_first(record: dict, anchor: str, rank) -> dict:
+    """`record` with `anchor` as its first key (a record's first key IS its anchor). When a repair
+    dropped the anchor, the smallest remaining identifier takes its place."""
+    first = next(iter(record), None)
+    if first == anchor:
+        return record
+    if anchor not in record:
+        anchor = min((fs, rank(key[:key.find(":")]), key) for key, fs in record.items())[2]
+        if anchor == first:
+            return record
+    return {anchor: record[anchor], **record}
+
+
 def share_strings(ids: MutableMapping[str, Any], profiles: MutableMapping[str, Any]) -> int:
     """Make both states share one string object per identifier and per profile id again.
 
@@ -573,9 +580,7 @@ def share_strings(ids: MutableMapping[str, Any], profiles: MutableMapping[str, A
         ids[key] = pids.get(pid, pid)
     rewritten = 0
     for pid, rec in profiles.items():
-        if not isinstance(rec, list) or len(rec) != 2:
-            continue
-        rec[_ANCHOR] = canonical.get(rec[_ANCHOR], rec[_ANCHOR])
-        rec[_IDS] = {canonical.get(k, k): first_seen for k, first_seen in rec[_IDS].items()}
-        rewritten += 1
+        if isinstance(rec, dict):
+            profiles[pid] = {canonical.get(k, k): first_seen for k, first_seen in rec.items()}
+            rewritten += 1
     return rewritten

@@ -86,17 +86,18 @@ def check_invariants(ids, profiles, config):
     """The two states agree, every record is well formed, limits hold, ids derive from anchors."""
     for key, profile_id in ids.items():
         assert profile_id in profiles, f"{key} points at missing {profile_id}"
-        assert key in profiles[profile_id][1], f"{profile_id} does not list {key}"
+        assert key in profiles[profile_id], f"{profile_id} does not list {key}"
     for profile_id, rec in profiles.items():
-        assert isinstance(rec, list) and len(rec) == 2
-        assert rec[1], f"empty profile {profile_id}"
-        entries = [(fs, config.rank(key.partition(":")[0]), key) for key, fs in rec[1].items()]
-        for key in rec[1]:
+        assert isinstance(rec, dict)
+        assert rec, f"empty profile {profile_id}"
+        entries = [(fs, config.rank(key.partition(":")[0]), key) for key, fs in rec.items()]
+        for key in rec:
             assert ids.get(key) == profile_id
-        assert rec[0] == min(entries)[2]
-        assert profile_id == profile_id_for(rec[0])
+        anchor = next(iter(rec))  # the anchor is the record's first key
+        assert anchor == min(entries)[2]
+        assert profile_id == profile_id_for(anchor)
         per_type = defaultdict(int)
-        for key in rec[1]:
+        for key in rec:
             per_type[key.partition(":")[0]] += 1
         for t, n in per_type.items():
             limit = config.limit(t)
@@ -143,7 +144,7 @@ def test_unlimited_profiles_are_the_connected_components_whatever_the_order(even
     assert exported(graph) == expected
     check_invariants(ids, profiles, config)
     for rec in profiles.values():  # every identifier's first-seen time is the min over its events
-        for key, fs in rec[1].items():
+        for key, fs in rec.items():
             assert fs == first[key]
 
     shuffled = data.draw(st.permutations(events), label="arrival order")
@@ -455,7 +456,7 @@ def test_anonymous_events_are_unstitched():
 ])
 def test_malformed_events_are_refused_with_a_readable_error(event_ids, event_id, event_time, message):
     graph = IdentityGraph({"cookie:c": pid("cookie:c"), "a:b:c": "p-x"},
-                          {pid("cookie:c"): ["cookie:c", {"cookie:c": T0}]})
+                          {pid("cookie:c"): {"cookie:c": T0}})
     with pytest.raises(ValueError, match=message):
         graph.resolve(event_ids, event_id, event_time)
     assert graph.pending == 0
@@ -473,9 +474,9 @@ def test_export_lists_every_identifier_sorted():
 def test_records_stay_small_and_json_plain():
     _, ids, profiles, _ = run(MARTIN, IdentityConfig())
     rec = profiles[pid(f"email:{EMAIL}")]
-    assert rec == [f"email:{EMAIL}",
-                   {f"email:{EMAIL}": T0, "cookie:c-9": T0 + 2 * H, "user:u-42": T0 + 8 * H,
-                           "device:d-1": T0 + 8 * H, "loyalty:L-77": T0 + 11 * H, f"phone:{PHONE}": T0 + 72 * H}]
+    assert list(rec)[0] == f"email:{EMAIL}"
+    assert rec == {f"email:{EMAIL}": T0, "cookie:c-9": T0 + 2 * H, "user:u-42": T0 + 8 * H,
+                   "device:d-1": T0 + 8 * H, "loyalty:L-77": T0 + 11 * H, f"phone:{PHONE}": T0 + 72 * H}
     assert json.loads(json.dumps(profiles)) == profiles and json.loads(json.dumps(ids)) == ids
 
 
@@ -523,11 +524,11 @@ def test_a_dangling_identifier_is_relinked_as_new():
 
 def test_a_record_missing_an_identifier_is_repaired_on_sight():
     ids = {"cookie:c": pid("device:d"), "device:d": pid("device:d")}
-    profiles = {pid("device:d"): ["device:d", {"device:d": T0}]}
+    profiles = {pid("device:d"): {"device:d": T0}}
     graph = IdentityGraph(ids, profiles)
     assert graph.resolve({"cookie": "c"}, "e", T0 + 5).profile_id == pid("device:d")
     graph.flush()
-    assert profiles[pid("device:d")][1] == {"device:d": T0, "cookie:c": T0 + 5}
+    assert profiles[pid("device:d")] == {"device:d": T0, "cookie:c": T0 + 5}
     check_invariants(ids, profiles, IdentityConfig())
 
 
@@ -535,9 +536,9 @@ def test_a_merge_does_not_steal_an_identifier_another_profile_owns():
     # out of step: A's record still lists cookie:c, which belongs to B (both in `ids` and B's record)
     a, b, e = pid("device:d"), pid("cookie:c"), pid("email:e")
     ids = {"device:d": a, "cookie:c": b, "email:e": e}
-    profiles = {a: ["device:d", {"device:d": T0, "cookie:c": T0}],
-                b: ["cookie:c", {"cookie:c": T0 + 1}],
-                e: ["email:e", {"email:e": T0 - 5}]}
+    profiles = {a: {"device:d": T0, "cookie:c": T0},
+                b: {"cookie:c": T0 + 1},
+                e: {"email:e": T0 - 5}}
     graph = IdentityGraph(ids, profiles, IdentityConfig.unlimited())
     res = graph.resolve({"email": "e", "device": "d"}, "x", T0 + 10)
     assert res.merges == (Merge(e, (a,), ("device:d", "email:e"), "x"),)
@@ -549,7 +550,7 @@ def test_a_merge_does_not_steal_an_identifier_another_profile_owns():
 
 def test_forget_erases_every_pointer_even_without_a_record():
     ids = {"cookie:c": "p-x", "device:d": "p-x", "email:e": "p-y"}
-    graph = IdentityGraph(ids, {"p-y": ["email:e", {"email:e": T0}]})
+    graph = IdentityGraph(ids, {"p-y": {"email:e": T0}})
     assert graph.forget("cookie:c") == Forgotten("p-x", ("cookie:c", "device:d"))
     graph.flush()
     assert ids == {"email:e": "p-y"}
@@ -610,8 +611,8 @@ def test_share_strings_restores_sharing_after_a_json_round_trip():
     ids2, profiles2 = json.loads(json.dumps(ids)), json.loads(json.dumps(profiles))
     assert share_strings(ids2, profiles2) == len(profiles2)
     assert ids2 == ids and profiles2 == profiles
-    for pid, (anchor, rec_ids) in profiles2.items():
-        assert any(anchor is key for key in ids2)
-        for key in rec_ids:
+    for pid, rec in profiles2.items():
+        assert list(rec) == list(profiles[pid])  # order kept: the anchor stays first
+        for key in rec:
             assert next(k for k in ids2 if k == key) is key
             assert ids2[key] is next(p for p in profiles2 if p == pid)

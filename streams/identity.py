@@ -18,11 +18,11 @@ State (JSON plain data, so a changelog or a json round trip restores it exactly)
 profile's own first-seen time is that of its anchor (`ids[anchor]`); it is not stored twice. The record
 is one flat map keyed like the `ids` state; in memory the key strings (and the profile id strings)
 are shared between the two states. Measured at 1M identifiers (`make bench`, ~2.8 per profile):
-~293 bytes of objects (~296 resident) per identifier, allocator overhead included. A state rebuilt from JSON
-(Faust table recovery) holds separate copies of the strings until `share_strings` (called by the
+~293 bytes of objects per identifier (~296 resident, allocator overhead included). A state rebuilt
+from JSON (Faust table recovery) holds separate copies of the strings until `share_strings` (called by the
 worker after recovery) makes the two states share them again.
-Dict order inside a record is insertion order; equality (and every API answer, which is sorted) does
-not depend on it.
+Key order inside a record matters only for its first key (the anchor); after it, insertion order.
+Every API answer is sorted.
 
 Profile ids
 -----------

@@ -19,6 +19,7 @@ from sinks.clickhouse import close, connect
 from streams import simulate
 from streams.config import Topics
 from streams.ingest import ingest_batch
+from streams.kafka_fixes import true_end_offsets
 from streams.pipeline import Pipeline
 from streams.replay import replay
 from streams.runner import WorkerProcess, count_until, free_port
@@ -38,6 +39,15 @@ async def _produce(bootstrap: str, raws: list[bytes]) -> list[tuple[int, int]]:
         return [((md := await f).partition, md.offset) for f in futures]
     finally:
         await producer.stop()
+
+
+async def _read_topic(bootstrap: str, topic: str, timeout: float = 30) -> list:
+    """Every record of a single-partition topic, up to its true end offset."""
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition(topic, 0)
+    end = (await true_end_offsets(bootstrap, [tp]))[tp]
+    return await _read_all(bootstrap, topic, end, timeout)
 
 
 async def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list:
@@ -123,6 +133,18 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
     conversions = {c for _, c, _ in sums}
     expected_conversions = {e["event_id"] for e in events if e["type"] in ("purchase", "lead")}
     assert conversions == expected_conversions
+
+    # identity: merges reach the identity topic and the identity_events table; Martin is one profile
+    merges = [orjson.loads(r.value) for r in asyncio.run(_read_topic(kafka.bootstrap, TOPICS.identity))
+              if r.value]
+    merges = [m for m in merges if m["kind"] == "merge"]
+    assert merges and all(m["survivor"] and m["absorbed"] and m["event_id"] for m in merges)
+    assert client.query("SELECT count() FROM identity_events FINAL WHERE kind = 'merge'"
+                        ).result_rows[0][0] == len(merges)
+    martin_profiles = {p for (p,) in client.query(
+        "SELECT DISTINCT profile_id FROM identity_map FINAL WHERE is_deleted = 0 AND "
+        "identifier IN ('c-9', 'd-1', 'u-42', 'L-77')").result_rows}
+    assert len(martin_profiles) == 1
 
     # Martin's purchase is credited across the channels of his journey
     martin = [e for e in events if e["event_id"].startswith("martin")]
@@ -238,7 +260,7 @@ def test_forget_erases_the_whole_profile(kafka, tmp_path, ch_url):
         bad = forget("martin")
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "TYPE:VALUE" in bad.stderr
 
-    identity = asyncio.run(_read_all(kafka.bootstrap, TOPICS.identity, 1, timeout=5))
+    identity = asyncio.run(_read_topic(kafka.bootstrap, TOPICS.identity))
     tombstones = [r for r in identity if r.value is None]
     assert [r.key.decode() for r in tombstones] == [profile_id]
 

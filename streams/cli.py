@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import sys
@@ -100,12 +101,18 @@ def cmd_simulate(args) -> int:
 
     from streams import simulate
 
-    start = datetime.fromisoformat(args.start) if args.start else datetime(2026, 11, 2, tzinfo=timezone.utc)
+    try:
+        start = datetime.fromisoformat(args.start) if args.start else datetime(2026, 11, 2)
+    except ValueError:
+        raise CliError(f"simulate: --start {args.start!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
     if start.tzinfo is None:
         start = start.replace(tzinfo=timezone.utc)
-    events = [] if args.no_martin else list(simulate.martin_journey(start))
+    if args.profiles < 1:
+        raise CliError(f"simulate: --profiles must be at least 1 (got {args.profiles})")
     population = simulate.Population(profiles=args.profiles, seed=args.seed, start=start)
-    events.extend(population.events())
+    # a stream, not a list: memory stays flat however many profiles are asked for
+    events = itertools.chain([] if args.no_martin else simulate.martin_journey(start),
+                             population.events())
     if args.kafka is not None:
         settings = config.load(kafka_url=args.kafka or None)
         n = asyncio.run(simulate.produce(events, settings.kafka_bootstrap, settings.topics.touchpoints))

@@ -98,3 +98,16 @@ def test_simulate_replay_attribution_round_trip(tmp_path):
     assert by_publisher.returncode == 0 and by_publisher.stdout.startswith("publisher,conversions,revenue")
     one_line_error(run("attribution", "--model", "nonsense", env=env), "unknown model")
     one_line_error(run("attribution", "--model", "linear", "--from", "yesterday", env=env), "--from")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--start", "nope"], "--start"),
+    (["--profiles", "0"], "--profiles"),
+    ([], "--out FILE.jsonl or --kafka"),
+])
+def test_bad_simulate_arguments_are_one_line(args, fragment):
+    one_line_error(run("simulate", *args), fragment)
+
+
+def test_bad_forget_identifier_is_one_line():
+    one_line_error(run("forget", "--identifier", "email:not-an-email"), "not a valid email")

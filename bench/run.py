@@ -3,6 +3,8 @@
 What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 100,000):
 1. baseline  `aiokafka raw`: a plain aiokafka consumer reading the touchpoints topic and decoding each
    record with orjson (the floor any Kafka consumer in Python pays);
+1b. `faust floor`: a Faust agent on the same topic that only batches and counts (what Faust itself
+   costs per record, before any work);
 2. `replay core`: `ingest_batch` + `Pipeline.process` in-process, no broker (the pure core's ceiling);
 3. `faust worker`: the real `parcours worker` process reading the same pre-filled topic, through ingest,
    the single-partition stitch topic and the journey agent, into chDB; timed from its first output
@@ -112,6 +114,23 @@ async def watch_outputs(bootstrap: str, n: int, alive, timeout: float = 900) -> 
         await consumer.stop()
 
 
+def bench_faust_floor(kafka_url: str, n: int, tmp: Path) -> float:
+    """records/s of a Faust agent that only batches and counts (bench/faust_floor.py)."""
+    import subprocess
+    import sys
+
+    from streams.embedded import free_port
+
+    env = {**os.environ, "URL": kafka_url, "WEBPORT": str(free_port()), "N": str(n),
+           "APP_ID": f"faust-floor-{os.getpid()}", "DATADIR": str(tmp / "faust-floor")}
+    out = subprocess.run([sys.executable, "-m", "bench.faust_floor", "worker"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    for line in (out.stdout + out.stderr).splitlines():
+        if "RATE" in line:
+            return float(line.split("RATE", 1)[1].split()[0])
+    raise RuntimeError(f"faust floor run printed no rate:\n{out.stderr[-2000:]}")
+
+
 def vm_hwm_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -134,6 +153,7 @@ def main() -> None:
         kafka.create_topics({TOPICS.touchpoints: 4, TOPICS.stitch: 1})
         produce_s = asyncio.run(produce(kafka.bootstrap, raws))
         raw_s = asyncio.run(bench_aiokafka(kafka.bootstrap, n))
+        floor_rate = bench_faust_floor(kafka.url, n, Path(tmp))
         worker = WorkerProcess(kafka.url, f"chdb://{Path(tmp) / 'ch'}", Path(tmp) / "data",
                                app_id="parcours-bench", log_path=Path(tmp) / "worker.log")
         with worker:
@@ -151,13 +171,15 @@ def main() -> None:
     rows = [
         ("aiokafka raw consume + orjson (baseline)", n / raw_s, ""),
         ("aiokafka producer (fill the topic)", n / produce_s, ""),
+        ("Faust agent that only batches and counts (floor)", floor_rate, ""),
         ("replay core: ingest + pipeline, no broker", n / core_s, f"{core_rss:,.0f} MB (bench process)"),
         ("parcours worker (Faust, Kafka -> chDB)", n / worker_s, f"{worker_mb:,.0f} MB (VmHWM)"),
     ]
     for what, rate, mem in rows:
         table.add_row(what, f"{rate:,.0f}", f"{rate / base:.3f}", mem)
     console.print(table)
-    console.print(f"worker start-up until its first output: {startup_s:.1f} s")
+    console.print(f"worker start-up until its first output: {startup_s:.1f} s; "
+                  f"worker / Faust floor = {n / worker_s / floor_rate:.2f}")
 
     ids_n = int(os.environ.get("BENCH_IDENTIFIERS", "1000000"))
     console.print(f"identity graph at {ids_n:,} identifiers...")

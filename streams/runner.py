@@ -5,7 +5,6 @@ production (its own process, its own chDB directory), the caller talks to it onl
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess

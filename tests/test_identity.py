@@ -329,7 +329,7 @@ def test_martin_ends_in_one_profile(config):
     assert [r.refused for r in results] == [()] * len(MARTIN)
     # the cookie's web visits were stitched into Martin's profile by the email click
     assert results[1].profile_id == pid("cookie:c-9")
-    assert results[5].merges == (Merge(martin, (pid("cookie:c-9"),), (f"cookie:c-9", f"email:{EMAIL}"),
+    assert results[5].merges == (Merge(martin, (pid("cookie:c-9"),), ("cookie:c-9", f"email:{EMAIL}"),
                                        "m6-email-click"),)
     # the app user was its own profile for one event, then merged into Martin at identify
     assert results[6].profile_id == pid("user:u-42")

@@ -169,6 +169,45 @@ GROUP BY day, model, channel, campaign, publisher
 COMMENT 'parcours: credit per day x model x channel x campaign x publisher (a plain view over FINAL: replays never double-count)'
 """
 
+_LATE_EVENTS = f"""
+CREATE TABLE IF NOT EXISTS late_events (
+    event_id   String,
+    event_time DateTime64(3, 'UTC'),
+    type       LowCardinality(String),
+    source     LowCardinality(String) COMMENT 'input partition the event came from',
+    watermark  DateTime64(3, 'UTC') COMMENT 'the watermark the event was behind',
+    reason     String
+) ENGINE = ReplacingMergeTree
+ORDER BY event_id
+SETTINGS {DEDUP}
+COMMENT 'parcours: touchpoints behind the watermark; identity and attribution took them, moment rules did not'
+"""
+
+_TRIGGERS_V2 = [
+    "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS rule LowCardinality(String) DEFAULT moment",
+    "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS story LowCardinality(String) DEFAULT ''",
+    "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS message LowCardinality(String) DEFAULT ''",
+    "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS matched Array(String) "
+    "COMMENT 'event ids that made the moment'",
+    "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS reason String COMMENT 'why it fired'",
+    "ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS trigger_id String "
+    "COMMENT 'the trigger this candidate would have been'",
+    "ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS rule LowCardinality(String) DEFAULT moment",
+    "ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS detail String",
+]
+
+_TRIGGER_DAILY = """
+CREATE VIEW IF NOT EXISTS trigger_daily AS
+SELECT day, rule, channel, outcome, count() AS candidates
+FROM (
+    SELECT toDate(fired_at) AS day, rule, channel, 'sent' AS outcome FROM triggers FINAL
+    UNION ALL
+    SELECT toDate(at) AS day, rule, channel, reason AS outcome FROM suppressions FINAL
+)
+GROUP BY day, rule, channel, outcome
+COMMENT 'parcours: candidates per day x rule x channel, sent or suppressed by reason (holdout = control group)'
+"""
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "initial tables", [
         _TOUCHPOINTS,
@@ -179,6 +218,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         _ATTRIBUTION_CREDIT,
         _DEAD_LETTERS,
         _ATTRIBUTION_DAILY,
+    ]),
+    (2, "moments: trigger reasons, suppression details, late events", [
+        *_TRIGGERS_V2,
+        _LATE_EVENTS,
+        _TRIGGER_DAILY,
     ]),
 ]
 

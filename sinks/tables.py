@@ -191,13 +191,21 @@ IDENTITY_EVENTS = _table(
 )
 TRIGGERS = _table(
     "triggers",
-    "trigger_id:str fired_at:time profile_id:str moment:str channel:str event_id:str code:str payload:map",
-    key="trigger_id", defaults={"event_id": "", "code": "", "payload": {}},
+    "trigger_id:str fired_at:time profile_id:str moment:str channel:str event_id:str code:str payload:map "
+    "rule:str story:str message:str matched:array reason:str",
+    key="trigger_id",
+    defaults={"event_id": "", "code": "", "payload": {}, "rule": "", "story": "", "message": "",
+              "matched": [], "reason": ""},
 )
 SUPPRESSIONS = _table(
     "suppressions",
-    "suppression_id:str at:time profile_id:str moment:str channel:str event_id:str reason:str",
-    key="suppression_id", defaults={"event_id": ""},
+    "suppression_id:str at:time profile_id:str moment:str channel:str event_id:str reason:str "
+    "trigger_id:str rule:str detail:str",
+    key="suppression_id", defaults={"event_id": "", "trigger_id": "", "rule": "", "detail": ""},
+)
+LATE_EVENTS = _table(
+    "late_events", "event_id:str event_time:time type:str source:str watermark:time reason:str",
+    key="event_id", defaults={"source": ""},
 )
 ATTRIBUTION_CREDIT = _table(
     "attribution_credit",
@@ -215,4 +223,5 @@ DEAD_LETTERS = _table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     TOUCHPOINTS, IDENTITY_MAP, IDENTITY_EVENTS, TRIGGERS, SUPPRESSIONS, ATTRIBUTION_CREDIT, DEAD_LETTERS,
+    LATE_EVENTS,
 )}

@@ -18,7 +18,7 @@ from streams.config import Topics
 from streams.ingest import ingest_batch
 from streams.outputs import dead_letter_rows, table_rows, topic_messages
 from sinks.writer import SinkError
-from streams.pipeline import Emitted, Pipeline
+from streams.pipeline import SOURCE, Emitted, Pipeline
 
 log = logging.getLogger("parcours.agents")
 
@@ -108,7 +108,7 @@ class Shell:
         started = time.perf_counter()
         raws = [(e.message.value, e.message.topic, e.message.partition, e.message.offset)
                 for e in events]
-        good, dead = ingest_batch(raws)
+        good, dead = ingest_batch(raws, source_key=SOURCE)
         records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(good)]
         records += [(self.topics.dead_letter, None, orjson.dumps(record)) for record in dead]
         await self.producer.send_all(records)
@@ -194,5 +194,14 @@ class Shell:
         for ev in out.identity:
             if ev["kind"] == "refused":
                 metrics.IDENTITY_REFUSALS.labels(metrics.refusal_reason(ev["reason"])).inc()
+        for trig in out.triggers:
+            metrics.TRIGGERS.labels(trig["rule"], trig["channel"]).inc()
+        for sup in out.suppressions:
+            metrics.SUPPRESSIONS.labels(sup["reason"]).inc()
+        if out.late:
+            metrics.LATE_EVENTS.inc(len(out.late))
+        watermark = self.pipeline.moments.watermark.value
+        if watermark > 0:
+            metrics.WATERMARK.set(watermark / 1000)
         metrics.BATCH_SIZE.labels("journey").observe(batch_size)
         metrics.BATCH_SECONDS.labels("journey").observe(time.perf_counter() - started)

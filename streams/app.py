@@ -23,6 +23,7 @@ from streams.batch_producer import BatchProducer
 from streams.config import Settings
 from streams.kafka_fixes import install_faust_recovery_fix, install_leave_group_fix
 from streams.identity import share_strings
+from streams.moments.loader import load_default
 from streams.pipeline import STORES, Pipeline
 from streams import metrics
 
@@ -30,7 +31,9 @@ log = logging.getLogger("parcours.app")
 
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
 JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
-TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths"}
+TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths",
+               "moments": "journey-moments", "prefs": "journey-preferences",
+               "timers": "journey-timers"}
 
 
 class _TableStore:
@@ -83,7 +86,7 @@ class _TableStore:
         return [(topic, orjson.dumps(k), None if v is None else orjson.dumps(v)) for k, v in changes]
 
 
-def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
+def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:
     install_faust_recovery_fix()
     install_leave_group_fix()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,9 +115,12 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
                             partitions=settings.input_partitions)
     stitch = app.topic(topics.stitch, value_type=bytes, value_serializer="raw",
                        key_serializer="raw", partitions=1, internal=True)
+    rules = rules if rules is not None else load_default()
+    channels = sorted({ch for rule in rules.rules for ch in rule.action.channels}
+                      | {ch for rule in rules.rules for m in rule.action.messages for ch in m.channels})
     outputs = [app.topic(name, partitions=1) for name in
                (topics.dead_letter, topics.stitched, topics.identity, topics.credit,
-                topics.suppressions)]
+                topics.suppressions, topics.late, *map(topics.trigger_topic, channels))]
     tables = {
         name: app.Table(TABLE_NAMES[name], default=None, partitions=1, use_partitioner=True,
                         key_type=str)  # keys and values: JSON (Faust default codec)
@@ -127,8 +133,13 @@ def create_app(settings: Settings, sink=None) -> tuple[faust.App, Shell]:
         shared = share_strings(stores["ids"].data, stores["profiles"].data)
         log.info("identity tables recovered: %d identifiers, %d profiles", len(stores["ids"]), shared)
 
+    async def timers_recovered() -> None:
+        pipeline.reset_caches()  # the timer index and the watermark are rebuilt from the tables
+        log.info("moment timers recovered: %d", len(stores["timers"]))
+
     tables["profiles"].on_recover(after_recovery)
-    pipeline = Pipeline(stores)
+    tables["timers"].on_recover(timers_recovered)
+    pipeline = Pipeline(stores, rules=rules, sources=settings.input_partitions)
     producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs")
     shell = Shell(pipeline, sink, topics, producer,
                   changelog=lambda: [r for store in stores.values() for r in store.drain()])

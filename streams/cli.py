@@ -57,8 +57,30 @@ async def check_kafka(bootstrap: str, timeout: float = 15.0) -> None:
             pass
 
 
+def load_rules(path: str | None):
+    """The rule pack at `path` (default: the shipped pack), or one readable line on failure."""
+    from streams.moments.loader import RulePackError, load_default, load_pack
+    from streams.moments.reference import ReferenceDataError
+
+    try:
+        return load_pack(path) if path else load_default()
+    except RulePackError as exc:
+        first = exc.errors[0] if exc.errors else exc
+        more = f" (+{len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+        raise CliError(f"rules: {first}{more}; run: parcours rules check {path}") from None
+    except (ReferenceDataError, OSError) as exc:
+        raise CliError(f"rules: {exc}") from None
+
+
+def cmd_rules_check(args) -> int:
+    from streams.moments.loader import check_main
+
+    return check_main(args.file)
+
+
 def cmd_worker(args) -> int:
     settings = config.load()
+    rules = load_rules(settings.rules_file)
     asyncio.run(check_kafka(settings.kafka_bootstrap))
     sink = _open_sink(settings.clickhouse_url)
     from faust import Worker
@@ -66,7 +88,7 @@ def cmd_worker(args) -> int:
     from streams import metrics
     from streams.app import create_app
 
-    app, _shell = create_app(settings, sink=sink)
+    app, _shell = create_app(settings, sink=sink, rules=rules)
     metrics.serve(settings.metrics_port)
     level = os.environ.get("PARCOURS_LOG_LEVEL", "info")
     try:
@@ -83,16 +105,22 @@ def cmd_replay(args) -> int:
     if not path.is_file():
         raise CliError(f"replay: no such file: {path}")
     settings = config.load(clickhouse_url=args.clickhouse)
+    from streams.pipeline import Pipeline
+
+    pipeline = Pipeline(rules=load_rules(args.rules or settings.rules_file))
     sink = _open_sink(settings.clickhouse_url)
     try:
-        result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size)
+        result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size, pipeline=pipeline)
     finally:
         sink.close()
     rate = result.lines / result.seconds if result.seconds else 0.0
     print(f"replayed {result.lines} lines in {result.seconds:.2f} s ({rate:,.0f}/s): "
           f"{result.accepted} accepted, {result.dead_lettered} dead-lettered, "
           f"{result.counts.get('credits', 0)} credit rows, "
-          f"{result.counts.get('identity', 0)} identity events -> {args.out}/")
+          f"{result.counts.get('identity', 0)} identity events, "
+          f"{result.counts.get('triggers', 0)} triggers, "
+          f"{result.counts.get('suppressions', 0)} suppressions, "
+          f"{result.counts.get('late', 0)} late events -> {args.out}/")
     return 0
 
 
@@ -225,7 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clickhouse", default=None, help="ClickHouse URL (default PARCOURS_CLICKHOUSE_URL)")
     p.add_argument("--out", default="out/replay")
     p.add_argument("--batch-size", type=int, default=5000)
+    p.add_argument("--rules", default=None, help="rule pack YAML (default PARCOURS_RULES, else the shipped pack)")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("rules", help="moment rule packs")
+    rules_sub = p.add_subparsers(dest="rules_command", required=True)
+    q = rules_sub.add_parser("check", help="validate a rule pack; errors name their line")
+    q.add_argument("file")
+    q.set_defaults(func=cmd_rules_check)
 
     p = sub.add_parser("simulate", help="synthetic journeys (with the Martin journey) to a file or Kafka")
     p.add_argument("--profiles", type=int, default=1000)

@@ -28,6 +28,7 @@ class Topics:
     identity: str = "identity"
     credit: str = "attribution.credit"
     suppressions: str = "suppressions"
+    late: str = "touchpoints.late"  # events behind the watermark (moment rules skipped)
     triggers_prefix: str = "triggers."
 
     def trigger_topic(self, channel: str) -> str:
@@ -46,6 +47,7 @@ class Settings:
     batch_size: int = 2000
     batch_seconds: float = 0.5
     session_timeout: float = 10.0
+    rules_file: str | None = None  # the moment rule pack (default: the pack shipped with parcours)
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -131,6 +133,7 @@ def load(env: dict | None = None, **overrides) -> Settings:
         batch_size=_int(env, "PARCOURS_BATCH_SIZE", 2000) or 1,
         batch_seconds=_float(env, "PARCOURS_BATCH_SECONDS", 0.5),
         session_timeout=_float(env, "PARCOURS_SESSION_TIMEOUT", 10.0),
+        rules_file=env.get("PARCOURS_RULES") or None,
     )
     settings.update(overrides)
     return Settings(**settings)

@@ -296,13 +296,16 @@ def _as_bytes(raw: Any) -> bytes:
 
 def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]], *,
                  max_bytes: int = DEFAULT_MAX_BYTES,
-                 now_ms: int | None = None) -> tuple[list[dict], list[dict]]:
+                 now_ms: int | None = None,
+                 source_key: str | None = None) -> tuple[list[dict], list[dict]]:
     """(raw bytes, topic, partition, offset) records -> (normalised touchpoints, dead letters).
 
     Never raises: a record ingest cannot accept becomes a dead letter, and an unexpected exception
     becomes a dead letter with error "internal". Every input yields exactly one output; order is
     kept within each list. Duplicate event_ids are kept (the pipeline deduplicates). `now_ms` is
     the `received_at` of the batch's dead letters (default: the clock, read once per batch).
+    With `source_key`, each touchpoint also carries its input partition under that key (the
+    pipeline's watermark is per partition; it removes the key).
     """
     normalised: list[dict] = []
     dead: list[dict] = []
@@ -313,7 +316,10 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
         try:
             value, topic, partition, offset = item
             raw = _as_bytes(value)
-            normalised.append(normalise(decode(raw, max_bytes=max_bytes), validated=True))
+            tp = normalise(decode(raw, max_bytes=max_bytes), validated=True)
+            if source_key is not None:
+                tp[source_key] = partition
+            normalised.append(tp)
         except Exception as exc:  # noqa: BLE001 - the contract is "never raise"
             if received_at is None:
                 received_at = _now_ms()

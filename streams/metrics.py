@@ -26,6 +26,10 @@ CONSUMER_LAG = Gauge("parcours_consumer_lag", "High-water mark minus committed p
 IDENTITY_MERGES = Counter("parcours_identity_merges", "Profiles merged into a survivor")
 IDENTITY_REFUSALS = Counter("parcours_identity_refusals", "Links refused by identity rules",
                             ["reason"])
+TRIGGERS = Counter("parcours_triggers", "Triggers sent, by rule and channel", ["rule", "channel"])
+SUPPRESSIONS = Counter("parcours_suppressions", "Candidate triggers not sent, by reason", ["reason"])
+LATE_EVENTS = Counter("parcours_late_events", "Events behind the watermark (moment rules skipped)")
+WATERMARK = Gauge("parcours_watermark_seconds", "Event-time watermark of the moments stage (epoch s)")
 
 
 def serve(port: int | None) -> None:

@@ -25,6 +25,8 @@ def topic_messages(out: Emitted, topics: Topics) -> Iterator[tuple[str, bytes | 
         yield topics.trigger_topic(trig["channel"]), trig["profile_id"].encode(), _json(trig)
     for sup in out.suppressions:
         yield topics.suppressions, sup["profile_id"].encode(), _json(sup)
+    for late in out.late:
+        yield topics.late, late["event_id"].encode(), _json(late)
 
 
 def table_rows(out: Emitted, now_ms: int) -> dict[str, list[dict]]:
@@ -46,6 +48,8 @@ def table_rows(out: Emitted, now_ms: int) -> dict[str, list[dict]]:
         rows["triggers"] = out.triggers
     if out.suppressions:
         rows["suppressions"] = out.suppressions
+    if out.late:
+        rows["late_events"] = out.late
     return rows
 
 

@@ -6,7 +6,8 @@ the worker) and is written once per key per batch.
 
 Per event: identity resolves the profile (and may merge profiles); every merge is passed to each
 stage so state kept under an absorbed profile moves to the survivor before the event is seen; then
-each stage sees the stitched event. Moments and the preferences gate plug in as further stages.
+each stage sees the stitched event: attribution, then moments (rules and the preferences gate).
+Before identity, the event's source partition moves the watermark and due timers fire.
 """
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ from typing import Callable, MutableMapping, Protocol
 
 from streams.attribution import AttributionConfig, PathBook
 from streams.identity import IdentityConfig, IdentityGraph
+from streams.moments.loader import load_default
+from streams.moments.rules import RulePack
+from streams.moments.stage import MomentsStage, References
 from streams.state import BatchState
 
-STORES = ("ids", "profiles", "paths")
+SOURCE = "_src"  # set by ingest on each touchpoint: its input partition (the watermark's source)
+STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers")
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Emitted:
     credits: list = field(default_factory=list)
     triggers: list = field(default_factory=list)
     suppressions: list = field(default_factory=list)
+    late: list = field(default_factory=list)  # events behind the watermark: moment rules skipped
 
     def extend(self, other: "Emitted") -> None:
         for name in self.__dataclass_fields__:
@@ -71,14 +77,24 @@ class Pipeline:
         *,
         identity_config: IdentityConfig | None = None,
         attribution_config: AttributionConfig | None = None,
+        rules: RulePack | None = None,
+        references: References | None = None,
+        sources: int = 0,
         clock: Callable[[], float] = time.time,
     ):
         stores = stores if stores is not None else {}
         self.states = {name: BatchState(stores.setdefault(name, {})) for name in STORES}
         self.identity = IdentityGraph(self.states["ids"], self.states["profiles"],
                                       identity_config or IdentityConfig())
+        rules = rules if rules is not None else load_default()
+        self.moments = MomentsStage(rules, self.states["moments"], self.states["prefs"],
+                                    self.states["timers"],
+                                    references if references is not None else References.of(rules),
+                                    identifiers_of=self.identity.identifiers_of,
+                                    sources=[str(i) for i in range(sources)])
         self.stages: list[Stage] = [
             AttributionStage(self.states["paths"], attribution_config or AttributionConfig()),
+            self.moments,
         ]
         self._clock = clock
         self._last_ms = 0
@@ -110,6 +126,8 @@ class Pipeline:
         return out
 
     def _process_one(self, tp: dict, out: Emitted, changed: dict) -> None:
+        # event time first: timers the watermark passes fire before this event is seen
+        self.moments.on_time(tp, tp.pop(SOURCE, None), out)
         ids = tp.get("ids")
         if ids:
             res = self.identity.resolve(ids, tp["event_id"], tp["event_time"])
@@ -160,6 +178,10 @@ class Pipeline:
         if flush:
             self.flush()
         return out
+
+    def reset_caches(self) -> None:
+        """Call after the backing stores were recovered (Faust table recovery)."""
+        self.moments.reset()
 
     def flush(self) -> int:
         return sum(state.flush() for state in self.states.values())

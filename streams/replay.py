@@ -16,7 +16,8 @@ from streams.ingest import ingest_batch
 from streams.outputs import dead_letter_rows, table_rows
 from streams.pipeline import Pipeline
 
-OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit")
+OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit",
+                "late_events")
 
 
 @dataclass
@@ -81,6 +82,7 @@ def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
             writers.write("triggers", out.triggers)
             writers.write("suppressions", out.suppressions)
             writers.write("attribution_credit", out.credits)
+            writers.write("late_events", out.late)
             for name, n in out.counts().items():
                 result.counts[name] = result.counts.get(name, 0) + n
             if sink is not None:

@@ -19,7 +19,7 @@ SCHEMA_DIR = Path(registry.__file__).parent
 TOUCHPOINT_V1 = Path(__file__).parent / "data" / "touchpoint.v1.avsc"
 
 DOCUMENTED_IDS = {"touchpoint": 1, "stitched_touchpoint": 2, "dead_letter": 3, "identity_event": 4,
-                  "attribution_credit": 5, "trigger": 6, "suppression": 7}
+                  "attribution_credit": 5, "trigger": 6, "suppression": 7, "late_event": 8}
 
 
 def test_schema_ids_are_the_documented_table():

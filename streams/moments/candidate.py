@@ -29,6 +29,7 @@ class Candidate:
     cooldown_ms: int = 0
     holdout_pct: float = 0.0  # this rule's holdout share (0..1)
     tz_hint: str | None = None  # the completing event's context.tz, if any
+    bindings: dict = field(default_factory=dict)  # placeholder values: product_id, store_id, ...
 
     def reason(self) -> str:
         return f"rule {self.rule} matched {', '.join(self.matched)}"

@@ -1,0 +1,489 @@
+"""The moment engine: per-profile rule evaluation on event time, with absence timers.
+
+Pure: state lives in two `BatchState`s, `moments` (one value per profile) and `timers` (one key per
+pending absence or deferred trigger, so a restarted worker finds them in its recovered table).
+
+Per profile (`moments[profile_id]`), only what the rules need, pruned to their windows:
+  "loc": [lat, lon, time]                last known position (stock joins on the nearest store)
+  "int": [[time, product_id], ...]       product interest (profile conditions `min_interest`)
+  "seq": {rule: [[time, event_id, step, key, bindings], ...]}   events matching a sequence step
+  "cnt": {rule: [[time, event_id, key, bindings], ...]}         events matching a count
+  "abs": {rule: {key: [time, event_id, timer_key]}}   pending absence per `same` key
+  "mis": {rule: [[time, key], ...]}                   recent "missing" events of an absence
+
+Out-of-order events (within the allowed lateness) are inserted at their place in time: a sequence
+or a count is matched over the events in time order, whatever their arrival order; an absence is
+cancelled by a "missing" event that arrived before or after its anchor. The events a match used are
+consumed, so one sequence or count fires once. Timers fire when the watermark passes them, in
+(deadline, key) order, so the outcome does not depend on how events were batched.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from streams.moments.candidate import Candidate
+from streams.moments.predicates import Matcher, compile_predicate, field_getter
+from streams.moments.watermark import KEY as WATERMARK_KEY
+from streams.moments.rules import (AbsencePattern, CountPattern, EventPattern, Message, Rule,
+                                   RulePack, SequencePattern)
+from streams.state import BatchState
+
+IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
+INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})
+MAX_ENTRIES = 64  # per rule and profile: bounds the state of a very busy profile
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def trigger_id(rule: str, profile_id: str, window: str) -> str:
+    """Deterministic id of a moment: the same rule, profile and window always give the same id."""
+    return hashlib.sha256(f"{rule}|{profile_id}|{window}".encode()).hexdigest()[:32]
+
+
+def _same_key(getters, tp: dict) -> str:
+    if not getters:
+        return ""
+    return "\x1f".join("" if (v := g(tp)) is None else str(v) for g in getters)
+
+
+@dataclass
+class _Compiled:
+    rule: Rule
+    kind: str
+    matchers: tuple[Matcher, ...]  # event: (match,), sequence: steps, absence: (after, missing), count: (match,)
+    same: tuple
+
+
+class MomentEngine:
+    def __init__(self, pack: RulePack, moments: BatchState, timers: BatchState, refs,
+                 identifiers_of: Callable[[str], list] | None = None):
+        self.pack = pack
+        self.moments = moments
+        self.timers = timers
+        self.identifiers_of = identifiers_of or (lambda _pid: [])
+        self.rules: dict[str, _Compiled] = {}
+        self.by_type: dict[str, list[tuple[_Compiled, int]]] = {}
+        self.any_type: list[tuple[_Compiled, int]] = []
+        self.interest_ms = max((r.profile.interest_window_ms for r in pack.rules
+                                if r.profile and r.profile.min_interest > 0), default=0)
+        self.uses_location = False
+        for rule in pack.rules:
+            self._compile(rule, refs)
+        self._heap: list | None = None
+
+    # -- compilation -------------------------------------------------------------------------------
+    def _compile(self, rule: Rule, refs) -> None:
+        p = rule.pattern
+        if isinstance(p, EventPattern):
+            preds, same = (p.match,), ()
+        elif isinstance(p, SequencePattern):
+            preds, same = p.steps, p.same
+        elif isinstance(p, AbsencePattern):
+            preds, same = (p.after, p.missing), p.same
+        elif isinstance(p, CountPattern):
+            preds, same = (p.match,), p.same
+        else:  # pragma: no cover - the loader builds only these
+            raise TypeError(f"rule {rule.id}: unknown pattern {p!r}")
+        for pred in preds:
+            if pred.in_stock is not None and pred.in_stock.store == "nearest":
+                self.uses_location = True
+        compiled = _Compiled(rule, p.kind, tuple(compile_predicate(x, refs) for x in preds),
+                             tuple(field_getter(f) for f in same))
+        self.rules[rule.id] = compiled
+        for role, matcher in enumerate(compiled.matchers):
+            if matcher.types is None:
+                self.any_type.append((compiled, role))
+            else:
+                for t in matcher.types:
+                    self.by_type.setdefault(t, []).append((compiled, role))
+
+    # -- state helpers -----------------------------------------------------------------------------
+    def _profile(self, pid: str) -> dict:
+        """The profile's state, writable (copied on the first write of a batch)."""
+        if self.moments.is_pending(pid):
+            return self.moments.get(pid)
+        current = self.moments.get(pid)
+        state = {} if current is None else {k: (dict(v) if isinstance(v, dict) else list(v))
+                                            for k, v in current.items()}
+        for name in ("seq", "cnt", "abs", "mis"):
+            if name in state:
+                state[name] = {r: (dict(v) if isinstance(v, dict) else list(v))
+                               for r, v in state[name].items()}
+        self.moments.set(pid, state)
+        return state
+
+    def reset(self) -> None:
+        """Forget the timer index (rebuilt from the timers store at the next use)."""
+        self._heap = None
+
+    def _heap_ready(self) -> list:
+        if self._heap is None:
+            self._heap = [(v["at"], k) for k, v in self.timers.items() if k != WATERMARK_KEY]
+            heapq.heapify(self._heap)
+        return self._heap
+
+    def add_timer(self, key: str, value: dict) -> None:
+        self.timers.set(key, value)
+        heapq.heappush(self._heap_ready(), (value["at"], key))
+
+    def due(self, watermark: int) -> list[tuple[str, dict]]:
+        """Pop the timers strictly before `watermark`, oldest first; their keys are deleted."""
+        heap = self._heap_ready()
+        fired = []
+        while heap and heap[0][0] < watermark:
+            _at, key = heapq.heappop(heap)
+            value = self.timers.get(key)
+            if value is None:  # cancelled
+                continue
+            self.timers.delete(key)
+            fired.append((key, value))
+        return fired
+
+    # -- events ------------------------------------------------------------------------------------
+    def on_event(self, tp: dict) -> list[Candidate]:
+        """Evaluate the rules for one stitched, on-time event of a known profile."""
+        pid = tp["profile_id"]
+        kind = tp["type"]
+        t = tp["event_time"]
+        self._note_profile(pid, tp, kind, t)
+        entries = self.by_type.get(kind)
+        if not entries and not self.any_type:
+            return []
+        out: list[Candidate] = []
+        for compiled, role in (entries or []) + self.any_type:
+            loc = (self.moments.get(pid) or {}).get("loc") if self.uses_location else None
+            bound = compiled.matchers[role](tp, loc)
+            if bound is None:
+                continue
+            handler = getattr(self, "_on_" + compiled.kind)
+            handler(compiled, role, pid, tp, bound, out)
+        return out
+
+    def _note_profile(self, pid: str, tp: dict, kind: str, t: int) -> None:
+        if self.uses_location:
+            ctx = tp.get("context")
+            if isinstance(ctx, dict):
+                lat, lon = ctx.get("lat"), ctx.get("lon")
+                if isinstance(lat, (int, float)) and isinstance(lon, (int, float)):
+                    current = (self.moments.get(pid) or {}).get("loc")
+                    if current is None or (t >= current[2] and (current[0], current[1]) != (lat, lon)):
+                        self._profile(pid)["loc"] = [lat, lon, t]
+        if self.interest_ms and kind in INTEREST_TYPES:
+            product = (tp.get("properties") or {}).get("product_id")
+            if isinstance(product, str) and product:
+                state = self._profile(pid)
+                items = state.get("int") or []
+                items = [x for x in items if x[0] > t - self.interest_ms] + [[t, product]]
+                state["int"] = items[-MAX_ENTRIES:]
+
+    def _on_event(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
+        self._emit(c, pid, tp["event_time"], tp, [tp["event_id"]], f"{tp['event_time']}:{tp['event_id']}",
+                   bound, out)
+
+    def _on_sequence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
+        # an event may match several steps: record each
+        pattern: SequencePattern = c.rule.pattern
+        t, eid = tp["event_time"], tp["event_id"]
+        key = _same_key(c.same, tp)
+        state = self._profile(pid)
+        seq = state.setdefault("seq", {})
+        items = [x for x in seq.get(c.rule.id, ()) if x[0] >= t - pattern.within_ms - self.pack.lateness_ms
+                 or x[0] > t]
+        steps = [j for j, m in enumerate(c.matchers) if j == role or m(tp, state.get("loc")) is not None]
+        if role != min(steps):  # the event was already recorded when its first matching step came up
+            return
+        b = self._bindings(tp, bound)
+        for j in steps:
+            items.append([t, eid, j, key, b])
+        items.sort(key=lambda x: (x[0], x[1], x[2]))
+        items = items[-MAX_ENTRIES:]
+        for j in steps:
+            match = _sequence_match(items, len(c.matchers), j, eid, key, pattern.within_ms)
+            if match is not None:
+                used = {m[1] for m in match}
+                items = [x for x in items if x[1] not in used]
+                first, last = match[0], match[-1]
+                self._emit(c, pid, last[0], None, [m[1] for m in match],
+                           f"{first[0]}:{first[1]}-{last[0]}:{last[1]}", _chain_bindings(match, 4),
+                           out, event_id=last[1])
+                break
+        seq[c.rule.id] = items
+
+    def _on_count(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
+        pattern: CountPattern = c.rule.pattern
+        t, eid = tp["event_time"], tp["event_id"]
+        key = _same_key(c.same, tp)
+        state = self._profile(pid)
+        cnt = state.setdefault("cnt", {})
+        items = [x for x in cnt.get(c.rule.id, ()) if x[0] >= t - pattern.within_ms - self.pack.lateness_ms
+                 or x[0] > t]
+        if any(x[1] == eid for x in items):
+            return
+        items.append([t, eid, key, self._bindings(tp, bound)])
+        items.sort(key=lambda x: (x[0], x[1]))
+        same = [x for x in items if x[2] == key]
+        match = _count_match(same, eid, pattern.at_least, pattern.within_ms)
+        if match is not None:
+            used = {m[1] for m in match}
+            items = [x for x in items if x[1] not in used]
+            self._emit(c, pid, match[-1][0], None, [m[1] for m in match],
+                       f"{match[0][0]}:{match[0][1]}-{match[-1][0]}:{match[-1][1]}",
+                       _chain_bindings(match, 3), out, event_id=match[-1][1])
+        cnt[c.rule.id] = items[-MAX_ENTRIES:]
+
+    def _on_absence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
+        pattern: AbsencePattern = c.rule.pattern
+        t, eid = tp["event_time"], tp["event_id"]
+        key = _same_key(c.same, tp)
+        state = self._profile(pid)
+        rid = c.rule.id
+        if role == 1:  # a "missing" event: cancels a pending absence it falls inside
+            mis = state.setdefault("mis", {})
+            horizon = t - pattern.within_ms - self.pack.lateness_ms
+            mis[rid] = ([x for x in mis.get(rid, ()) if x[0] >= horizon] + [[t, key]])[-MAX_ENTRIES:]
+            pending = state.get("abs", {}).get(rid, {})
+            anchor = pending.get(key)
+            if anchor is not None and anchor[0] <= t <= anchor[0] + pattern.within_ms:
+                self.timers.delete(anchor[2])
+                pending = dict(pending)
+                del pending[key]
+                state["abs"][rid] = pending
+            return
+        # an anchor ("after" event)
+        if any(x[1] == key and t <= x[0] <= t + pattern.within_ms for x in state.get("mis", {}).get(rid, ())):
+            return  # the missing event already arrived (out of order): no absence
+        absences = state.setdefault("abs", {})
+        pending = dict(absences.get(rid, {}))
+        current = pending.get(key)
+        if current is not None:
+            if (current[0], current[1]) >= (t, eid):
+                return  # a newer anchor already waits: "left" counts from the last one
+            self.timers.delete(current[2])
+        deadline = t + pattern.within_ms
+        timer_key = _timer_key(deadline, pid, rid, key)
+        self.add_timer(timer_key, {"k": "absence", "at": deadline, "p": pid, "r": rid, "s": key,
+                                   "t": t, "e": eid, "b": self._bindings(tp, bound)})
+        pending[key] = [t, eid, timer_key]
+        absences[rid] = pending
+
+    def on_absence_timer(self, value: dict) -> list[Candidate]:
+        """An absence timer fired (the watermark passed its deadline): the moment happened."""
+        compiled = self.rules.get(value["r"])
+        pid = value["p"]
+        if compiled is None:  # the rule was removed from the pack since the timer was set
+            return []
+        state = self._profile(pid)
+        pending = state.get("abs", {}).get(value["r"], {})
+        if value["s"] in pending:
+            pending = dict(pending)
+            del pending[value["s"]]
+            state["abs"][value["r"]] = pending
+        out: list[Candidate] = []
+        self._emit(compiled, pid, value["at"], None, [value["e"]],
+                   f"{value['t']}:{value['e']}+{compiled.rule.pattern.within_ms}", value["b"], out,
+                   event_id=value["e"])
+        return out
+
+    # -- candidates --------------------------------------------------------------------------------
+    @staticmethod
+    def _bindings(tp: dict, bound: dict) -> dict:
+        props = tp.get("properties") or {}
+        ctx = tp.get("context") or {}
+        b = {"event_id": tp["event_id"]}
+        product = props.get("product_id")
+        if isinstance(product, str):
+            b["product_id"] = product
+        store = bound.get("store_id") or ctx.get("store_id")
+        if isinstance(store, str):
+            b["store_id"] = store
+        if isinstance(ctx.get("tz"), str):
+            b["tz"] = ctx["tz"]
+        return b
+
+    def _emit(self, c: _Compiled, pid: str, at: int, tp: dict | None, matched: list, window: str,
+              bound: dict, out: list, event_id: str | None = None) -> None:
+        rule = c.rule
+        b = dict(bound) if tp is None else self._bindings(tp, bound)
+        if rule.profile is not None and not self._profile_ok(rule, pid, at, b.get("product_id")):
+            return
+        out.append(_candidate(rule, pid, trigger_id(rule.id, pid, window), at,
+                              event_id or (tp["event_id"] if tp else matched[-1]), list(matched), b))
+
+    def _profile_ok(self, rule: Rule, pid: str, at: int, product: str | None) -> bool:
+        cond = rule.profile
+        if cond.identified is not None:
+            known = any(key.partition(":")[0] in IDENTIFIED_TYPES for key in self.identifiers_of(pid))
+            if known != cond.identified:
+                return False
+        if cond.min_interest > 0:
+            since = at - cond.interest_window_ms
+            views = [x for x in (self.moments.get(pid) or {}).get("int", ())
+                     if since <= x[0] <= at and (product is None or x[1] == product)]
+            if len(views) < cond.min_interest:
+                return False
+        return True
+
+    # -- merges and erasure ------------------------------------------------------------------------
+    def on_merge(self, survivor: str, absorbed: list) -> None:
+        for pid in absorbed:
+            old = self.moments.get(pid)
+            if old is None:
+                continue
+            state = self._profile(survivor)
+            if "loc" in old and ("loc" not in state or old["loc"][2] > state["loc"][2]):
+                state["loc"] = list(old["loc"])
+            if "int" in old:
+                state["int"] = sorted(state.get("int", []) + [list(x) for x in old["int"]])[-MAX_ENTRIES:]
+            for name in ("seq", "cnt", "mis"):
+                for rid, items in old.get(name, {}).items():
+                    merged = state.setdefault(name, {}).get(rid, []) + [list(x) for x in items]
+                    merged.sort(key=lambda x: tuple(x[:2]))
+                    state[name][rid] = merged[-MAX_ENTRIES:]
+            for rid, pending in old.get("abs", {}).items():
+                mine = dict(state.setdefault("abs", {}).get(rid, {}))
+                for key, (t, eid, timer_key) in pending.items():
+                    value = self.timers.get(timer_key)
+                    self.timers.delete(timer_key)
+                    if value is None:
+                        continue
+                    current = mine.get(key)
+                    if current is not None and (current[0], current[1]) >= (t, eid):
+                        continue
+                    if current is not None:
+                        self.timers.delete(current[2])
+                    new_key = _timer_key(value["at"], survivor, rid, key)
+                    self.add_timer(new_key, {**value, "p": survivor})
+                    mine[key] = [t, eid, new_key]
+                state["abs"][rid] = mine
+            self.moments.delete(pid)
+        self._move_deferred(survivor, absorbed)
+
+    def _move_deferred(self, survivor: str, absorbed: list) -> None:
+        moved = []
+        for pid in absorbed:
+            for key in (self.moments.get(pid) or {}).get("def", ()):
+                value = self.timers.get(key)
+                self.timers.delete(key)
+                if value is not None:
+                    moved.append({**value, "p": survivor})
+        if moved:
+            state = self._profile(survivor)
+            for value in moved:
+                state["def"] = state.get("def", []) + [self._add_deferred_timer(value)]
+
+    def on_forget(self, profile_id: str) -> None:
+        state = self.moments.get(profile_id)
+        if state is None:
+            return
+        for pending in state.get("abs", {}).values():
+            for _t, _eid, timer_key in pending.values():
+                self.timers.delete(timer_key)
+        for key in state.get("def", ()):
+            self.timers.delete(key)
+        self.moments.delete(profile_id)
+
+    # -- deferred triggers (quiet hours) -----------------------------------------------------------
+    def defer(self, cand: Candidate, until: int) -> None:
+        """Keep `cand` until the watermark passes `until` (the end of the person's quiet hours)."""
+        value = {"k": "deferred", "at": until, "p": cand.profile_id, "r": cand.rule,
+                 "c": {"trigger_id": cand.trigger_id, "at": cand.at, "event_id": cand.event_id,
+                       "matched": cand.matched, "b": cand.bindings}}
+        state = self._profile(cand.profile_id)
+        state["def"] = state.get("def", []) + [self._add_deferred_timer(value)]
+
+    def _add_deferred_timer(self, value: dict) -> str:
+        key = f"{value['at']:013d}|{value['p']}|{value['r']}|{value['c']['trigger_id'][:12]}"
+        self.add_timer(key, value)
+        return key
+
+    def released(self, key: str, value: dict) -> Candidate | None:
+        """The candidate of a deferred timer that fired, at its release time."""
+        pid = value["p"]
+        state = self.moments.get(pid)
+        if state is not None and key in state.get("def", ()):
+            self._profile(pid)["def"] = [k for k in state["def"] if k != key]
+        compiled = self.rules.get(value["r"])
+        if compiled is None:
+            return None
+        c = value["c"]
+        return _candidate(compiled.rule, pid, c["trigger_id"], value["at"], c["event_id"],
+                          list(c["matched"]), c.get("b") or {})
+
+
+def _fill(template: dict, values: dict) -> dict:
+    return {k: _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), str(v))
+            for k, v in template.items()}
+
+
+def _candidate(rule: Rule, pid: str, tid: str, at: int, event_id: str, matched: list,
+               bindings: dict) -> Candidate:
+    """The candidate of a moment, with the action's placeholders filled from `bindings`."""
+    action = rule.action
+    values = {**bindings, "rule": rule.id, "profile_id": pid, "code": action.code or ""}
+    messages = tuple(Message(m.id, m.channels, _fill(m.payload, values)) if m.payload else m
+                     for m in action.messages)
+    return Candidate(rule=rule.id, profile_id=pid, trigger_id=tid, at=at, event_id=event_id,
+                     matched=matched, channels=action.channels, payload=_fill(action.payload, values),
+                     code=action.code, story=action.story, messages=messages,
+                     cooldown_ms=rule.cooldown_ms, holdout_pct=rule.holdout_pct,
+                     tz_hint=bindings.get("tz"), bindings=bindings)
+
+
+def _chain_bindings(match: list, at: int) -> dict:
+    """Bindings of a multi-event moment: later events win (a product seen last, a store visited)."""
+    bound: dict = {}
+    for entry in match:
+        bound.update(entry[at])
+    return bound
+
+
+def _timer_key(deadline: int, pid: str, rid: str, key: str) -> str:
+    suffix = hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-"
+    return f"{deadline:013d}|{pid}|{rid}|{suffix}"
+
+
+def _sequence_match(items: list, n_steps: int, j: int, eid: str, key: str, within: int) -> list | None:
+    """The events (one per step, in time order) of a match that uses event `eid` as step `j`, with
+    the smallest span: the latest events before it for earlier steps, the earliest after it for
+    later steps; None when there is none or its span exceeds `within`."""
+    same = [x for x in items if x[3] == key]
+    at = next((i for i, x in enumerate(same) if x[1] == eid and x[2] == j), None)
+    if at is None:
+        return None
+    chain = [same[at]]
+    i = at
+    for step in range(j - 1, -1, -1):
+        i -= 1
+        while i >= 0 and (same[i][2] != step or same[i][1] in {c[1] for c in chain}):
+            i -= 1
+        if i < 0:
+            return None
+        chain.insert(0, same[i])
+    i = at
+    for step in range(j + 1, n_steps):
+        i += 1
+        while i < len(same) and (same[i][2] != step or same[i][1] in {c[1] for c in chain}):
+            i += 1
+        if i >= len(same):
+            return None
+        chain.append(same[i])
+    if chain[-1][0] - chain[0][0] > within:
+        return None
+    return chain
+
+
+def _count_match(same: list, eid: str, at_least: int, within: int) -> list | None:
+    """`at_least` events within `within` that include `eid` (the earliest such window), or None."""
+    idx = next((i for i, x in enumerate(same) if x[1] == eid), None)
+    if idx is None:
+        return None
+    for start in range(max(0, idx - at_least + 1), idx + 1):
+        end = start + at_least - 1
+        if end >= len(same):
+            break
+        if same[end][0] - same[start][0] <= within:
+            return same[start:end + 1]
+    return None

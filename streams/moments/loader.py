@@ -1,0 +1,668 @@
+"""Read a rule pack from YAML into the compiled objects of `rules`, reporting every mistake.
+
+A pack is a mapping: `version: 1`, `settings` {lateness, idle, history}, `reference` {stores,
+inventory} (CSV files, relative to the pack's folder, loaded and checked here), `preferences` (the
+preferences gate's settings, passed through) and `rules`, a list of
+`{id, description, when, profile, cooldown, holdout, action}`; `when` holds one pattern: `event`,
+`sequence`, `absence` or `count` over predicates (type, channel, campaign, publisher, properties,
+context, geofence, in_stock). `streams/moments/pack/default.yaml` shows every construct.
+
+Durations are "500ms", "30s", "5m", "1h", "1d", "2w" or whole milliseconds; distances "500m",
+"2km" or metres. Errors are collected, not stopped at: each is a `RuleError` shown as
+`FILE:LINE: PATH: message` (PATH names a rule by its id, e.g. `rules[cart_abandoned].cooldown`),
+and all of them are raised together as one `RulePackError`.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from streams.moments import rules as R
+from streams.moments.reference import Inventory, ReferenceDataError, Stores
+
+__all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_main", "load_default",
+           "load_pack", "load_pack_text", "parse_distance", "parse_duration"]
+
+DEFAULT_PACK = Path(__file__).resolve().parent / "pack" / "default.yaml"
+PLACEHOLDERS = ("product_id", "store_id", "code", "rule", "event_id", "profile_id")
+
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DISTANCE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|km)\s*$")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_CHANNEL_RE = re.compile(r"^[a-z0-9_-]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")  # as the engine substitutes them; other braces are text
+# Roots of a field path, and whether they need a sub-key (properties.price, not properties).
+_FIELD_ROOTS = {"type": False, "channel": False, "campaign": False, "publisher": False,
+                "event_id": False, "event_time": False, "profile_id": False,
+                "ids": True, "context": True, "properties": True}
+
+_TOP_KEYS = ("version", "settings", "reference", "preferences", "rules")
+_RULE_KEYS = ("id", "description", "when", "profile", "cooldown", "holdout", "action")
+_PREDICATE_KEYS = ("type", "channel", "campaign", "publisher", "properties", "context", "geofence",
+                   "in_stock")
+
+
+@dataclass(frozen=True)
+class RuleError:
+    """One mistake in a pack: where (file, 1-based line, path of keys) and what."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class RulePackError(ValueError):
+    """Every mistake found in a pack: `errors` is the list, `str()` one line per error."""
+
+    def __init__(self, errors: list[RuleError]):
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+# --- value checks: each takes a plain YAML value and returns it converted, or raises ValueError --
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "an empty value"
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "a mapping"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_duration(value: Any) -> int:
+    """A duration in milliseconds: "500ms", "30s", "5m", "1h", "1d", "2w" or a whole number >= 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _DURATION_RE.match(value) if isinstance(value, str) else None
+    if match:
+        return round(float(match[1]) * _UNITS_MS[match[2]])
+    raise ValueError(f"{_show(value)} is not a duration (use 500ms, 30s, 5m, 1h, 1d, 2w)")
+
+
+def parse_distance(value: Any, *, unit_required: bool = False) -> float:
+    """A distance in metres: "500m", "2km" or (unless `unit_required`) a number of metres >= 0."""
+    if _is_number(value) and value >= 0 and not unit_required:
+        return float(value)
+    match = _DISTANCE_RE.match(value) if isinstance(value, str) else None
+    if match:
+        return float(match[1]) * (1000.0 if match[2] == "km" else 1.0)
+    raise ValueError(f"{_show(value)} is not a distance (use 500m, 2km"
+                     f"{'' if unit_required else ' or a number of metres'})")
+
+
+def _positive(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def positive(value: Any) -> Any:
+        result = check(value)
+        if result <= 0:
+            raise ValueError(f"{_show(value)} must be more than 0")
+        return result
+    return positive
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{_show(value)} is not a text")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{_show(value)} is not true or false")
+    return value
+
+
+def _number(value: Any) -> float | int:
+    if not _is_number(value):
+        raise ValueError(f"{_show(value)} is not a number")
+    return value
+
+
+def _whole(low: int) -> Callable[[Any], int]:
+    def whole(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{_show(value)} is not a whole number >= {low}")
+        return value
+    return whole
+
+
+def _scalar(value: Any) -> Any:
+    if value is None:
+        raise ValueError("needs a value (to test for a missing field use {exists: false})")
+    if not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"{_show(value)} is not a value to compare (use a text, a number or true/false)")
+    return value
+
+
+def _scalars(value: Any) -> tuple:
+    if not isinstance(value, list):
+        raise ValueError(f"{_show(value)} is not a list")
+    if not value:
+        raise ValueError("an empty list matches nothing")
+    return tuple(_scalar(v) for v in value)
+
+
+def _holdout(value: Any) -> float:
+    share = value
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1]) / 100
+        except ValueError:
+            share = None
+    if not _is_number(share) or not 0 <= share <= 1:
+        raise ValueError(f"{_show(value)} is not a share between 0 and 1 (e.g. 0.1 or \"10%\")")
+    return float(share)
+
+
+def _rule_id(value: Any) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ValueError(f"{_show(value)} is not a valid id (lowercase letters, digits, _ and -, "
+                         "starting with a letter or a digit)")
+    return value
+
+
+def _channel(value: Any) -> str:
+    if not isinstance(value, str) or not _CHANNEL_RE.match(value):
+        raise ValueError(f"{_show(value)} is not a channel name (lowercase letters, digits, _ and -)")
+    return value
+
+
+def _field_path(value: Any) -> str:
+    parts = value.split(".") if isinstance(value, str) else []
+    if not parts or not all(_NAME_RE.match(p) for p in parts):
+        raise ValueError(f"{_show(value)} is not a field path (e.g. properties.product_id)")
+    if parts[0] not in _FIELD_ROOTS:
+        raise ValueError(f"{_show(value)} does not start with a field of the event"
+                         f"{_suggest(parts[0], _FIELD_ROOTS, listing=True)}")
+    if _FIELD_ROOTS[parts[0]] != (len(parts) > 1):
+        raise ValueError(f"{_show(value)}: " + (f"name a field inside {parts[0]} (e.g. {parts[0]}.NAME)"
+                                                if _FIELD_ROOTS[parts[0]] else f"{parts[0]} has no fields"))
+    return value
+
+
+def _suggest(word: str, choices, *, listing: bool = False) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (expected one of: {', '.join(choices)})" if listing else ""
+
+
+def _payload_value(value: Any, has_code: bool) -> str:
+    """A payload value as a string; its {placeholders} must be bindings the engine fills in."""
+    if value is None or isinstance(value, (list, dict)):
+        raise ValueError(f"{_show(value)} is not a payload value (use a text or a number)")
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    for name in _PLACEHOLDER_RE.findall(text):
+        if name not in PLACEHOLDERS:
+            close = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
+            hint = (f"did you mean {{{close[0]}}}?" if close
+                    else "use " + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
+            raise ValueError(f"unknown placeholder {{{name}}} in {text!r} ({hint})")
+        if name == "code" and not has_code:
+            raise ValueError(f"{text!r} uses {{code}} but the action has no code")
+    return text
+
+
+# --- the walk over YAML nodes -------------------------------------------------------------------
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list" if node.value else "an empty list"
+    return "an empty value" if node.tag.endswith(":null") else repr(node.value)
+
+
+class _Builder:
+    """Walks the composed YAML nodes (which carry line numbers) and builds the pack, recording an
+    error for each mistake. Objects may be built with None parts; they are only returned when no
+    error was recorded."""
+
+    def __init__(self, source: str, loader: yaml.SafeLoader, base_dir: Path):
+        self.source, self.loader, self.base_dir = source, loader, base_dir
+        self.errors: list[RuleError] = []
+        self.stores: Stores | None = None
+        self.named: set[str] = set()  # the reference files given (they may have failed to load)
+        self.key_of: dict[int, yaml.Node] = {}  # id(value node) -> its key node
+
+    def error(self, node: yaml.Node | None, path: str, message: str) -> None:
+        """Record a mistake at the node's line; a block mapping or list is reported at its key's
+        line (`action:`), not at its first entry's."""
+        if isinstance(node, yaml.CollectionNode) and not node.flow_style:
+            node = self.key_of.get(id(node), node)
+        line = node.start_mark.line + 1 if node is not None else 0
+        self.errors.append(RuleError(self.source, line, path, message))
+
+    def value(self, node: yaml.Node, path: str, check: Callable[[Any], Any] = lambda v: v) -> Any:
+        """The node's plain value passed through `check`; None (and an error) if it fails."""
+        try:
+            return check(self.loader.construct_object(node, deep=True))
+        except ValueError as e:
+            self.error(node, path, str(e))
+        except yaml.YAMLError as e:
+            self.error(node, path, f"cannot read this value: {getattr(e, 'problem', None) or e}")
+        return None
+
+    def mapping(self, node: yaml.Node | None, path: str, keys=None, required=(),
+                noun: str = "key") -> dict[str, yaml.Node] | None:
+        """The node's entries by key, checking the keys (`keys` None: any key)."""
+        if node is None:
+            return None
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, path, f"expected a mapping, not {_describe(node)}")
+            return None
+        try:
+            self.loader.flatten_mapping(node)  # resolve `<<` merge keys
+        except yaml.YAMLError as e:
+            self.error(node, path, str(getattr(e, "problem", None) or e))
+        entries: dict[str, yaml.Node] = {}
+        key_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str) or not key:
+                self.error(key_node, path, f"{_describe(key_node)} is not a name")
+            elif keys is not None and key not in keys:
+                self.error(key_node, path, f"unknown {noun} '{key}'{_suggest(key, keys, listing=True)}")
+            elif key in entries:
+                self.error(key_node, path, f"{noun} '{key}' appears twice (first at line {key_lines[key]})")
+            else:
+                entries[key], key_lines[key] = value_node, key_node.start_mark.line + 1
+                self.key_of[id(value_node)] = key_node
+        missing = [f"'{key}'" for key in required if key not in entries]
+        if missing:
+            listed = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+            self.error(node, path, f"missing {listed}")
+        return entries
+
+    def items(self, node: yaml.Node | None, path: str, check: Callable[[Any], Any],
+              what: str = "list") -> tuple:
+        """A non-empty list, each item passed through `check`."""
+        if node is None:
+            return ()
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.error(node, path, f"expected a non-empty {what}, not {_describe(node)}")
+            return ()
+        return tuple(self.value(item, f"{path}[{i}]", check) for i, item in enumerate(node.value))
+
+    def get(self, entries: dict, key: str, path: str, check: Callable[[Any], Any], default=None):
+        return self.value(entries[key], f"{path}.{key}", check) if key in entries else default
+
+    # --- the pack ---
+
+    def pack(self, root: yaml.Node) -> R.RulePack | None:
+        top = self.mapping(root, "", _TOP_KEYS, required=("version", "rules"))
+        if top is None:
+            return None
+        if "version" in top:
+            self.value(top["version"], "version", _version)
+        settings = self.mapping(top.get("settings"), "settings", ("lateness", "idle", "history")) or {}
+        lateness = self.get(settings, "lateness", "settings", parse_duration, R.RulePack.lateness_ms)
+        idle = self.get(settings, "idle", "settings", _positive(parse_duration), R.RulePack.idle_ms)
+        history = self.get(settings, "history", "settings", parse_duration)
+        files = self.reference(top.get("reference"))
+        preferences = self.preferences(top.get("preferences"))
+        rules = self.rules(top.get("rules"))
+        if self.errors:
+            return None
+        if not history:  # absent or 0: derived from the rules
+            history = _history_ms(rules, lateness)
+        return R.RulePack(rules=rules, lateness_ms=lateness, idle_ms=idle, history_ms=history,
+                          preferences=preferences, stores_file=files.get("stores"),
+                          inventory_file=files.get("inventory"), source=self.source)
+
+    def reference(self, node: yaml.Node | None) -> dict[str, str]:
+        entries = self.mapping(node, "reference", ("stores", "inventory")) or {}
+        files = {}
+        for key, load in (("stores", Stores.load), ("inventory", Inventory.load)):
+            name = self.get(entries, key, "reference", _text)
+            self.named |= {key} & set(entries)
+            if name is None:
+                continue
+            files[key] = str((self.base_dir / Path(name).expanduser()).resolve())
+            try:
+                loaded = load(files[key])
+            except ReferenceDataError as e:
+                for line in e.errors:
+                    self.error(entries[key], f"reference.{key}", line)
+                continue
+            if key == "stores":
+                self.stores = loaded
+        return files
+
+    def preferences(self, node: yaml.Node | None) -> dict:
+        entries = self.mapping(node, "preferences")
+        if entries is None:
+            return {}
+        prefs = self.value(node, "preferences") or {}
+        try:
+            from streams.moments.gate import GateConfig
+        except ImportError:  # the gate is optional here: check what can be checked
+            return prefs
+        try:
+            GateConfig.from_dict(prefs)
+        except (ValueError, TypeError) as e:
+            key = re.match(r"[A-Za-z0-9_]+", str(e))
+            at = next((k for k, _ in node.value if key and k.value == key[0]), node)
+            self.error(at, "preferences", str(e))
+        return prefs
+
+    def rules(self, node: yaml.Node | None) -> tuple[R.Rule, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.error(node, "rules", f"expected a non-empty list of rules, not {_describe(node)}")
+            return ()
+        first: dict[str, int] = {}
+        built = []
+        for i, rule_node in enumerate(node.value):
+            path = f"rules[{_rule_label(rule_node, i)}]"
+            entries = self.mapping(rule_node, path, _RULE_KEYS, required=("id", "when", "action"))
+            if entries is None:
+                continue
+            line = rule_node.start_mark.line + 1
+            rule_id = self.get(entries, "id", path, _rule_id)
+            if rule_id in first:
+                self.error(entries["id"], f"{path}.id", f"rule id '{rule_id}' appears twice "
+                                                         f"(first at line {first[rule_id]})")
+            elif rule_id is not None:
+                first[rule_id] = line
+            built.append(R.Rule(
+                id=rule_id, line=line,
+                pattern=self.when(entries.get("when"), f"{path}.when"),
+                action=self.action(entries.get("action"), f"{path}.action"),
+                description=self.get(entries, "description", path, _text, ""),
+                profile=self.profile(entries.get("profile"), f"{path}.profile"),
+                cooldown_ms=self.get(entries, "cooldown", path, parse_duration, 0),
+                holdout_pct=self.get(entries, "holdout", path, _holdout, 0.0)))
+        return tuple(built)
+
+    # --- patterns and predicates ---
+
+    def when(self, node: yaml.Node | None, path: str) -> R.Pattern | None:
+        entries = self.mapping(node, path, R.PATTERN_KINDS)
+        if entries is None:
+            return None
+        if len(entries) != 1 and (entries or not node.value):
+            self.error(node, path, "needs one of event, sequence, absence, count" if not entries else
+                       f"has {' and '.join(entries)}: a rule has exactly one pattern")
+        patterns = [self.pattern(kind, sub, f"{path}.{kind}") for kind, sub in entries.items()]
+        return patterns[0] if patterns else None
+
+    def pattern(self, kind: str, sub: yaml.Node, path: str) -> R.Pattern | None:
+        if kind == "event":
+            return R.EventPattern(self.predicate(sub, path))
+        keys = {"sequence": ("steps", "within", "same"), "absence": ("after", "missing", "within", "same"),
+                "count": ("match", "at_least", "within", "same")}[kind]
+        parts = self.mapping(sub, path, keys, required=tuple(k for k in keys if k != "same"))
+        if parts is None:
+            return None
+        within = self.get(parts, "within", path, _positive(parse_duration))
+        same = self.items(parts.get("same"), f"{path}.same", _field_path, "list of field paths")
+        if kind == "sequence":
+            steps = parts.get("steps")
+            if steps is not None and (not isinstance(steps, yaml.SequenceNode) or len(steps.value) < 2):
+                self.error(steps, f"{path}.steps", "expected a list of at least 2 steps "
+                                                   "(for a single event use `event:`)")
+            elif steps is not None:
+                steps = tuple(self.predicate(s, f"{path}.steps[{i}]") for i, s in enumerate(steps.value))
+            return R.SequencePattern(steps, within, same)
+        if kind == "absence":
+            return R.AbsencePattern(self.predicate(parts.get("after"), f"{path}.after"),
+                                    self.predicate(parts.get("missing"), f"{path}.missing"), within, same)
+        return R.CountPattern(self.predicate(parts.get("match"), f"{path}.match"),
+                              self.get(parts, "at_least", path, _whole(2)), within, same)
+
+    def predicate(self, node: yaml.Node | None, path: str) -> R.Predicate | None:
+        entries = self.mapping(node, path, _PREDICATE_KEYS)
+        if entries is None:
+            return None
+        if not node.value:
+            self.error(node, path, "an empty predicate matches every event; name at least a type")
+        conditions: list[R.Condition] = []
+        geofence = in_stock = None
+        for key, sub in entries.items():
+            if key in ("properties", "context"):
+                for name, value in (self.mapping(sub, f"{path}.{key}") or {}).items():
+                    conditions += self.conditions(f"{key}.{name}", value, f"{path}.{key}.{name}")
+            elif key == "geofence":
+                geofence = self.geofence(sub, f"{path}.geofence")
+            elif key == "in_stock":
+                in_stock = self.in_stock(sub, f"{path}.in_stock")
+            else:
+                conditions += self.conditions(key, sub, f"{path}.{key}")
+        return R.Predicate(tuple(conditions), geofence, in_stock)
+
+    def conditions(self, field: str, node: yaml.Node, path: str) -> list[R.Condition]:
+        """A scalar (eq), a list (in) or an operator mapping {op: value, ...}."""
+        if isinstance(node, yaml.SequenceNode):
+            return [R.Condition(field, "in", self.value(node, path, _scalars))]
+        if not isinstance(node, yaml.MappingNode):
+            return [R.Condition(field, "eq", self.value(node, path, _scalar))]
+        ops = self.mapping(node, path, R.OPS, noun="operator") or {}
+        if not node.value:
+            self.error(node, path, f"empty operator mapping (use one of {', '.join(R.OPS)})")
+        return [R.Condition(field, op, self.value(sub, f"{path}.{op}", _OP_CHECKS[op]))
+                for op, sub in ops.items()]
+
+    def geofence(self, node: yaml.Node, path: str) -> R.Geofence | None:
+        entries = self.mapping(node, path, ("within", "stores"), required=("within",))
+        if entries is None:
+            return None
+        if "stores" not in self.named:
+            self.error(node, path, "a geofence needs the store list: add reference.stores")
+        stores = self.items(entries.get("stores"), f"{path}.stores", self._store_id, "list of store ids")
+        return R.Geofence(self.get(entries, "within", path, _positive(parse_distance)), stores or None)
+
+    def _store_id(self, value: Any) -> str:
+        value = _text(value)
+        if self.stores is not None and value not in self.stores:
+            raise ValueError(f"unknown store {value!r}{_suggest(value, self.stores.ids())}")
+        return value
+
+    def in_stock(self, node: yaml.Node, path: str) -> R.StockJoin | None:
+        entries = self.mapping(node, path, ("product", "store", "within", "min_quantity"))
+        if entries is None:
+            return None
+        store = self.get(entries, "store", path, _one_of("nearest", "event"), "nearest")
+        if store == "nearest" and "stores" not in self.named:
+            self.error(node, path, "store: nearest needs the store list: add reference.stores")
+        if "inventory" not in self.named:
+            self.error(node, path, "a stock join needs the inventory: add reference.inventory")
+        within = self.get(entries, "within", path, _positive(lambda v: parse_distance(v, unit_required=True)))
+        return R.StockJoin(product=self.get(entries, "product", path, _field_path, "properties.product_id"),
+                           store=store, within_km=R.StockJoin.within_km if within is None else within / 1000,
+                           min_quantity=self.get(entries, "min_quantity", path, _whole(1), 1))
+
+    def profile(self, node: yaml.Node | None, path: str) -> R.ProfileCondition | None:
+        entries = self.mapping(node, path, ("identified", "min_interest", "interest_window"))
+        if entries is None:
+            return None
+        return R.ProfileCondition(
+            identified=self.get(entries, "identified", path, _boolean),
+            min_interest=self.get(entries, "min_interest", path, _whole(0), 0),
+            interest_window_ms=self.get(entries, "interest_window", path, _positive(parse_duration),
+                                        R.ProfileCondition.interest_window_ms))
+
+    # --- actions ---
+
+    def action(self, node: yaml.Node | None, path: str) -> R.Action | None:
+        entries = self.mapping(node, path, ("channels", "story", "messages", "code", "payload"))
+        if entries is None:
+            return None
+        story_keys = [k for k in ("story", "messages") if k in entries]
+        if "channels" in entries and story_keys:
+            self.error(node, path, "has both channels and a story: use channels for one message, "
+                                   "or story with messages")
+        elif "channels" not in entries and not story_keys:
+            self.error(node, path, "needs channels (one message) or story with messages")
+        elif len(story_keys) == 1:
+            self.error(node, path, "a story needs messages" if story_keys == ["story"]
+                       else "messages need a story name (add story: NAME)")
+        code = self.get(entries, "code", path, lambda v: str(_scalar(v)))
+        return R.Action(
+            channels=self.items(entries.get("channels"), f"{path}.channels", _channel, "list of channels"),
+            payload=self.payload(entries.get("payload"), f"{path}.payload", code is not None),
+            code=code, story=self.get(entries, "story", path, _text),
+            messages=self.messages(entries.get("messages"), f"{path}.messages", code is not None))
+
+    def messages(self, node: yaml.Node | None, path: str, has_code: bool) -> tuple[R.Message, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.error(node, path, f"expected a non-empty list of messages, not {_describe(node)}")
+            return ()
+        first: dict[str, int] = {}
+        built = []
+        for i, msg_node in enumerate(node.value):
+            entries = self.mapping(msg_node, f"{path}[{i}]", ("id", "channels", "payload"),
+                                   required=("id", "channels")) or {}
+            msg_id = self.get(entries, "id", f"{path}[{i}]", lambda v: _text(str(_scalar(v))))
+            if msg_id in first:
+                self.error(entries["id"], f"{path}[{i}].id", f"message id '{msg_id}' appears twice "
+                                                             f"(first at line {first[msg_id]})")
+            elif msg_id is not None:
+                first[msg_id] = entries["id"].start_mark.line + 1
+            built.append(R.Message(
+                msg_id, self.items(entries.get("channels"), f"{path}[{i}].channels", _channel,
+                                   "list of channels"),
+                self.payload(entries.get("payload"), f"{path}[{i}].payload", has_code)))
+        return tuple(built)
+
+    def payload(self, node: yaml.Node | None, path: str, has_code: bool) -> dict:
+        entries = self.mapping(node, path) or {}
+        return {key: self.value(value, f"{path}.{key}", lambda v: _payload_value(v, has_code))
+                for key, value in entries.items()}
+
+
+def _version(value: Any) -> int:
+    if isinstance(value, bool) or value != 1:
+        raise ValueError(f"{_show(value)} is not a known version (write version: 1)")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def one_of(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{_show(value)} is not one of {', '.join(choices)}")
+        return value
+    return one_of
+
+
+_OP_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "eq": _scalar, "ne": _scalar, "in": _scalars, "not_in": _scalars, "exists": _boolean,
+    "gt": _number, "gte": _number, "lt": _number, "lte": _number,
+    "prefix": _text, "contains": _text,
+}
+
+
+def _rule_label(node: yaml.Node, index: int) -> str:
+    """The rule's id when it has a valid one, else its position in the list."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if getattr(key, "value", None) == "id" and isinstance(value, yaml.ScalarNode) \
+                    and _ID_RE.match(value.value):
+                return value.value
+    return str(index)
+
+
+def _history_ms(rules: tuple[R.Rule, ...], lateness_ms: int) -> int:
+    """How long events must be kept per profile: the longest pattern window or interest window of
+    any rule, plus the lateness allowed."""
+    longest = 0
+    for rule in rules:
+        longest = max(longest, getattr(rule.pattern, "within_ms", 0))
+        if rule.profile is not None and rule.profile.min_interest > 0:
+            longest = max(longest, rule.profile.interest_window_ms)
+    return longest + lateness_ms
+
+
+# --- public API -----------------------------------------------------------------------------------
+
+def _compose(text: str, source: str) -> tuple[yaml.SafeLoader, yaml.Node | None]:
+    """Parse the text into nodes that carry their lines; a syntax error is a RulePackError."""
+    try:
+        loader = yaml.SafeLoader(text)
+        return loader, loader.get_single_node()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        if e.context and str(e.problem).startswith("but "):  # "expected ... but found ..."
+            problem = f"{e.context} {e.problem}"
+        else:
+            problem = str(e.problem or e) + (f" ({e.context}, line {e.context_mark.line + 1})"
+                                             if e.context and e.context_mark else "")
+        error = RuleError(source, mark.line + 1 if mark else 0, "", f"YAML syntax error: {problem}")
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow
+        error = RuleError(source, text.count("\n", 0, e.position) + 1, "",
+                          f"YAML syntax error: character #x{e.character:04x} is not allowed ({e.reason})")
+    raise RulePackError([error])
+
+
+def load_pack_text(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> R.RulePack:
+    """Build a pack from YAML text. `source` names it in messages; reference files are relative to
+    `base_dir` (default: the current directory). Raises RulePackError listing every mistake."""
+    loader, root = _compose(text, source)
+    try:
+        if root is None:
+            raise RulePackError([RuleError(source, 1, "", "the file is empty: a rule pack is a mapping "
+                                                          "with version: 1 and rules")])
+        builder = _Builder(source, loader, Path(base_dir) if base_dir is not None else Path.cwd())
+        pack = builder.pack(root)
+    finally:
+        loader.dispose()
+    if builder.errors:
+        raise RulePackError(sorted(builder.errors, key=lambda e: e.line))
+    return pack
+
+
+def load_pack(path: str | Path) -> R.RulePack:
+    """Build a pack from a YAML file (reference files relative to its folder). Raises OSError when
+    the file cannot be read, RulePackError listing every mistake when it is not a valid pack."""
+    path = Path(path)
+    return load_pack_text(path.read_text(encoding="utf-8"), source=str(path),
+                          base_dir=path.resolve().parent)
+
+
+def load_default() -> R.RulePack:
+    """The pack shipped with parcours (streams/moments/pack/default.yaml)."""
+    return load_pack(DEFAULT_PACK)
+
+
+def check_main(path: str, out=None) -> int:
+    """`parcours rules check FILE.yaml`: 0 when the pack is valid, 1 with one line per mistake,
+    2 when the file cannot be read."""
+    out = out if out is not None else sys.stdout
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = (e.strerror if isinstance(e, OSError) else None) or str(e)
+        print(f"parcours: error: cannot read {path}: {reason}", file=out)
+        return 2
+    try:
+        pack = load_pack_text(text, source=str(path), base_dir=Path(path).resolve().parent)
+    except RulePackError as e:
+        for error in e.errors:
+            print(error, file=out)
+        print(f"{path}: {len(e.errors)} error{'' if len(e.errors) == 1 else 's'}", file=out)
+        return 1
+    ids = ", ".join(rule.id for rule in pack.rules)
+    print(f"{path}: {len(pack.rules)} rule{'' if len(pack.rules) == 1 else 's'} OK: {ids}", file=out)
+    return 0

@@ -1,0 +1,74 @@
+"""Event time: per-partition watermarks with allowed lateness.
+
+Each source partition (an input Kafka partition, or the file under `parcours replay`) has its own
+high mark: the newest event time seen on it. The watermark is the oldest of those marks, minus the
+allowed lateness: every partition has moved past it, and events up to `lateness` out of order are
+still ahead of it. A partition further behind the newest mark than `idle_ms` stops holding the
+watermark back (an idle or stuck partition must not freeze every absence timer). The partitions
+the input has (`sources`) count from the start: one that has sent nothing yet holds the watermark
+at `idle_ms` behind the newest mark, so its first events are not late.
+
+An event older than the watermark is late: the moments stage skips it (it goes to the late-events
+output with the reason); identity and attribution still take it. Absence timers fire once the
+watermark has passed their deadline, so a "missing" event within the lateness always cancels them
+in time.
+
+The marks live in the state store under one key, written once per batch.
+"""
+from __future__ import annotations
+
+from streams.state import BatchState
+
+KEY = "~watermark"
+NEVER = -(2 ** 62)
+
+
+class Watermark:
+    __slots__ = ("state", "lateness_ms", "idle_ms", "sources", "_marks", "_value")
+
+    def __init__(self, state: BatchState, lateness_ms: int, idle_ms: int, sources=()):
+        self.state = state
+        self.lateness_ms = lateness_ms
+        self.idle_ms = idle_ms
+        self.sources = tuple(sources)  # partitions expected: until each reported, only idle_ms counts
+        self._marks: dict | None = None
+        self._value = NEVER
+
+    def reset(self) -> None:
+        """Forget cached values (after the backing store was recovered or replaced)."""
+        self._marks = None
+        self._value = NEVER
+
+    @property
+    def value(self) -> int:
+        if self._marks is None:
+            self._load()
+        return self._value
+
+    def _load(self) -> None:
+        marks = self.state.get(KEY) or {}
+        self._marks = marks
+        self._value = self._compute(marks)
+
+    def _compute(self, marks: dict) -> int:
+        if not marks:
+            return NEVER
+        newest = max(marks.values())
+        low = NEVER if any(s not in marks for s in self.sources) else min(marks.values())
+        return max(low, newest - self.idle_ms) - self.lateness_ms
+
+    def observe(self, source: str, event_time: int) -> bool:
+        """Account for an event of `source`; True when it is late (older than the watermark as it
+        stood before this event)."""
+        if self._marks is None:
+            self._load()
+        if event_time < self._value:
+            return True
+        marks = self._marks
+        if event_time > marks.get(source, NEVER):
+            if not self.state.is_pending(KEY):
+                marks = self._marks = dict(marks)
+                self.state.set(KEY, marks)
+            marks[source] = event_time
+            self._value = self._compute(marks)
+        return False

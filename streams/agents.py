@@ -67,6 +67,7 @@ class Shell:
         self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
         self.changelog = changelog  # state changes flushed by the pipeline, as changelog records
         self.positions: dict[tuple[str, int], int] = {}
+        self.idle_sent: set[tuple[str, int]] = set()
         self.retry_delay = 1.0
         self.max_retry_delay = 30.0
 
@@ -74,6 +75,23 @@ class Shell:
         for event in events:
             msg = event.message
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
+            self.idle_sent.discard((msg.topic, msg.partition))
+
+    async def report_idle(self, partitions: list[tuple[int, int | None]]) -> int:
+        """Tell the journey agent which input partitions are idle: (partition, high-water mark)
+        pairs of this worker's assignment; a partition whose records have all been forwarded to the
+        stitch topic, and that has nothing new, is reported once until it sends again."""
+        idle = []
+        for partition, highwater in partitions:
+            key = (self.topics.touchpoints, partition)
+            if highwater is None or key in self.idle_sent:
+                continue
+            if self.positions.get(key, 0) >= highwater:
+                idle.append({CONTROL: "idle", "source": str(partition)})
+                self.idle_sent.add(key)
+        if idle:
+            await self.producer.send_all([(self.topics.stitch, None, orjson.dumps(idle))])
+        return len(idle)
 
     async def _write_sink(self, rows: dict[str, list[dict]]) -> None:
         """Buffer the batch's rows and flush them. While ClickHouse refuses writes (after the
@@ -134,7 +152,9 @@ class Shell:
             if run:
                 out.extend(self.pipeline.process(run, flush=False))
                 size, run = size + len(run), []
-            if item[CONTROL] == "forget":
+            if item[CONTROL] == "idle":
+                out.extend(self.pipeline.idle(item["source"], flush=False))
+            elif item[CONTROL] == "forget":
                 out.extend(self.pipeline.forget(item["identifier"], request_id=item.get("request_id"),
                                                 flush=False))
             else:

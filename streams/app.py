@@ -139,7 +139,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
 
     tables["profiles"].on_recover(after_recovery)
     tables["timers"].on_recover(timers_recovered)
-    pipeline = Pipeline(stores, rules=rules, sources=settings.input_partitions)
+    pipeline = Pipeline(stores, rules=rules)
     producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs")
     shell = Shell(pipeline, sink, topics, producer,
                   changelog=lambda: [r for store in stores.values() for r in store.drain()])
@@ -163,10 +163,25 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
 
     @app.agent(stitch, name="journey")
     async def journey(stream):
+        # the watermark waits for every input partition: ask the broker how many there are
+        pipeline.moments.set_sources(await producer.partition_count(topics.touchpoints))
         # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
         async for events in stream.take_events(JOURNEY_MAX_MESSAGES,
                                                within=min(0.05, settings.batch_seconds)):
             await _or_die(shell.journey(events), "journey")
+
+    @app.timer(settings.idle_seconds)
+    async def report_idle() -> None:
+        """Input partitions of this worker that are fully consumed stop holding the watermark."""
+        consumer = app.consumer
+        partitions = []
+        for tp in consumer.assignment():
+            if tp.topic == topics.touchpoints:
+                try:
+                    partitions.append((tp.partition, consumer.highwater(tp)))
+                except Exception:  # not assigned any more / consumer restarting
+                    continue
+        await _or_die(shell.report_idle(partitions), "idle report")
 
     @app.timer(5.0)
     async def report_lag() -> None:

@@ -60,6 +60,12 @@ class BatchProducer:
             parts = self._partitions[topic] = sorted(found)
         return parts
 
+    async def partition_count(self, topic: str) -> int:
+        """Number of partitions of `topic` (from the broker's metadata)."""
+        if not self._started:
+            await self.start()
+        return len(await self._partitions_of(topic))
+
     async def send_all(self, records: Iterable[Record]) -> int:
         """Send every record; wait for the broker's acknowledgement of all of them."""
         if not self._started:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import logging
 import os
 import sys
@@ -139,8 +138,8 @@ def cmd_simulate(args) -> int:
         raise CliError(f"simulate: --profiles must be at least 1 (got {args.profiles})")
     population = simulate.Population(profiles=args.profiles, seed=args.seed, start=start)
     # a stream, not a list: memory stays flat however many profiles are asked for
-    events = itertools.chain([] if args.no_martin else simulate.martin_journey(start),
-                             population.events())
+    events = simulate.in_time_order([] if args.no_martin else simulate.martin_journey(start),
+                                    population.events())
     if args.kafka is not None:
         settings = config.load(kafka_url=args.kafka or None)
         n = asyncio.run(simulate.produce(events, settings.kafka_bootstrap, settings.topics.touchpoints))

@@ -47,6 +47,7 @@ class Settings:
     batch_size: int = 2000
     batch_seconds: float = 0.5
     session_timeout: float = 10.0
+    idle_seconds: float = 5.0  # an input partition fully consumed this long stops holding the watermark
     rules_file: str | None = None  # the moment rule pack (default: the pack shipped with parcours)
     topics: Topics = field(default_factory=Topics)
 
@@ -134,6 +135,7 @@ def load(env: dict | None = None, **overrides) -> Settings:
         batch_seconds=_float(env, "PARCOURS_BATCH_SECONDS", 0.5),
         session_timeout=_float(env, "PARCOURS_SESSION_TIMEOUT", 10.0),
         rules_file=env.get("PARCOURS_RULES") or None,
+        idle_seconds=_float(env, "PARCOURS_IDLE_SECONDS", 5.0) or 5.0,
     )
     settings.update(overrides)
     return Settings(**settings)

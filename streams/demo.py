@@ -12,6 +12,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 from rich.console import Console
@@ -38,7 +39,8 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
     ch_url = f"chdb://{(data_dir / 'clickhouse').resolve()}"
 
     martin = simulate.martin_journey(DEMO_START)
-    events = list(martin) + list(simulate.Population(profiles=profiles, seed=7, start=DEMO_START).events())
+    events = list(simulate.in_time_order(
+        martin, simulate.Population(profiles=profiles, seed=7, start=DEMO_START).events()))
     malformed = simulate.malformed_events(12, seed=7)
     total = len(events) + len(malformed)
 
@@ -118,7 +120,35 @@ def _print_landed(console: Console, client, martin: list[dict]) -> None:
         for row in credit.result_rows:
             table.add_row(*(str(v) for v in row))
         console.print(table)
+        _print_triggers(console, client, pid)
     for model in ("last_touch", "linear"):
         console.print(render(credit_by(client, model), "table", title=f"credit by channel — {model}"))
     errors = client.query("SELECT error, count() FROM dead_letters GROUP BY error ORDER BY error")
     console.print("[bold]dead letters[/] " + ", ".join(f"{e}={n}" for e, n in errors.result_rows))
+
+
+def _print_triggers(console: Console, client, pid: str) -> None:
+    """Martin's triggers and withheld candidates, then every candidate by rule and outcome."""
+    table = Table(title="Martin's micro-moments: triggers (sent) and suppressions (withheld)")
+    for col in ("local time (Paris)", "rule", "channel", "outcome", "detail"):
+        table.add_column(col)
+    rows = client.query(
+        "SELECT at, rule, channel, outcome, detail FROM ("
+        " SELECT fired_at AS at, rule, channel, 'sent' AS outcome,"
+        "  concat(if(code != '', concat('code ', code, ' '), ''), message, ' ', toString(payload)) AS detail"
+        "  FROM triggers FINAL WHERE profile_id = {p:String}"
+        " UNION ALL SELECT at, rule, channel, reason, detail FROM suppressions FINAL"
+        "  WHERE profile_id = {p:String}) ORDER BY at", parameters={"p": pid}).result_rows
+    for at, rule, channel, outcome, detail in rows:
+        local = at.replace(tzinfo=timezone.utc).astimezone(ZoneInfo("Europe/Paris")) if at.tzinfo is None \
+            else at.astimezone(ZoneInfo("Europe/Paris"))
+        table.add_row(local.strftime("%a %d %b %H:%M"), rule, channel or "-", outcome, detail.strip())
+    console.print(table)
+    summary = Table(title="All candidates by rule: sent, or withheld with the reason")
+    for col in ("rule", "outcome", "candidates"):
+        summary.add_column(col)
+    for rule, outcome, n in client.query(
+            "SELECT rule, outcome, sum(candidates) FROM trigger_daily GROUP BY rule, outcome "
+            "ORDER BY rule, outcome = 'sent' DESC, outcome").result_rows:
+        summary.add_row(rule, outcome, str(n))
+    console.print(summary)

@@ -179,6 +179,15 @@ class Pipeline:
             self.flush()
         return out
 
+    def idle(self, source: str, *, flush: bool = True) -> Emitted:
+        """Input partition `source` is idle (all consumed): the watermark stops waiting for it, and
+        the timers it passes fire."""
+        out = Emitted()
+        self.moments.mark_idle(source, out)
+        if flush:
+            self.flush()
+        return out
+
     def reset_caches(self) -> None:
         """Call after the backing stores were recovered (Faust table recovery)."""
         self.moments.reset()

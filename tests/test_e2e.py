@@ -67,8 +67,8 @@ async def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 
 
 
 def _journeys(profiles: int) -> tuple[list[dict], list[bytes]]:
-    events = simulate.martin_journey(START) + list(
-        simulate.Population(profiles=profiles, seed=11, start=START).events())
+    events = list(simulate.in_time_order(
+        simulate.martin_journey(START), simulate.Population(profiles=profiles, seed=11, start=START).events()))
     return events, simulate.malformed_events(8, seed=3)
 
 
@@ -169,6 +169,13 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
     replay_rows = replay_client.query("SELECT model, conversion_id, touchpoint_id, profile_id, channel, "
                                       "round(credit, 9) FROM attribution_credit FINAL").result_rows
     assert sorted(replay_rows) == sorted(stream_rows)
+    # moments too: the same triggers (ids, channels, times) and the same suppressions
+    for sql in ("SELECT trigger_id, rule, channel, profile_id, fired_at, message FROM triggers FINAL",
+                "SELECT suppression_id, rule, reason, channel, profile_id, at FROM suppressions FINAL",
+                "SELECT event_id, watermark FROM late_events FINAL"):
+        replayed = sorted(replay_client.query(sql).result_rows)
+        assert sorted(connect(stream_url).query(sql).result_rows) == replayed, sql
+    assert len(replay_client.query("SELECT * FROM triggers FINAL").result_rows) > 0
 
 
 def migrate_and_return(url: str):
@@ -234,8 +241,8 @@ def test_forget_erases_the_whole_profile(kafka, tmp_path, ch_url):
     import sys
 
     kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1})
-    events = simulate.martin_journey(START) + list(
-        simulate.Population(profiles=40, seed=5, start=START).events())
+    events = list(simulate.in_time_order(
+        simulate.martin_journey(START), simulate.Population(profiles=40, seed=5, start=START).events()))
     raws = [orjson.dumps(e) for e in events]
     url = ch_url()
     worker = WorkerProcess(kafka.url, url, tmp_path / "data", app_id="e2e-forget",

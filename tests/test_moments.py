@@ -53,7 +53,7 @@ def by_rule(out: Emitted, rule: str) -> tuple[list, list]:
 
 def pack(rules_yaml: str, preferences: str = "  holdout: 0\n  quiet_hours: null\n  default_opt_in: {push: true, email: true, display: true}\n"):
     return load_pack_text(
-        "version: 1\nsettings: {lateness: 5m, idle: 1h}\n"
+        "version: 1\nsettings: {lateness: 5m}\n"
         "reference: {stores: stores.csv, inventory: inventory.csv}\n"
         f"preferences:\n{preferences}rules:\n{rules_yaml}",
         base_dir=load_default().stores_file and __import__("pathlib").Path(load_default().stores_file).parent)
@@ -272,13 +272,22 @@ def test_per_partition_watermark_waits_for_the_slowest_partition():
 
 
 def test_an_idle_partition_stops_holding_the_watermark_back():
-    p = Pipeline(rules=pack(ABSENCE))  # idle: 1h
-    run(p, [ev("b", at(9), "page_view", ids={"cookie": "b"})], partition=1)
+    p = Pipeline(rules=pack(ABSENCE), sources=2)
     run(p, [ev("p1", at(10), "price_view")], partition=0)
-    out = run(p, [ev("a", at(10, 36), "page_view", ids={"cookie": "a"})], partition=0)
-    assert out.triggers == []  # partition 1 is only 1 h 36 behind: max(9:00, 9:36) - 5 min
-    out = run(p, [ev("a2", at(11, 40), "page_view", ids={"cookie": "a"})], partition=0)
+    out = run(p, [ev("a", at(11), "page_view", ids={"cookie": "a"})], partition=0)
+    assert out.triggers == []  # partition 1 has sent nothing yet: the watermark waits for it
+    out = p.idle("1")  # the worker found partition 1 fully consumed
     assert [t["event_id"] for t in out.triggers] == ["p1"]
+    # partition 1 sends again: it holds the watermark again, and its event is not late
+    out = run(p, [ev("b", at(10, 57), "page_view", ids={"cookie": "b"})], partition=1)
+    assert out.late == [] and p.moments.watermark.value == at(10, 55)
+
+
+def test_a_partition_running_ahead_in_chunks_makes_nothing_late():
+    p = Pipeline(rules=pack(ABSENCE), sources=2)
+    ahead = [ev(f"a{i}", at(10 + i), "page_view", ids={"cookie": "a"}) for i in range(8)]
+    behind = [ev(f"b{i}", at(10, 10 * i), "page_view", ids={"cookie": "b"}) for i in range(6)]
+    assert run(p, ahead, partition=0).late == [] and run(p, behind, partition=1).late == []
 
 
 def test_batching_does_not_change_the_outcome():

@@ -53,7 +53,7 @@ def test_default_pack_loads_every_rule():
     assert [r.id for r in pack.rules] == [
         "near_store_offer", "price_seen_then_left", "out_of_stock_online_in_store", "cart_abandoned",
         "known_prospect_in_store", "repeated_interest", "search_click_to_price"]
-    assert pack.lateness_ms == 5 * MIN and pack.idle_ms == 30 * MIN
+    assert pack.lateness_ms == 5 * MIN
     # no settings.history: the longest window (30d interest of known_prospect_in_store) + lateness
     assert pack.history_ms == 30 * DAY + 5 * MIN
     assert pack.stores_file == str(PACK_DIR / "stores.csv")
@@ -261,9 +261,9 @@ def test_story_messages_with_payloads():
 
 
 def test_settings_history_and_derived_history():
-    pack = load("version: 1\nsettings: {lateness: 1m, idle: 10m, history: 90d}\nrules:\n"
+    pack = load("version: 1\nsettings: {lateness: 1m, history: 90d}\nrules:\n"
                 "  - {id: a, when: {event: {type: a}}, action: {channels: [web]}}\n")
-    assert (pack.lateness_ms, pack.idle_ms, pack.history_ms) == (MIN, 10 * MIN, 90 * DAY)
+    assert (pack.lateness_ms, pack.history_ms) == (MIN, 90 * DAY)
     assert pack.stores_file is None and pack.inventory_file is None and pack.preferences == {}
     derived = load("version: 1\nsettings: {lateness: 2m}\nrules:\n"
                    "  - {id: a, when: {count: {match: {type: a}, at_least: 2, within: 2h}},"
@@ -571,14 +571,14 @@ def test_version_rules_and_duplicate_keys():
         "t.yaml:1: version: true is not a known version (write version: 1)",
         "t.yaml:2: rules: expected a non-empty list of rules, not a mapping"]
     assert errors("""
-        settings: {idle: 0}
+        settings: {lateness: -1}
         rules:
           - id: a
             id: b
             when: {event: {type: a}}
             action: {channels: [web]}
         """) == ["t.yaml:1: missing 'version'",
-                 "t.yaml:1: settings.idle: 0 must be more than 0",
+                 "t.yaml:1: settings.lateness: -1 is not a duration (use 500ms, 30s, 5m, 1h, 1d, 2w)",
                  "t.yaml:4: rules[a]: key 'id' appears twice (first at line 3)"]
 
 

@@ -1,6 +1,6 @@
 """Read a rule pack from YAML into the compiled objects of `rules`, reporting every mistake.
 
-A pack is a mapping: `version: 1`, `settings` {lateness, idle, history}, `reference` {stores,
+A pack is a mapping: `version: 1`, `settings` {lateness, history}, `reference` {stores,
 inventory} (CSV files, relative to the pack's folder, loaded and checked here), `preferences` (the
 preferences gate's settings, passed through) and `rules`, a list of
 `{id, description, when, profile, cooldown, holdout, action}`; `when` holds one pattern: `event`,
@@ -314,9 +314,8 @@ class _Builder:
             return None
         if "version" in top:
             self.value(top["version"], "version", _version)
-        settings = self.mapping(top.get("settings"), "settings", ("lateness", "idle", "history")) or {}
+        settings = self.mapping(top.get("settings"), "settings", ("lateness", "history")) or {}
         lateness = self.get(settings, "lateness", "settings", parse_duration, R.RulePack.lateness_ms)
-        idle = self.get(settings, "idle", "settings", _positive(parse_duration), R.RulePack.idle_ms)
         history = self.get(settings, "history", "settings", parse_duration)
         files = self.reference(top.get("reference"))
         preferences = self.preferences(top.get("preferences"))
@@ -325,7 +324,7 @@ class _Builder:
             return None
         if not history:  # absent or 0: derived from the rules
             history = _history_ms(rules, lateness)
-        return R.RulePack(rules=rules, lateness_ms=lateness, idle_ms=idle, history_ms=history,
+        return R.RulePack(rules=rules, lateness_ms=lateness, history_ms=history,
                           preferences=preferences, stores_file=files.get("stores"),
                           inventory_file=files.get("inventory"), source=self.source)
 

@@ -151,7 +151,6 @@ class Rule:
 class RulePack:
     rules: tuple[Rule, ...]
     lateness_ms: int = 5 * 60_000  # out-of-order tolerance on event time
-    idle_ms: int = 30 * 60_000  # a partition further behind the newest than this stops holding back the watermark
     history_ms: int = 0  # how long events are kept per profile (0: derived from the rules)
     preferences: dict = field(default_factory=dict)  # GateConfig.from_dict input
     stores_file: str | None = None  # absolute paths, resolved by the loader

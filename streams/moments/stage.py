@@ -42,10 +42,22 @@ class MomentsStage:
     def __init__(self, pack: RulePack, moments: BatchState, prefs: BatchState, timers: BatchState,
                  refs, identifiers_of=None, sources=()):
         self.pack = pack
-        self.watermark = Watermark(timers, pack.lateness_ms, pack.idle_ms, sources)
+        self.watermark = Watermark(timers, pack.lateness_ms, sources)
         self.engine = MomentEngine(pack, moments, timers, refs, identifiers_of)
         self.gate = PreferenceGate(prefs, GateConfig.from_dict(pack.preferences))
         self._late_tp = None  # the event `on_time` found late: `on_event` skips its rules
+
+    def set_sources(self, partitions: int) -> None:
+        """The input has `partitions` partitions: each one holds the watermark back until it reports."""
+        self.watermark.sources = tuple(str(i) for i in range(partitions))
+        self.watermark.reset()
+
+    def mark_idle(self, source: str, out) -> None:
+        """The worker found input partition `source` fully consumed: stop waiting for it."""
+        before = self.watermark.value
+        self.watermark.mark_idle(str(source))
+        if self.watermark.value > before:
+            self.fire_due(out)
 
     def reset(self) -> None:
         """After the backing stores were recovered: drop the caches built over them."""

@@ -3,17 +3,19 @@
 Each source partition (an input Kafka partition, or the file under `parcours replay`) has its own
 high mark: the newest event time seen on it. The watermark is the oldest of those marks, minus the
 allowed lateness: every partition has moved past it, and events up to `lateness` out of order are
-still ahead of it. A partition further behind the newest mark than `idle_ms` stops holding the
-watermark back (an idle or stuck partition must not freeze every absence timer). The partitions
-the input has (`sources`) count from the start: one that has sent nothing yet holds the watermark
-at `idle_ms` behind the newest mark, so its first events are not late.
+still ahead of it. While the input is caught up in chunks (a backlog, a restart), one partition may
+run hours ahead of another: the slowest one holds the watermark, so nothing becomes late.
+
+The partitions the input has (`sources`) count from the start: one that has sent nothing yet holds
+the watermark back. An idle partition (fully consumed, nothing new: a processing-time fact only the
+worker knows) is declared with `mark_idle` and stops holding it back until it sends again; the
+worker does this from a timer (`PARCOURS_IDLE_SECONDS`), so an empty partition never freezes the
+absence timers.
 
 An event older than the watermark is late: the moments stage skips it (it goes to the late-events
 output with the reason); identity and attribution still take it. Absence timers fire once the
 watermark has passed their deadline, so a "missing" event within the lateness always cancels them
-in time.
-
-The marks live in the state store under one key, written once per batch.
+in time. The marks live in the state store under one key, written once per batch.
 """
 from __future__ import annotations
 
@@ -24,13 +26,13 @@ NEVER = -(2 ** 62)
 
 
 class Watermark:
-    __slots__ = ("state", "lateness_ms", "idle_ms", "sources", "_marks", "_value")
+    __slots__ = ("state", "lateness_ms", "sources", "idle", "_marks", "_value")
 
-    def __init__(self, state: BatchState, lateness_ms: int, idle_ms: int, sources=()):
+    def __init__(self, state: BatchState, lateness_ms: int, sources=()):
         self.state = state
         self.lateness_ms = lateness_ms
-        self.idle_ms = idle_ms
-        self.sources = tuple(sources)  # partitions expected: until each reported, only idle_ms counts
+        self.sources = tuple(sources)  # partitions expected: each holds the watermark until it reports
+        self.idle: set[str] = set()  # partitions declared idle, until they send again
         self._marks: dict | None = None
         self._value = NEVER
 
@@ -53,9 +55,19 @@ class Watermark:
     def _compute(self, marks: dict) -> int:
         if not marks:
             return NEVER
-        newest = max(marks.values())
-        low = NEVER if any(s not in marks for s in self.sources) else min(marks.values())
-        return max(low, newest - self.idle_ms) - self.lateness_ms
+        idle = self.idle
+        if any(s not in marks and s not in idle for s in self.sources):
+            return NEVER
+        active = [m for s, m in marks.items() if s not in idle]
+        return (min(active) if active else max(marks.values())) - self.lateness_ms
+
+    def mark_idle(self, source: str) -> None:
+        """`source` has nothing more to send for now: stop waiting for it."""
+        if source not in self.idle:
+            self.idle.add(source)
+            if self._marks is None:
+                self._load()
+            self._value = max(self._value, self._compute(self._marks))
 
     def observe(self, source: str, event_time: int) -> bool:
         """Account for an event of `source`; True when it is late (older than the watermark as it
@@ -64,11 +76,14 @@ class Watermark:
             self._load()
         if event_time < self._value:
             return True
+        if source in self.idle:
+            self.idle.discard(source)
+            self._value = max(self._value, self._compute(self._marks))
         marks = self._marks
         if event_time > marks.get(source, NEVER):
             if not self.state.is_pending(KEY):
                 marks = self._marks = dict(marks)
                 self.state.set(KEY, marks)
             marks[source] = event_time
-            self._value = self._compute(marks)
+            self._value = max(self._value, self._compute(marks))
         return False

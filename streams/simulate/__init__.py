@@ -25,6 +25,7 @@ from __future__ import annotations
 # CURRENCY, SITE, MARTIN_QUIET_HOURS and `_key` (the Kafka key rule of `produce`, used by the tests)
 # stay importable from here, outside `__all__`, as before the split.
 from streams.simulate.catalogue import CURRENCY, SITE  # noqa: F401
+from streams.simulate.clock import event_ms, in_time_order  # noqa: F401
 from streams.simulate.io import _key, produce, write_jsonl  # noqa: F401
 from streams.simulate.malformed import MALFORMED_KINDS, malformed_events
 from streams.simulate.martin import (MARTIN_EMAIL, MARTIN_IDS, MARTIN_QUIET_HOURS,  # noqa: F401
@@ -40,6 +41,8 @@ __all__ = [
     "Population",
     "malformed_events",
     "martin_journey",
+    "in_time_order",
+    "event_ms",
     "produce",
     "write_jsonl",
 ]

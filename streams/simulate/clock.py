@@ -1,6 +1,7 @@
 """Time base of the simulation: zones, durations in epoch milliseconds, ISO 8601 formatting."""
 from __future__ import annotations
 
+import heapq
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,3 +69,17 @@ class _IsoClock:
         minute, rest = divmod(within, _MINUTE)
         second, millis = divmod(rest, _SECOND)
         return f"{cached[0]}:{minute:02d}:{second:02d}.{millis:03d}{cached[1]}"
+
+
+def event_ms(event: dict) -> int:
+    """Epoch ms of a raw touchpoint's event_time (epoch ms or ISO 8601 with an offset)."""
+    value = event["event_time"]
+    if isinstance(value, int):
+        return value
+    return _ms(datetime.fromisoformat(value))
+
+
+def in_time_order(*streams):
+    """Merge streams of raw touchpoints, each in time order, into one in time order (lazily), as
+    producers would send them: the Martin journey interleaved with a population."""
+    return heapq.merge(*streams, key=event_ms)

@@ -1,0 +1,96 @@
+"""Moments end to end: embedded broker -> `parcours worker` process -> trigger topics and chDB.
+
+The Martin journey must give exactly one push offer, inside his allowed hours, on the channel he
+opted into; an absence timer set before a worker restart must fire after it.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from sinks.clickhouse import connect
+from streams import simulate
+from streams.runner import WorkerProcess, count_until
+from tests.test_e2e import START, TOPICS, _produce, _read_topic
+
+pytestmark = pytest.mark.e2e
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _wait(kafka, worker, topics, expected, key=None):
+    try:
+        asyncio.run(count_until(kafka.bootstrap, topics, expected, timeout=180, alive=worker.alive,
+                                key=key))
+    except (TimeoutError, RuntimeError) as exc:
+        pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
+
+
+def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
+    kafka.create_topics({TOPICS.touchpoints: 2, TOPICS.stitch: 1})
+    events = list(simulate.in_time_order(
+        simulate.martin_journey(START), simulate.Population(profiles=60, seed=21, start=START).events()))
+    raws = [orjson.dumps(e) for e in events]
+    url = ch_url()
+    worker = WorkerProcess(kafka.url, url, tmp_path / "data", app_id="e2e-martin",
+                           log_path=tmp_path / "worker.log")
+    with worker:
+        asyncio.run(_produce(kafka.bootstrap, raws))
+        _wait(kafka, worker, [TOPICS.stitched], len(raws))
+
+    client = connect(url)
+    (martin,), = client.query("SELECT profile_id FROM identity_map FINAL WHERE is_deleted = 0 "
+                              "AND identifier = 'u-42'").result_rows
+    pushes = [orjson.loads(r.value) for r in asyncio.run(_read_topic(kafka.bootstrap, "triggers.push"))]
+    mine = [t for t in pushes if t["profile_id"] == martin]
+    assert len(mine) == 1, mine
+    offer = mine[0]
+    assert (offer["rule"], offer["channel"], offer["code"]) == ("near_store_offer", "push", "XPGJRL")
+    assert offer["event_id"] == "martin-08" and offer["payload"]["store_id"] == "paris-15"
+    local = datetime.fromtimestamp(offer["fired_at"] / 1000, timezone.utc).astimezone(PARIS)
+    assert 8 <= local.hour < 21, local  # his quiet hours are 21:00-08:00
+    consent = next(e for e in events if e["event_id"] == "martin-07")
+    assert consent["properties"] == {**consent["properties"], "channel": "push", "opt_in": True}
+    # the store visit two minutes later is the same moment: held back by the rule's cooldown
+    held = client.query("SELECT reason, trigger_id FROM suppressions FINAL WHERE profile_id = {p:String} "
+                        "AND rule = 'near_store_offer'", parameters={"p": martin}).result_rows
+    assert len(held) == 1, (held, client.query("SELECT rule, reason, event_id, profile_id FROM suppressions FINAL WHERE event_id LIKE 'martin%'").result_rows, client.query("SELECT event_id, profile_id FROM touchpoints FINAL WHERE event_id LIKE 'martin%' ORDER BY event_id").result_rows, client.query("SELECT * FROM late_events FINAL WHERE event_id LIKE 'martin%'").result_rows)
+    assert held == [("cooldown", held[0][1])] and held[0][1] != offer["trigger_id"]
+    rows = client.query("SELECT trigger_id, channel, code, rule FROM triggers FINAL WHERE "
+                        "profile_id = {p:String} AND channel = 'push'",
+                        parameters={"p": martin}).result_rows
+    assert rows == [(offer["trigger_id"], "push", "XPGJRL", "near_store_offer")]
+    # and every trigger in ClickHouse is on its channel's topic
+    total = client.query("SELECT count() FROM triggers FINAL WHERE channel = 'push'").result_rows[0][0]
+    assert total == len({t["trigger_id"] for t in pushes})
+
+
+def test_absence_timer_survives_a_worker_restart(kafka, tmp_path, ch_url):
+    kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1})
+    t0 = int(datetime(2026, 11, 18, 10, 0, tzinfo=PARIS).timestamp() * 1000)
+
+    def ev(event_id, t, type_, cookie="c-1", **props):
+        return orjson.dumps({"event_id": event_id, "event_time": t, "type": type_, "channel": "web",
+                             "ids": {"cookie": cookie}, "properties": props})
+
+    url = ch_url()
+    common = dict(app_id="e2e-absence", log_path=tmp_path / "worker.log")
+    first = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
+    with first:
+        asyncio.run(_produce(kafka.bootstrap, [ev("p1", t0, "price_view", product_id="suv-x"),
+                                               ev("o1", t0 + 60_000, "page_view", cookie="other")]))
+        _wait(kafka, first, [TOPICS.stitched], 2)
+    # price_seen_then_left: 30 min + 5 min lateness; the restarted worker must still know the timer
+    second = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
+    with second:
+        asyncio.run(_produce(kafka.bootstrap, [ev("o2", t0 + 36 * 60_000, "page_view", cookie="other")]))
+        _wait(kafka, second, [TOPICS.stitched], 3)
+        display = asyncio.run(_read_topic(kafka.bootstrap, "triggers.display"))
+    fired = [orjson.loads(r.value) for r in display]
+    assert [(t["rule"], t["event_id"], t["fired_at"], t["message"]) for t in fired] == [
+        ("price_seen_then_left", "p1", t0 + 30 * 60_000, "banner-1")]
+    client = connect(url)
+    assert client.query("SELECT count() FROM triggers FINAL").result_rows[0][0] == 1

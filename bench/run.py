@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.identity import bench as bench_identity
+from bench.moments import bench_latency, bench_rules
 from streams import simulate
 from streams.config import Topics
 from streams.embedded import EmbeddedKafka
@@ -38,13 +39,20 @@ START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 TOPICS = Topics()
 
 
-def make_events(n: int) -> list[bytes]:
-    events: list[bytes] = []
+def make_event_dicts(n: int) -> list[dict]:
+    """`n` synthetic touchpoints in time order (populations one after the other, never overlapping)."""
+    events: list[dict] = []
     profiles = max(10, n // 12)
+    start = START
     while len(events) < n:
-        population = simulate.Population(profiles=profiles, seed=len(events) + 1, start=START)
-        events.extend(orjson.dumps(e) for e in population.events())
+        population = list(simulate.Population(profiles=profiles, seed=len(events) + 1, start=start).events())
+        events.extend(population)
+        start = datetime.fromtimestamp(simulate.event_ms(population[-1]) / 1000 + 3600, timezone.utc)
     return events[:n]
+
+
+def make_events(n: int) -> list[bytes]:
+    return [orjson.dumps(e) for e in make_event_dicts(n)]
 
 
 def bench_core(raws: list[bytes], batch: int = 5000) -> float:
@@ -180,6 +188,31 @@ def main() -> None:
     console.print(table)
     console.print(f"worker start-up until its first output: {startup_s:.1f} s; "
                   f"worker / Faust floor = {n / worker_s / floor_rate:.2f}")
+
+    console.print("moment rules with the default pack (pure core)...")
+    m = bench_rules(raws)
+    table = Table(title=f"moments + preferences gate, {m['events']:,} touchpoints, {m['rules']} rules")
+    for col in ("what", "touchpoints/s", "ratio vs pipeline without rules"):
+        table.add_column(col, justify="right" if col != "what" else "left")
+    table.add_row("pipeline, empty rule pack (baseline)", f"{m['base_rate']:,.0f}", "1.000")
+    table.add_row("pipeline, default rule pack", f"{m['rate']:,.0f}", f"{m['rate'] / m['base_rate']:.3f}")
+    table.add_row("moments stage alone (difference)", f"{m['moments_rate']:,.0f}", "")
+    console.print(table)
+    console.print(f"rule evaluations (touchpoint x rule): {m['evaluations_per_s']:,.0f}/s; "
+                  f"{m['triggers']:,} triggers, {m['suppressions']:,} suppressions; moments state "
+                  f"{m['state_bytes'] / max(1, m['profiles_with_state']):,.0f} B JSON per profile "
+                  f"({m['profiles_with_state']:,} profiles)")
+
+    rate = int(os.environ.get("BENCH_RATE", "5000"))
+    seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
+    console.print(f"produce -> trigger latency at {rate:,}/s offered for {seconds:.0f} s...")
+    dicts = make_event_dicts(int(rate * seconds) + rate)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
+        lat = bench_latency(kafka, Path(tmp), dicts, rate, seconds)
+    console.print(f"latency from a touchpoint entering Kafka to its trigger leaving "
+                  f"({lat['triggers']} of {lat['probes']} probes fired; the others are in the 5% "
+                  f"holdout): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+                  f"max {lat['max_ms']:.0f} ms at {lat['produced'] / seconds:,.0f} touchpoints/s offered")
 
     ids_n = int(os.environ.get("BENCH_IDENTIFIERS", "1000000"))
     console.print(f"identity graph at {ids_n:,} identifiers...")

@@ -16,6 +16,7 @@ import orjson
 from streams import metrics
 from streams.config import Topics
 from streams.ingest import ingest_batch
+from streams.moments.feeds import NOT_A_SOURCE, preference_raw
 from streams.outputs import dead_letter_rows, table_rows, topic_messages
 from sinks.writer import SinkError
 from streams.pipeline import SOURCE, Emitted, Pipeline
@@ -121,12 +122,18 @@ class Shell:
                 metrics.SINK_ERRORS.labels(table).inc()
                 raise
 
-    async def ingest(self, events) -> None:
-        """Decode + normalise a batch of raw touchpoints; forward the valid, dead-letter the rest."""
+    async def ingest(self, events, *, preferences: bool = False) -> None:
+        """Decode + normalise a batch of raw touchpoints; forward the valid, dead-letter the rest.
+        With `preferences`, the records are preference-centre records (consent touchpoints that
+        do not move the watermark)."""
         started = time.perf_counter()
         raws = [(e.message.value, e.message.topic, e.message.partition, e.message.offset)
                 for e in events]
-        good, dead = ingest_batch(raws, source_key=SOURCE)
+        if preferences:
+            good, dead = ingest_batch(raws, source_key=SOURCE, source=NOT_A_SOURCE,
+                                      convert=preference_raw)
+        else:
+            good, dead = ingest_batch(raws, source_key=SOURCE)
         records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(good)]
         records += [(self.topics.dead_letter, None, orjson.dumps(record)) for record in dead]
         await self.producer.send_all(records)
@@ -136,7 +143,8 @@ class Shell:
                         record["offset"], record["reason"])
         await self._write_sink({"dead_letters": dead_letter_rows(dead)} if dead else {})
         self._note_positions(events)
-        metrics.EVENTS_IN.labels(self.topics.touchpoints).inc(len(events))
+        metrics.EVENTS_IN.labels(events[0].message.topic if events else self.topics.touchpoints
+                                 ).inc(len(events))
         metrics.EVENTS_OUT.labels(self.topics.stitch).inc(len(good))
         metrics.EVENTS_OUT.labels(self.topics.dead_letter).inc(len(dead))
         metrics.BATCH_SIZE.labels("ingest").observe(len(events))

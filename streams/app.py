@@ -10,6 +10,7 @@ Partitioning (see README "How the stream is partitioned"):
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -121,6 +122,9 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     outputs = [app.topic(name, partitions=1) for name in
                (topics.dead_letter, topics.stitched, topics.identity, topics.credit,
                 topics.suppressions, topics.late, *map(topics.trigger_topic, channels))]
+    outputs.append(app.topic(topics.inventory, partitions=1, compacting=True))
+    preferences = app.topic(topics.preferences, value_type=bytes, key_type=bytes,
+                            value_serializer="raw", key_serializer="raw", partitions=1)
     tables = {
         name: app.Table(TABLE_NAMES[name], default=None, partitions=1, use_partitioner=True,
                         key_type=str)  # keys and values: JSON (Faust default codec)
@@ -161,8 +165,30 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             await _or_die(shell.ingest(events), "ingest")
 
+    @app.agent(preferences, name="preferences")
+    async def preference_records(stream):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            await _or_die(shell.ingest(events, preferences=True), "preferences")
+
+    inventory_loaded = asyncio.Event()
+
+    @app.task
+    async def follow_inventory() -> None:
+        """Keep the rules' inventory up to date from the compacted inventory topic (read from its
+        start at every start; the journey agent waits until it has caught up)."""
+        inventory = pipeline.moments.references.inventory
+        if inventory is None:
+            inventory_loaded.set()
+            return
+        await _or_die(_follow_inventory(settings.kafka_bootstrap, topics.inventory, inventory,
+                                        inventory_loaded), "inventory follower")
+
     @app.agent(stitch, name="journey")
     async def journey(stream):
+        try:
+            await asyncio.wait_for(inventory_loaded.wait(), 60)
+        except asyncio.TimeoutError:
+            log.warning("inventory topic %s not caught up after 60 s; starting anyway", topics.inventory)
         # the watermark waits for every input partition: ask the broker how many there are
         pipeline.moments.set_sources(await producer.partition_count(topics.touchpoints))
         # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
@@ -195,6 +221,42 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
                 metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, highwater - position))
 
     return app, shell
+
+
+async def _follow_inventory(bootstrap: str, topic: str, inventory, loaded: asyncio.Event) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.kafka_fixes import true_end_offsets
+    from streams.moments.feeds import apply_inventory
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        parts = None
+        while not parts:  # the topic is declared at start-up; wait for its metadata
+            if topic in await consumer.topics():  # refreshes the metadata
+                parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await asyncio.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await true_end_offsets(bootstrap, tps)
+        applied = bad = 0
+        while True:
+            if not loaded.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                loaded.set()
+                log.info("inventory loaded from %s: %d updates (%d unreadable)", topic, applied, bad)
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if apply_inventory(inventory, record.key, record.value):
+                        applied += 1
+                    else:
+                        bad += 1
+                        log.warning("unreadable inventory record %s@%d ignored", topic, record.offset)
+    finally:
+        await consumer.stop()
 
 
 async def _or_die(step, stage: str) -> None:

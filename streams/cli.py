@@ -103,13 +103,16 @@ def cmd_replay(args) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"replay: no such file: {path}")
+    if args.preferences and not Path(args.preferences).is_file():
+        raise CliError(f"replay: no such file: {args.preferences}")
     settings = config.load(clickhouse_url=args.clickhouse)
     from streams.pipeline import Pipeline
 
     pipeline = Pipeline(rules=load_rules(args.rules or settings.rules_file))
     sink = _open_sink(settings.clickhouse_url)
     try:
-        result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size, pipeline=pipeline)
+        result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size, pipeline=pipeline,
+                        preferences=Path(args.preferences) if args.preferences else None)
     finally:
         sink.close()
     rate = result.lines / result.seconds if result.seconds else 0.0
@@ -229,6 +232,56 @@ def cmd_forget(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    """Publish reference data to the worker's topics: inventory (CSV) or preference records (JSONL)."""
+    import orjson
+
+    from streams.moments.feeds import inventory_key, preference_touchpoint
+    from streams.moments.reference import Inventory, ReferenceDataError
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"publish: no such file: {path}")
+    settings = config.load(kafka_url=args.kafka or None)
+    records: list[tuple[bytes | None, bytes]] = []
+    if args.what == "inventory":
+        try:
+            inventory = Inventory.load(path)
+        except ReferenceDataError as exc:
+            raise CliError(f"publish: {str(exc).splitlines()[0]}") from None
+        for store_id, product_id, quantity in inventory.rows():
+            records.append((inventory_key(store_id, product_id), orjson.dumps(
+                {"store_id": store_id, "product_id": product_id, "quantity": quantity})))
+        topic = settings.topics.inventory
+    else:
+        for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                preference_touchpoint(orjson.loads(line))
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                raise CliError(f"publish: {path}:{number}: {exc}") from None
+            records.append((None, line))
+        topic = settings.topics.preferences
+    asyncio.run(check_kafka(settings.kafka_bootstrap))
+    asyncio.run(_send(settings.kafka_bootstrap, topic, records))
+    print(f"published {len(records)} {args.what} records to {topic} on {settings.kafka_bootstrap}")
+    return 0
+
+
+async def _send(bootstrap: str, topic: str, records: list) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 def cmd_demo(args) -> int:
     from streams.demo import run_demo
 
@@ -253,7 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/replay")
     p.add_argument("--batch-size", type=int, default=5000)
     p.add_argument("--rules", default=None, help="rule pack YAML (default PARCOURS_RULES, else the shipped pack)")
+    p.add_argument("--preferences", default=None,
+                   help="preference-centre records (JSON lines), applied before the file")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("publish", help="reference data to the worker: inventory CSV or preference records")
+    p.add_argument("what", choices=("inventory", "preferences"))
+    p.add_argument("file", help="inventory: store_id,product_id,quantity CSV; preferences: JSON lines")
+    p.add_argument("--kafka", default=None, help="Kafka URL (default PARCOURS_KAFKA_URL)")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("rules", help="moment rule packs")
     rules_sub = p.add_subparsers(dest="rules_command", required=True)

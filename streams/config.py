@@ -29,6 +29,8 @@ class Topics:
     credit: str = "attribution.credit"
     suppressions: str = "suppressions"
     late: str = "touchpoints.late"  # events behind the watermark (moment rules skipped)
+    inventory: str = "reference.inventory"  # compacted: stock per store and product (rules' joins)
+    preferences: str = "preferences"  # preference-centre records (consent, quiet hours, caps)
     triggers_prefix: str = "triggers."
 
     def trigger_topic(self, channel: str) -> str:

@@ -297,15 +297,18 @@ def _as_bytes(raw: Any) -> bytes:
 def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]], *,
                  max_bytes: int = DEFAULT_MAX_BYTES,
                  now_ms: int | None = None,
-                 source_key: str | None = None) -> tuple[list[dict], list[dict]]:
+                 source_key: str | None = None, source=None,
+                 convert=None) -> tuple[list[dict], list[dict]]:
     """(raw bytes, topic, partition, offset) records -> (normalised touchpoints, dead letters).
 
     Never raises: a record ingest cannot accept becomes a dead letter, and an unexpected exception
     becomes a dead letter with error "internal". Every input yields exactly one output; order is
     kept within each list. Duplicate event_ids are kept (the pipeline deduplicates). `now_ms` is
     the `received_at` of the batch's dead letters (default: the clock, read once per batch).
-    With `source_key`, each touchpoint also carries its input partition under that key (the
-    pipeline's watermark is per partition; it removes the key).
+    With `source_key`, each touchpoint also carries its input partition (or `source`, when given)
+    under that key (the pipeline's watermark is per partition; it removes the key). `convert`
+    turns each raw record into the raw touchpoint it stands for first (preference records); it
+    raises `DecodeError` for a record it cannot use, and the dead letter keeps the original bytes.
     """
     normalised: list[dict] = []
     dead: list[dict] = []
@@ -316,9 +319,10 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
         try:
             value, topic, partition, offset = item
             raw = _as_bytes(value)
-            tp = normalise(decode(raw, max_bytes=max_bytes), validated=True)
+            tp = normalise(decode(raw if convert is None else convert(raw), max_bytes=max_bytes),
+                           validated=True)
             if source_key is not None:
-                tp[source_key] = partition
+                tp[source_key] = partition if source is None else source
             normalised.append(tp)
         except Exception as exc:  # noqa: BLE001 - the contract is "never raise"
             if received_at is None:

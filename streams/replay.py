@@ -14,7 +14,8 @@ import orjson
 
 from streams.ingest import ingest_batch
 from streams.outputs import dead_letter_rows, table_rows
-from streams.pipeline import Pipeline
+from streams.moments.feeds import NOT_A_SOURCE, preference_raw
+from streams.pipeline import SOURCE, Pipeline
 
 OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit",
                 "late_events")
@@ -65,35 +66,49 @@ class _Writers:
 
 
 def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
-           pipeline: Pipeline | None = None) -> ReplayResult:
-    """Run the pipeline over `path`; write DIR/*.jsonl and, when `sink` is given, ClickHouse rows."""
+           pipeline: Pipeline | None = None, preferences: Path | None = None) -> ReplayResult:
+    """Run the pipeline over `path`; write DIR/*.jsonl and, when `sink` is given, ClickHouse rows.
+    `preferences`: a file of preference-centre records, applied first (as the worker's
+    `preferences` topic would be)."""
     started = time.perf_counter()
     pipeline = pipeline or Pipeline()
     result = ReplayResult(out_dir=out_dir)
     writers = _Writers(out_dir)
+    sources = [(preferences, True)] if preferences else []
     try:
-        for batch in read_batches(path, batch_size):
-            result.lines += len(batch)
-            good, dead = ingest_batch(batch)
-            result.accepted += len(good)
-            result.dead_lettered += len(dead)
-            writers.write("dead_letter", dead)
-            out = pipeline.process(good)
-            writers.write("triggers", out.triggers)
-            writers.write("suppressions", out.suppressions)
-            writers.write("attribution_credit", out.credits)
-            writers.write("late_events", out.late)
-            for name, n in out.counts().items():
-                result.counts[name] = result.counts.get(name, 0) + n
-            if sink is not None:
-                rows = table_rows(out, int(time.time() * 1000))
-                if dead:
-                    rows["dead_letters"] = dead_letter_rows(dead)
-                for table, table_rows_ in rows.items():
-                    sink.write(table, table_rows_)
-                sink.flush()
+        for source, is_preferences in sources + [(path, False)]:
+            for batch in read_batches(source, batch_size):
+                _replay_batch(pipeline, batch, is_preferences, result, writers, sink)
         writers.write("identity", pipeline.identity.export())
     finally:
         writers.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result: ReplayResult,
+                  writers: _Writers, sink) -> None:
+    """One batch of lines, as the worker's agents run one batch of messages."""
+    result.lines += len(batch)
+    if is_preferences:
+        good, dead = ingest_batch(batch, source_key=SOURCE, source=NOT_A_SOURCE,
+                                  convert=preference_raw)
+    else:
+        good, dead = ingest_batch(batch)
+    result.accepted += len(good)
+    result.dead_lettered += len(dead)
+    writers.write("dead_letter", dead)
+    out = pipeline.process(good)
+    writers.write("triggers", out.triggers)
+    writers.write("suppressions", out.suppressions)
+    writers.write("attribution_credit", out.credits)
+    writers.write("late_events", out.late)
+    for name, n in out.counts().items():
+        result.counts[name] = result.counts.get(name, 0) + n
+    if sink is not None:
+        rows = table_rows(out, int(time.time() * 1000))
+        if dead:
+            rows["dead_letters"] = dead_letter_rows(dead)
+        for table, table_rows_ in rows.items():
+            sink.write(table, table_rows_)
+        sink.flush()

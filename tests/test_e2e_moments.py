@@ -29,17 +29,38 @@ def _wait(kafka, worker, topics, expected, key=None):
         pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
 
 
+SHOPPER = {"user": "u-shop", "device": "d-shop"}
+
+
+def _shopper_view() -> dict:
+    """Someone near Paris 15 views a car that is out of stock online (and unknown to the inventory
+    file); the inventory topic says Paris 15 has two."""
+    return {"event_id": "shop-1", "event_time": int(START.timestamp() * 1000) + 86_400_000,
+            "type": "product_view", "channel": "web", "ids": SHOPPER,
+            "context": {"lat": 48.8437, "lon": 2.2958, "tz": "Europe/Paris"},
+            "properties": {"product_id": "suv-z", "in_stock": False}}
+
+
 def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
-    kafka.create_topics({TOPICS.touchpoints: 2, TOPICS.stitch: 1})
+    kafka.create_topics({TOPICS.touchpoints: 2, TOPICS.stitch: 1, TOPICS.inventory: 1,
+                         TOPICS.preferences: 1})
     events = list(simulate.in_time_order(
-        simulate.martin_journey(START), simulate.Population(profiles=60, seed=21, start=START).events()))
-    raws = [orjson.dumps(e) for e in events]
+        simulate.martin_journey(START), simulate.Population(profiles=60, seed=21, start=START).events(),
+        [_shopper_view()]))
+    # reference data arrives by Kafka: stock for a product the inventory file does not know, and
+    # the shopper's preference-centre record (e-mail opt-in)
+    asyncio.run(_send(kafka.bootstrap, TOPICS.inventory, b"paris-15|suv-z",
+                      {"store_id": "paris-15", "product_id": "suv-z", "quantity": 2}))
     url = ch_url()
     worker = WorkerProcess(kafka.url, url, tmp_path / "data", app_id="e2e-martin",
                            log_path=tmp_path / "worker.log")
     with worker:
-        asyncio.run(_produce(kafka.bootstrap, raws))
-        _wait(kafka, worker, [TOPICS.stitched], len(raws))
+        asyncio.run(_send(kafka.bootstrap, TOPICS.preferences, None, {
+            "ids": SHOPPER, "channel": "email", "opt_in": True, "updated_at": "2026-10-01T09:00:00Z"}))
+        _wait(kafka, worker, [TOPICS.stitched], 1)
+        # keyed like real producers: one person's device stays on one partition, in order
+        asyncio.run(simulate.produce(events, kafka.bootstrap, TOPICS.touchpoints))
+        _wait(kafka, worker, [TOPICS.stitched], len(events) + 1)
 
     client = connect(url)
     (martin,), = client.query("SELECT profile_id FROM identity_map FINAL WHERE is_deleted = 0 "
@@ -57,7 +78,6 @@ def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
     # the store visit two minutes later is the same moment: held back by the rule's cooldown
     held = client.query("SELECT reason, trigger_id FROM suppressions FINAL WHERE profile_id = {p:String} "
                         "AND rule = 'near_store_offer'", parameters={"p": martin}).result_rows
-    assert len(held) == 1, (held, client.query("SELECT rule, reason, event_id, profile_id FROM suppressions FINAL WHERE event_id LIKE 'martin%'").result_rows, client.query("SELECT event_id, profile_id FROM touchpoints FINAL WHERE event_id LIKE 'martin%' ORDER BY event_id").result_rows, client.query("SELECT * FROM late_events FINAL WHERE event_id LIKE 'martin%'").result_rows)
     assert held == [("cooldown", held[0][1])] and held[0][1] != offer["trigger_id"]
     rows = client.query("SELECT trigger_id, channel, code, rule FROM triggers FINAL WHERE "
                         "profile_id = {p:String} AND channel = 'push'",
@@ -66,6 +86,22 @@ def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
     # and every trigger in ClickHouse is on its channel's topic
     total = client.query("SELECT count() FROM triggers FINAL WHERE channel = 'push'").result_rows[0][0]
     assert total == len({t["trigger_id"] for t in pushes})
+
+    # the stock join used the inventory topic; the preference topic opted the shopper in to e-mail
+    emails = [orjson.loads(r.value) for r in asyncio.run(_read_topic(kafka.bootstrap, "triggers.email"))]
+    shop = [(t["rule"], t["payload"]) for t in emails if t["event_id"] == "shop-1"]
+    assert shop == [("out_of_stock_online_in_store", {"product_id": "suv-z", "store_id": "paris-15"})]
+
+
+async def _send(bootstrap: str, topic: str, key, value: dict) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, orjson.dumps(value), key=key)
+    finally:
+        await producer.stop()
 
 
 def test_absence_timer_survives_a_worker_restart(kafka, tmp_path, ch_url):

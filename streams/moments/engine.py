@@ -93,12 +93,16 @@ class MomentEngine:
         compiled = _Compiled(rule, p.kind, tuple(compile_predicate(x, refs) for x in preds),
                              tuple(field_getter(f) for f in same))
         self.rules[rule.id] = compiled
+        handler = getattr(self, "_on_" + compiled.kind)
         for role, matcher in enumerate(compiled.matchers):
+            entry = (compiled, role, matcher, handler)
             if matcher.types is None:
-                self.any_type.append((compiled, role))
+                self.any_type.append(entry)
+                for entries in self.by_type.values():  # rules on any type see every event
+                    entries.append(entry)
             else:
                 for t in matcher.types:
-                    self.by_type.setdefault(t, []).append((compiled, role))
+                    self.by_type.setdefault(t, list(self.any_type)).append(entry)
 
     # -- state helpers -----------------------------------------------------------------------------
     def _profile(self, pid: str) -> dict:
@@ -149,17 +153,15 @@ class MomentEngine:
         kind = tp["type"]
         t = tp["event_time"]
         self._note_profile(pid, tp, kind, t)
-        entries = self.by_type.get(kind)
-        if not entries and not self.any_type:
+        entries = self.by_type.get(kind, self.any_type)
+        if not entries:
             return []
         out: list[Candidate] = []
-        for compiled, role in (entries or []) + self.any_type:
+        for compiled, role, matcher, handler in entries:
             loc = (self.moments.get(pid) or {}).get("loc") if self.uses_location else None
-            bound = compiled.matchers[role](tp, loc)
-            if bound is None:
-                continue
-            handler = getattr(self, "_on_" + compiled.kind)
-            handler(compiled, role, pid, tp, bound, out)
+            bound = matcher(tp, loc)
+            if bound is not None:
+                handler(compiled, role, pid, tp, bound, out)
         return out
 
     def _note_profile(self, pid: str, tp: dict, kind: str, t: int) -> None:

@@ -246,6 +246,12 @@ class Inventory:
         """The number of (store, product) pairs with a known quantity."""
         return sum(len(stores) for stores in self._by_product.values())
 
+    def rows(self) -> Iterator[tuple[str, str, int]]:
+        """Every (store_id, product_id, quantity) held, by product then store."""
+        for product_id, stores in self._by_product.items():
+            for store_id, quantity in stores.items():
+                yield store_id, product_id, quantity
+
     def quantity(self, store_id: str, product_id: str) -> int:
         return self._by_product.get(product_id, {}).get(store_id, 0)
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from streams.moments.candidate import Candidate
 from streams.moments.engine import MomentEngine
+from streams.moments.feeds import NOT_A_SOURCE
 from streams.moments.gate import GateConfig, PreferenceGate
 from streams.moments.rules import RulePack
 from streams.moments.watermark import Watermark
@@ -42,6 +43,7 @@ class MomentsStage:
     def __init__(self, pack: RulePack, moments: BatchState, prefs: BatchState, timers: BatchState,
                  refs, identifiers_of=None, sources=()):
         self.pack = pack
+        self.references = refs
         self.watermark = Watermark(timers, pack.lateness_ms, sources)
         self.engine = MomentEngine(pack, moments, timers, refs, identifiers_of)
         self.gate = PreferenceGate(prefs, GateConfig.from_dict(pack.preferences))
@@ -65,6 +67,8 @@ class MomentsStage:
         self.engine.reset()
 
     def on_time(self, tp: dict, source, out) -> None:
+        if source == NOT_A_SOURCE:  # a preference record: not part of the stream's event time
+            return
         t = tp["event_time"]
         wm_before = self.watermark.value
         if self.watermark.observe("" if source is None else str(source), t):

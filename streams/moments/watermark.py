@@ -80,10 +80,13 @@ class Watermark:
             self.idle.discard(source)
             self._value = max(self._value, self._compute(self._marks))
         marks = self._marks
-        if event_time > marks.get(source, NEVER):
+        previous = marks.get(source, NEVER)
+        if event_time > previous:
             if not self.state.is_pending(KEY):
                 marks = self._marks = dict(marks)
                 self.state.set(KEY, marks)
             marks[source] = event_time
-            self._value = max(self._value, self._compute(marks))
+            # only the slowest partition (or a newcomer, or the last idle one) moves the watermark
+            if previous - self.lateness_ms <= self._value or len(self.idle) >= len(marks) - 1:
+                self._value = max(self._value, self._compute(marks))
         return False

@@ -1,0 +1,150 @@
+"""Moments benchmark: rule evaluation in the pure core, and produce-to-trigger latency in the worker.
+
+1. Rules: the same synthetic touchpoints through `Pipeline.process` with the default rule pack and
+   with an empty pack (the baseline, same run): the difference is what moments + the preferences
+   gate cost. Reported as touchpoints/s and (touchpoint x rule) evaluations/s.
+2. Latency: the population is produced at a fixed offered load (BENCH_RATE, default 5,000/s) for
+   BENCH_LATENCY_SECONDS to a running `parcours worker`; every 50 ms a probe person (consent to push,
+   no quiet hours) passes a store. The latency of a probe is the trigger record's timestamp on
+   `triggers.push` minus the wall-clock time its geofence touchpoint was handed to the producer.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+
+from streams import simulate
+from streams.ingest import ingest_batch
+from streams.moments.loader import load_default
+from streams.moments.rules import RulePack
+from streams.pipeline import Pipeline
+from streams.runner import WorkerProcess
+
+PARIS_15 = {"lat": 48.8437, "lon": 2.2958, "tz": "Europe/Paris"}
+
+
+def bench_rules(raws: list[bytes], batch: int = 5000) -> dict:
+    good_batches = []
+    for i in range(0, len(raws), batch):
+        good, _ = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + batch])])
+        good_batches.append(good)
+
+    def run(rules: RulePack) -> tuple[float, Pipeline, int, int]:
+        pipeline = Pipeline(rules=rules)
+        triggers = suppressions = 0
+        started = time.perf_counter()
+        for good in good_batches:
+            out = pipeline.process([dict(tp) for tp in good])
+            triggers += len(out.triggers)
+            suppressions += len(out.suppressions)
+        return time.perf_counter() - started, pipeline, triggers, suppressions
+
+    pack = load_default()
+    empty = RulePack(rules=(), preferences=pack.preferences)
+    base_s, _, _, _ = run(empty)
+    with_s, pipeline, triggers, suppressions = run(pack)
+    n = sum(len(g) for g in good_batches)
+    moments_s = max(with_s - base_s, 1e-9)
+    state = pipeline.states["moments"].backing
+    return {"events": n, "rules": len(pack.rules), "base_rate": n / base_s, "rate": n / with_s,
+            "moments_rate": n / moments_s, "evaluations_per_s": n * len(pack.rules) / moments_s,
+            "triggers": triggers, "suppressions": suppressions,
+            "profiles_with_state": len(state),
+            "state_bytes": sum(len(orjson.dumps(v)) for v in state.values())}
+
+
+def _probe(i: int, t_ms: int) -> tuple[bytes, bytes]:
+    ids = {"user": f"probe-{i}", "device": f"probe-d-{i}"}
+    consent = {"event_id": f"probe-consent-{i}", "event_time": t_ms - 1000, "type": "consent",
+               "channel": "app", "ids": ids,
+               "properties": {"channel": "push", "opt_in": True, "quiet_hours": ""}}
+    geofence = {"event_id": f"probe-{i}", "event_time": t_ms, "type": "geofence_enter",
+                "channel": "store", "ids": ids, "context": PARIS_15}
+    return orjson.dumps(consent), orjson.dumps(geofence)
+
+
+async def _offer_load(bootstrap: str, topic: str, events: list[dict], rate: int, seconds: float,
+                      sent_at: dict) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+    await producer.start()
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    n = probes = 0
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < seconds and n < len(events):
+            due = started + (n // per_tick) * tick
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            chunk = events[n:n + per_tick]
+            n += len(chunk)
+            for e in chunk:
+                await producer.send(topic, orjson.dumps(e))
+            if n // per_tick % 5 == 0:  # a probe every 50 ms, at the simulated time of the stream
+                t_ms = simulate.event_ms(chunk[-1])
+                consent, geofence = _probe(probes, t_ms)
+                await producer.send(topic, consent)
+                sent_at[f"probe-{probes}"] = time.time()
+                await producer.send(topic, geofence)
+                probes += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return n
+
+
+async def _collect(bootstrap: str, topic: str, sent_at: dict, until: float) -> list[float]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    latencies: dict[str, float] = {}
+    try:
+        while time.time() < until:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    value = orjson.loads(r.value)
+                    eid = value.get("event_id", "")
+                    if eid in sent_at and eid not in latencies:
+                        latencies[eid] = r.timestamp / 1000 - sent_at[eid]
+    finally:
+        await consumer.stop()
+    return sorted(latencies.values())
+
+
+def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: float) -> dict:
+    from streams.config import Topics
+
+    t = Topics()
+    kafka.create_topics({t.touchpoints: 4, t.stitch: 1})
+    worker = WorkerProcess(kafka.url, f"chdb://{tmp / 'ch-latency'}", tmp / "data-latency",
+                           app_id="parcours-latency", log_path=tmp / "worker-latency.log",
+                           extra_env={"PARCOURS_BATCH_SECONDS": "0.01", "PARCOURS_BATCH_SIZE": "500"})
+    sent_at: dict[str, float] = {}
+    with worker:
+        # warm up: the worker has joined its group once a first probe comes back
+        time.sleep(12)
+
+        async def run() -> tuple[int, list[float]]:
+            collector = asyncio.create_task(_collect(kafka.bootstrap, t.trigger_topic("push"), sent_at,
+                                                     time.time() + seconds + 15))
+            produced = await _offer_load(kafka.bootstrap, t.touchpoints, events, rate, seconds, sent_at)
+            return produced, await collector
+
+        produced, latencies = asyncio.run(run())
+    if not latencies:
+        raise RuntimeError(f"no probe trigger came back\n{worker.log_tail(30)}")
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {"offered_rate": rate, "produced": produced, "probes": len(sent_at),
+            "triggers": len(latencies), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "max_ms": latencies[-1] * 1000}

@@ -224,37 +224,34 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
 
 
 async def _follow_inventory(bootstrap: str, topic: str, inventory, loaded: asyncio.Event) -> None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     from streams.kafka_fixes import true_end_offsets
     from streams.moments.feeds import apply_inventory
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    # no group: every partition, from the start (auto_offset_reset) at every start of the worker
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                metadata_max_age_ms=5000)
     await consumer.start()
+    applied = bad = 0
+    ends = None
     try:
-        parts = None
-        while not parts:  # the topic is declared at start-up; wait for its metadata
-            if topic in await consumer.topics():  # refreshes the metadata
-                parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                await asyncio.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await true_end_offsets(bootstrap, tps)
-        applied = bad = 0
         while True:
-            if not loaded.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                loaded.set()
-                log.info("inventory loaded from %s: %d updates (%d unreadable)", topic, applied, bad)
-            for records in (await consumer.getmany(timeout_ms=500)).values():
+            for records in (await consumer.getmany(timeout_ms=200)).values():
                 for record in records:
                     if apply_inventory(inventory, record.key, record.value):
                         applied += 1
                     else:
                         bad += 1
                         log.warning("unreadable inventory record %s@%d ignored", topic, record.offset)
+            tps = consumer.assignment()  # empty until the topic exists (declared at start-up)
+            if not loaded.is_set() and tps:
+                if ends is None:
+                    ends = await true_end_offsets(bootstrap, list(tps))
+                if all([await consumer.position(tp) >= ends.get(tp, 0) for tp in tps]):
+                    loaded.set()
+                    log.info("inventory loaded from %s: %d updates (%d unreadable)", topic, applied, bad)
     finally:
         await consumer.stop()
 

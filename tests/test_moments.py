@@ -332,3 +332,15 @@ def test_forget_drops_pending_timers():
     out = run(p, [ev("x", at(12), "page_view", ids={"cookie": "o"})])
     assert out.triggers == [] and out.suppressions == []
     assert [k for k in stores["timers"] if k != "~watermark"] == []
+
+
+def test_merge_into_a_profile_deleted_earlier_in_the_batch():
+    """A survivor whose state was dropped earlier in the same batch (a pending tombstone) starts
+    afresh instead of failing."""
+    p = Pipeline(rules=load_default())
+    engine = p.moments.engine
+    engine.moments.set("p-old", {"int": [[at(9), "suv-x"]], "loc": [48.8, 2.3, at(9)]})
+    engine.moments.delete("p-new")
+    engine.on_merge("p-new", ["p-old"])
+    assert engine.moments.get("p-new") == {"int": [[at(9), "suv-x"]], "loc": [48.8, 2.3, at(9)]}
+    assert engine.moments.get("p-old") is None

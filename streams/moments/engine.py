@@ -107,9 +107,9 @@ class MomentEngine:
     # -- state helpers -----------------------------------------------------------------------------
     def _profile(self, pid: str) -> dict:
         """The profile's state, writable (copied on the first write of a batch)."""
-        if self.moments.is_pending(pid):
-            return self.moments.get(pid)
         current = self.moments.get(pid)
+        if current is not None and self.moments.is_pending(pid):
+            return current
         state = {} if current is None else {k: (dict(v) if isinstance(v, dict) else list(v))
                                             for k, v in current.items()}
         for name in ("seq", "cnt", "abs", "mis"):

@@ -111,3 +111,40 @@ def test_bad_simulate_arguments_are_one_line(args, fragment):
 
 def test_bad_forget_identifier_is_one_line():
     one_line_error(run("forget", "--identifier", "email:not-an-email"), "not a valid email")
+
+
+def test_rules_check_accepts_the_shipped_pack_and_names_the_lines_of_errors(tmp_path):
+    from streams.moments.loader import DEFAULT_PACK
+
+    ok = run("rules", "check", str(DEFAULT_PACK))
+    assert ok.returncode == 0 and "7 rules OK" in ok.stdout and "near_store_offer" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - id: x\n    when: {event: {type: a}}\n"
+                   "    cooldown: 3 days\n    action: {chanels: [push]}\n")
+    checked = run("rules", "check", str(bad))
+    assert checked.returncode == 1
+    assert f"{bad}:5: rules[x].cooldown:" in checked.stdout
+    assert f"{bad}:6: " in checked.stdout and "did you mean 'channels'" in checked.stdout
+    one_line_error(run("replay", str(bad), "--rules", str(bad)), "rules:", f"{bad}:5", "+2 more")
+    env = {"PARCOURS_RULES": str(bad), "PARCOURS_KAFKA_URL": "kafka://127.0.0.1:1"}
+    one_line_error(run("worker", env=env), "rules:", "parcours rules check")  # before any connection
+
+
+def test_replay_fires_triggers_with_preferences_first(tmp_path):
+    events = tmp_path / "martin.jsonl"
+    simulate.write_jsonl(simulate.martin_journey(simulate.clock.datetime(2026, 11, 2, 7, 0,
+                                                 tzinfo=simulate.clock.UTC)), events)
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_bytes(orjson.dumps({"ids": {"loyalty": "L-77"}, "channel": "sms", "opt_in": True,
+                                    "updated_at": "2026-10-01T09:00:00Z"}) + b"\n{oops\n")
+    env = {"PARCOURS_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}"}
+    out = tmp_path / "out"
+    done = run("replay", str(events), "--out", str(out), "--preferences", str(prefs), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "1 dead-lettered" in done.stdout and "3 triggers" in done.stdout
+    triggers = [orjson.loads(x) for x in (out / "triggers.jsonl").read_bytes().splitlines()]
+    assert sorted((t["rule"], t["channel"]) for t in triggers) == [
+        ("known_prospect_in_store", "store"), ("near_store_offer", "push"),
+        ("price_seen_then_left", "display")]
+    one_line_error(run("publish", "preferences", str(tmp_path / "none.jsonl")), "no such file")
+    one_line_error(run("publish", "preferences", str(prefs)), f"{prefs}:2")

@@ -192,19 +192,27 @@ class Shell:
         phase = _Phases("journey")
         out, batch_size = self._run(items)
         phase("pipeline")
-        # outputs first (ClickHouse, then topics), state last: a crash before the state reaches
-        # its changelog replays the batch, which rewrites the same rows (idempotent sinks)
-        await self._write_sink(table_rows(out, int(time.time() * 1000)))
-        phase("sink")
-        forgotten = [ev for ev in out.identity if ev["kind"] == "forget" and ev["survivor"]]
-        if forgotten and self.sink is not None:
-            await asyncio.to_thread(self._erase, forgotten)
+        # outputs first (ClickHouse and topics), state last: a crash before the state reaches its
+        # changelog replays the batch, which rewrites the same rows and records (idempotent sinks,
+        # deterministic ids). ClickHouse and the topics are written at the same time (a trigger
+        # leaves without waiting for the table insert), except around an erasure, which must
+        # delete the rows this batch wrote and follow its records with tombstones.
+        rows = table_rows(out, int(time.time() * 1000))
         records = list(topic_messages(out, self.topics))
-        for ev in forgotten:  # tombstones: compaction drops the person's keyed records
-            for topic in (self.topics.identity, self.topics.stitched):
-                records.append((topic, ev["survivor"].encode(), None))
-        await self.producer.send_all(records)
-        phase("outputs")
+        forgotten = [ev for ev in out.identity if ev["kind"] == "forget" and ev["survivor"]]
+        if not forgotten:
+            await asyncio.gather(self._write_sink(rows), self.producer.send_all(records))
+            phase("outputs")
+        else:
+            await self._write_sink(rows)
+            phase("sink")
+            if self.sink is not None:
+                await asyncio.to_thread(self._erase, forgotten)
+            for ev in forgotten:  # tombstones: compaction drops the person's keyed records
+                for topic in (self.topics.identity, self.topics.stitched):
+                    records.append((topic, ev["survivor"].encode(), None))
+            await self.producer.send_all(records)
+            phase("outputs")
         # state last: the changelog records of this batch's state changes
         self.pipeline.flush()
         await self.producer.send_all(self.changelog())

@@ -22,7 +22,8 @@ from faust.types import TP
 from streams.agents import Shell
 from streams.batch_producer import BatchProducer
 from streams.config import Settings
-from streams.kafka_fixes import install_faust_recovery_fix, install_leave_group_fix
+from streams.kafka_fixes import (install_faust_recovery_fix, install_fetch_wait_fix,
+                                 install_leave_group_fix)
 from streams.identity import share_strings
 from streams.moments.loader import load_default
 from streams.pipeline import STORES, Pipeline
@@ -90,6 +91,7 @@ class _TableStore:
 def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:
     install_faust_recovery_fix()
     install_leave_group_fix()
+    install_fetch_wait_fix()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
     app = faust.App(

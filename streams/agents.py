@@ -69,6 +69,7 @@ class Shell:
         self.changelog = changelog  # state changes flushed by the pipeline, as changelog records
         self.positions: dict[tuple[str, int], int] = {}
         self.idle_sent: set[tuple[str, int]] = set()
+        self.checked: dict[tuple[str, int], int] = {}  # position at the previous idle check
         self.retry_delay = 1.0
         self.max_retry_delay = 30.0
 
@@ -79,15 +80,18 @@ class Shell:
             self.idle_sent.discard((msg.topic, msg.partition))
 
     async def report_idle(self, partitions: list[tuple[int, int | None]]) -> int:
-        """Tell the journey agent which input partitions are idle: (partition, high-water mark)
-        pairs of this worker's assignment; a partition whose records have all been forwarded to the
-        stitch topic, and that has nothing new, is reported once until it sends again."""
+        """Tell the journey agent which input partitions are idle. `partitions`: (partition,
+        high-water mark) pairs of this worker's assignment, checked every PARCOURS_IDLE_SECONDS. A
+        partition is idle when all its records have been forwarded to the stitch topic and none
+        came since the previous check; it is reported once, until it sends again."""
         idle = []
         for partition, highwater in partitions:
             key = (self.topics.touchpoints, partition)
+            position = self.positions.get(key, 0)
+            previous, self.checked[key] = self.checked.get(key), position
             if highwater is None or key in self.idle_sent:
                 continue
-            if self.positions.get(key, 0) >= highwater:
+            if position >= highwater and previous == position:
                 idle.append({CONTROL: "idle", "source": str(partition)})
                 self.idle_sent.add(key)
         if idle:

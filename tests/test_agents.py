@@ -57,3 +57,25 @@ def test_chunks_keep_every_item_in_order_under_the_size_limit(sizes):
     chunks = chunk_json_lists(items, max_bytes=2048)
     assert [item for chunk in chunks for item in orjson.loads(chunk)] == items
     assert all(len(c) <= 2048 or len(orjson.loads(c)) == 1 for c in chunks)
+
+
+def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_watermark():
+    import orjson
+
+    from streams.agents import CONTROL
+
+    topics = Topics()
+    producer = _Producer()
+    pipeline = Pipeline(sources=2)
+    shell = Shell(pipeline, None, topics, producer)
+    shell.positions[(topics.touchpoints, 0)] = 10
+    # partition 0: consumed to its high-water mark; partition 1: 5 records not consumed yet
+    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0  # first look: not quiet long enough
+    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 1
+    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0  # reported once
+    (topic, _key, value), = producer.records
+    assert topic == topics.stitch and orjson.loads(value) == [{CONTROL: "idle", "source": "0"}]
+    # the journey agent applies it: the watermark no longer waits for partition 0
+    out, size = shell._run(orjson.loads(value))
+    assert size == 0 and out.triggers == []
+    assert pipeline.moments.watermark.idle == {"0"}

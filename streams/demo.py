@@ -31,7 +31,7 @@ CHART_MODELS = ["last_touch", "first_touch", "linear", "position_based", "time_d
 
 
 def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
-    console = Console()
+    console = Console(width=max(120, shutil.get_terminal_size((120, 40)).columns))
     topics = Topics()
     out_dir.mkdir(parents=True, exist_ok=True)
     data_dir = out_dir / "data"
@@ -144,7 +144,8 @@ def _print_triggers(console: Console, client, pid: str) -> None:
             else at.astimezone(ZoneInfo("Europe/Paris"))
         table.add_row(local.strftime("%a %d %b %H:%M"), rule, channel or "-", outcome, detail.strip())
     console.print(table)
-    summary = Table(title="All candidates by rule: sent, or withheld with the reason")
+    summary = Table(title="Every candidate by rule: sent, or withheld with the reason "
+                          "(a deferred trigger counts again when it is sent)")
     for col in ("rule", "outcome", "candidates"):
         summary.add_column(col)
     for rule, outcome, n in client.query(

@@ -185,55 +185,58 @@ class MomentEngine:
         self._emit(c, pid, tp["event_time"], tp, [tp["event_id"]], f"{tp['event_time']}:{tp['event_id']}",
                    bound, out)
 
+    def _recent(self, pid: str, section: str, c: _Compiled, t: int, within_ms: int) -> tuple[dict, list]:
+        """(the section of the profile's writable state, this rule's entries still within reach
+        of an event at `t`: the window plus the lateness, and any later ones)."""
+        holder = self._profile(pid).setdefault(section, {})
+        horizon = t - within_ms - self.pack.lateness_ms
+        return holder, [x for x in holder.get(c.rule.id, ()) if x[0] >= horizon]
+
+    def _emit_match(self, c: _Compiled, pid: str, match: list, bindings_at: int, out: list) -> None:
+        """A sequence or count completed by the events of `match` (in time order): the moment
+        happened at its last event, and its window is its first and last events."""
+        first, last = match[0], match[-1]
+        self._emit(c, pid, last[0], None, [m[1] for m in match],
+                   f"{first[0]}:{first[1]}-{last[0]}:{last[1]}", _chain_bindings(match, bindings_at),
+                   out, event_id=last[1])
+
     def _on_sequence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
-        # an event may match several steps: record each
         pattern: SequencePattern = c.rule.pattern
         t, eid = tp["event_time"], tp["event_id"]
-        key = _same_key(c.same, tp)
-        state = self._profile(pid)
-        seq = state.setdefault("seq", {})
-        items = [x for x in seq.get(c.rule.id, ()) if x[0] >= t - pattern.within_ms - self.pack.lateness_ms
-                 or x[0] > t]
-        steps = [j for j, m in enumerate(c.matchers) if j == role or m(tp, state.get("loc")) is not None]
-        if role != min(steps):  # the event was already recorded when its first matching step came up
+        seq, items = self._recent(pid, "seq", c, t, pattern.within_ms)
+        # an event may match several steps: all are recorded when its first matching step comes up
+        loc = self.moments.get(pid).get("loc")
+        steps = [j for j, m in enumerate(c.matchers) if j == role or m(tp, loc) is not None]
+        if role != min(steps) or any(x[1] == eid for x in items):  # done, or delivered twice
             return
-        b = self._bindings(tp, bound)
-        for j in steps:
-            items.append([t, eid, j, key, b])
+        key, b = _same_key(c.same, tp), self._bindings(tp, bound)
+        items.extend([t, eid, j, key, b] for j in steps)
         items.sort(key=lambda x: (x[0], x[1], x[2]))
         items = items[-MAX_ENTRIES:]
         for j in steps:
             match = _sequence_match(items, len(c.matchers), j, eid, key, pattern.within_ms)
             if match is not None:
-                used = {m[1] for m in match}
+                used = {m[1] for m in match}  # consumed: one sequence fires once
                 items = [x for x in items if x[1] not in used]
-                first, last = match[0], match[-1]
-                self._emit(c, pid, last[0], None, [m[1] for m in match],
-                           f"{first[0]}:{first[1]}-{last[0]}:{last[1]}", _chain_bindings(match, 4),
-                           out, event_id=last[1])
+                self._emit_match(c, pid, match, 4, out)
                 break
         seq[c.rule.id] = items
 
     def _on_count(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
         pattern: CountPattern = c.rule.pattern
         t, eid = tp["event_time"], tp["event_id"]
-        key = _same_key(c.same, tp)
-        state = self._profile(pid)
-        cnt = state.setdefault("cnt", {})
-        items = [x for x in cnt.get(c.rule.id, ()) if x[0] >= t - pattern.within_ms - self.pack.lateness_ms
-                 or x[0] > t]
-        if any(x[1] == eid for x in items):
+        cnt, items = self._recent(pid, "cnt", c, t, pattern.within_ms)
+        if any(x[1] == eid for x in items):  # delivered twice
             return
+        key = _same_key(c.same, tp)
         items.append([t, eid, key, self._bindings(tp, bound)])
         items.sort(key=lambda x: (x[0], x[1]))
-        same = [x for x in items if x[2] == key]
-        match = _count_match(same, eid, pattern.at_least, pattern.within_ms)
+        match = _count_match([x for x in items if x[2] == key], eid, pattern.at_least,
+                             pattern.within_ms)
         if match is not None:
-            used = {m[1] for m in match}
+            used = {m[1] for m in match}  # consumed: the next count starts afresh
             items = [x for x in items if x[1] not in used]
-            self._emit(c, pid, match[-1][0], None, [m[1] for m in match],
-                       f"{match[0][0]}:{match[0][1]}-{match[-1][0]}:{match[-1][1]}",
-                       _chain_bindings(match, 3), out, event_id=match[-1][1])
+            self._emit_match(c, pid, match, 3, out)
         cnt[c.rule.id] = items[-MAX_ENTRIES:]
 
     def _on_absence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:

@@ -119,11 +119,13 @@ def test_absence_timer_survives_a_worker_restart(kafka, tmp_path, ch_url):
 
     url = ch_url()
     common = dict(app_id="e2e-absence", log_path=tmp_path / "worker.log")
-    first = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
-    with first:
+    first = WorkerProcess(kafka.url, url, tmp_path / "data", **common).start()
+    try:
         asyncio.run(_produce(kafka.bootstrap, [ev("p1", t0, "price_view", product_id="suv-x"),
                                                ev("o1", t0 + 60_000, "page_view", cookie="other")]))
         _wait(kafka, first, [TOPICS.stitched], 2)
+    finally:
+        first.kill()  # a crash: the timer must come back from the journey-timers changelog
     # price_seen_then_left: 30 min + 5 min lateness; the restarted worker must still know the timer
     second = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
     with second:

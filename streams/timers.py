@@ -1,0 +1,59 @@
+"""Event-time timers over a key-value state: absences, deferred triggers, path closings.
+
+A timer is one key of the `timers` store (a Faust table in the worker, so timers survive a restart),
+whose value is a dict with at least "k" (its kind) and "at" (its deadline, epoch ms of event
+time). An in-memory heap indexes the deadlines; it is rebuilt from the store at first use and after
+a recovery (`reset`). A deleted timer stays in the heap until its deadline and is skipped then.
+Keys start with the zero-padded deadline, so the firing order (deadline, key) is deterministic.
+"""
+from __future__ import annotations
+
+import heapq
+
+from streams.state import BatchState
+
+WATERMARK_KEY = "~watermark"  # the watermark's marks share the store; never a timer
+
+
+def timer_key(deadline: int, *parts: str) -> str:
+    return "|".join((f"{deadline:013d}", *parts))
+
+
+class Timers:
+    __slots__ = ("state", "_heap")
+
+    def __init__(self, state: BatchState):
+        self.state = state
+        self._heap: list | None = None
+
+    def reset(self) -> None:
+        self._heap = None
+
+    def _ready(self) -> list:
+        if self._heap is None:
+            self._heap = [(v["at"], k) for k, v in self.state.items() if k != WATERMARK_KEY]
+            heapq.heapify(self._heap)
+        return self._heap
+
+    def add(self, key: str, value: dict) -> None:
+        self.state.set(key, value)
+        heapq.heappush(self._ready(), (value["at"], key))
+
+    def get(self, key: str) -> dict | None:
+        return self.state.get(key)
+
+    def delete(self, key: str) -> None:
+        self.state.delete(key)
+
+    def due(self, watermark: int) -> list[tuple[str, dict]]:
+        """Pop the timers strictly before `watermark`, oldest first; their keys are deleted."""
+        heap = self._ready()
+        fired = []
+        while heap and heap[0][0] < watermark:
+            _at, key = heapq.heappop(heap)
+            value = self.state.get(key)
+            if value is None or value["at"] != _at:  # cancelled, or re-set with another deadline
+                continue
+            self.state.delete(key)
+            fired.append((key, value))
+        return fired

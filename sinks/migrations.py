@@ -208,6 +208,56 @@ GROUP BY day, rule, channel, outcome
 COMMENT 'parcours: candidates per day x rule x channel, sent or suppressed by reason (holdout = control group)'
 """
 
+_ATTRIBUTION_PATHS = f"""
+CREATE TABLE IF NOT EXISTS attribution_paths (
+    path_id         String COMMENT 'conversion id, or open:<profile>:<first touch> for a path that never converted',
+    closed_at       DateTime64(3, 'UTC') COMMENT 'conversion time, or last touch + lookback',
+    profile_id      String,
+    converted       UInt8,
+    conversion_type LowCardinality(String),
+    revenue         Float64,
+    touches         UInt16,
+    channels        Array(LowCardinality(String)) COMMENT 'touch channels in time order',
+    channel_set     Array(LowCardinality(String)) COMMENT 'distinct channels, sorted (Shapley)',
+    transitions     Array(Tuple(UInt8, String, String, UInt32))
+                    COMMENT '(order, from state, to state, count): Markov transitions per order, start -> last-k-channel states -> conversion | null',
+    computed_at     DateTime64(3, 'UTC') COMMENT 'version: the latest computation wins'
+) ENGINE = ReplacingMergeTree(computed_at)
+PARTITION BY toYYYYMM(closed_at)
+ORDER BY path_id
+SETTINGS {DEDUP}
+COMMENT 'parcours: one row per closed path (converting or not): the additive counts of the data-driven models; query with FINAL'
+"""
+
+_PUBLISHER_PAYOUTS = """
+CREATE VIEW IF NOT EXISTS publisher_payouts AS
+SELECT
+    toStartOfMonth(conversion_time) AS month,
+    model,
+    ifNull(publisher, '(none)')     AS publisher,
+    sum(credit)                     AS conversions,
+    sum(revenue_credit)             AS revenue,
+    revenue / sum(revenue) OVER (PARTITION BY month, model) AS revenue_share
+FROM attribution_credit FINAL
+GROUP BY month, model, publisher
+COMMENT 'parcours: credited revenue per publisher and month; a commission pool is paid as pool x revenue_share'
+"""
+
+_MODEL_COMPARISON = """
+CREATE VIEW IF NOT EXISTS attribution_model_comparison AS
+SELECT
+    channel,
+    sumIf(credit, model = 'first_touch')        AS first_touch,
+    sumIf(credit, model = 'last_touch')         AS last_touch,
+    sumIf(credit, model = 'last_non_direct')    AS last_non_direct,
+    sumIf(credit, model = 'linear')             AS linear,
+    sumIf(credit, model = 'time_decay')         AS time_decay,
+    sumIf(credit, model = 'position_based')     AS position_based
+FROM attribution_credit FINAL
+GROUP BY channel
+COMMENT 'parcours: conversions credited per channel under each heuristic model, side by side'
+"""
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "initial tables", [
         _TOUCHPOINTS,
@@ -223,6 +273,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         *_TRIGGERS_V2,
         _LATE_EVENTS,
         _TRIGGER_DAILY,
+    ]),
+    (3, "attribution: closed paths for the data-driven models, payouts, model comparison", [
+        _ATTRIBUTION_PATHS,
+        _PUBLISHER_PAYOUTS,
+        _MODEL_COMPARISON,
     ]),
 ]
 

@@ -102,9 +102,15 @@ def _int(value: Any) -> int:
     return value
 
 
+def _rows(value: Any) -> list[list]:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list of rows, got {type(value).__name__}")
+    return [list(row) for row in value]
+
+
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "str": _str, "str?": _optional_str, "time": to_epoch_ms, "json": to_json_text,
-    "map": to_str_map, "array": to_str_list, "float": _float, "int": _int,
+    "map": to_str_map, "array": to_str_list, "float": _float, "int": _int, "rows": _rows,
 }
 _MISSING = object()
 
@@ -203,6 +209,13 @@ SUPPRESSIONS = _table(
     "trigger_id:str rule:str detail:str",
     key="suppression_id", defaults={"event_id": "", "trigger_id": "", "rule": "", "detail": ""},
 )
+ATTRIBUTION_PATHS = _table(
+    "attribution_paths",
+    "path_id:str closed_at:time profile_id:str converted:int conversion_type:str revenue:float "
+    "touches:int channels:array channel_set:array transitions:rows computed_at:time",
+    key="path_id", volatile="computed_at",
+    defaults={"conversion_type": "", "revenue": 0.0, "computed_at": utc_now_ms},
+)
 LATE_EVENTS = _table(
     "late_events", "event_id:str event_time:time type:str source:str watermark:time reason:str",
     key="event_id", defaults={"source": ""},
@@ -223,5 +236,5 @@ DEAD_LETTERS = _table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     TOUCHPOINTS, IDENTITY_MAP, IDENTITY_EVENTS, TRIGGERS, SUPPRESSIONS, ATTRIBUTION_CREDIT, DEAD_LETTERS,
-    LATE_EVENTS,
+    LATE_EVENTS, ATTRIBUTION_PATHS,
 )}

@@ -240,7 +240,7 @@ class Shell:
             metrics.SUPPRESSIONS.labels(sup["reason"]).inc()
         if out.late:
             metrics.LATE_EVENTS.inc(len(out.late))
-        watermark = self.pipeline.moments.watermark.value
+        watermark = self.pipeline.watermark.value
         if watermark > 0:
             metrics.WATERMARK.set(watermark / 1000)
         metrics.BATCH_SIZE.labels("journey").observe(batch_size)

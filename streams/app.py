@@ -192,7 +192,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         except asyncio.TimeoutError:
             log.warning("inventory topic %s not caught up after 60 s; starting anyway", topics.inventory)
         # the watermark waits for every input partition: ask the broker how many there are
-        pipeline.moments.set_sources(await producer.partition_count(topics.touchpoints))
+        pipeline.set_sources(await producer.partition_count(topics.touchpoints))
         # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
         async for events in stream.take_events(JOURNEY_MAX_MESSAGES,
                                                within=min(0.05, settings.batch_seconds)):

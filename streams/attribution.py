@@ -3,7 +3,9 @@
 Pure functions over plain data. A path is a list of touches ``[event_id, time_ms, channel, campaign,
 publisher]`` sorted by time; a conversion credits the touches at or before it within the lookback
 window, then starts a new path. Position-based models are computed here per conversion; the
-data-driven models (markov, shapley) need counts over all paths and live with the aggregates.
+data-driven models (markov, shapley) need counts over all paths: every closed path is returned as
+a `path_record` (transitions, channel set), and `streams/datadriven.py` computes their credit from
+the sums ClickHouse keeps.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from streams.channels import has_campaign_params
+from streams.datadriven import path_transitions
+from streams.timers import timer_key
 
 Touch = list  # [event_id, time_ms, channel, campaign, publisher]
 
@@ -33,6 +37,11 @@ class AttributionConfig:
     half_life_days: float = 7.0  # time_decay
     position_ends: float = 0.4  # position_based: share of the first and of the last touch
     seen_conversions: int = 20  # per profile, to ignore a replayed conversion
+    lookback_days_by_type: tuple = ()  # ((conversion type, days), ...) overriding lookback_days
+    markov_orders: tuple = (1, 2)  # transition counts written per closed path, per order
+
+    def lookback_ms(self, conversion_type: str) -> int:
+        return int(dict(self.lookback_days_by_type).get(conversion_type, self.lookback_days) * DAY_MS)
 
     def __post_init__(self):
         unknown = [m for m in self.models if m not in PATH_MODELS]
@@ -157,50 +166,101 @@ def _revenue(tp: dict) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
+def path_record(path_id: str, profile_id: str, closed_at: int, touches: Sequence[Touch],
+                converted: bool, conversion_type: str, revenue: float, orders: Sequence[int]) -> dict:
+    """A closed path as the data-driven models count it: its channels in order, its channel set,
+    and its Markov transitions at each order (start -> ... -> conversion | null)."""
+    channels = [t[2] for t in touches]
+    transitions = []
+    for order in orders:
+        for (a, b), n in path_transitions(channels, converted, order).items():
+            transitions.append([order, a, b, n])
+    return {"path_id": path_id, "closed_at": closed_at, "profile_id": profile_id,
+            "converted": 1 if converted else 0, "conversion_type": conversion_type,
+            "revenue": revenue, "touches": len(channels), "channels": channels,
+            "channel_set": sorted(set(channels)), "transitions": transitions}
+
+
 @dataclass
 class PathBook:
     """Per-profile path state over a key-value state (BatchState): profile_id -> record.
 
-    record = {"touches": [Touch...], "conversions": [recent conversion ids]}
+    record = {"touches": [Touch...], "conversions": [recent conversion ids], "close": timer key}
+
+    A conversion credits the touches within its lookback and closes that path; touches with no
+    conversion for `lookback_days` close as a non-converting path when the watermark passes the last
+    touch + lookback (a "path" timer). Every closed path is also returned as a `path_record` for
+    the data-driven models.
     """
 
     state: object  # BatchState
     config: AttributionConfig = field(default_factory=AttributionConfig)
+    timers: object = None  # streams.timers.Timers; without it paths never close without a conversion
 
-    def on_event(self, tp: dict, credits: list) -> None:
+    def on_event(self, tp: dict, credits: list, paths: list) -> None:
         profile_id = tp.get("profile_id")
         if not profile_id:
             return  # anonymous: nothing to join it with
         kind = tp["type"]
         cfg = self.config
         if kind in cfg.conversion_types:
-            self._convert(profile_id, tp, credits)
+            self._convert(profile_id, tp, credits, paths)
         elif is_touch(tp, cfg):
             record = self.state.get(profile_id)
             touches = record["touches"] if record else []
             path = add_touch(touches, as_touch(tp), cfg.max_touches)
             if path is not touches:
-                self.state.set(profile_id, {"touches": path,
-                                            "conversions": record["conversions"] if record else []})
+                self._save(profile_id, path, record["conversions"] if record else [],
+                           record.get("close") if record else None)
 
-    def _convert(self, profile_id: str, tp: dict, credits: list) -> None:
+    def _save(self, profile_id: str, touches: list, conversions: list, close: str | None) -> None:
+        """Store the record, moving its closing timer to the last touch + lookback."""
+        key = None
+        if self.timers is not None:
+            deadline = touches[-1][1] + int(self.config.lookback_days * DAY_MS) if touches else None
+            key = timer_key(deadline, profile_id, "path") if deadline is not None else None
+            if close and close != key:
+                self.timers.delete(close)
+            if key and key != close:
+                self.timers.add(key, {"k": "path", "at": deadline, "p": profile_id})
+        if touches or conversions:
+            self.state.set(profile_id, {"touches": touches, "conversions": conversions, "close": key})
+        else:
+            self.state.delete(profile_id)
+
+    def _convert(self, profile_id: str, tp: dict, credits: list, paths: list) -> None:
         cfg = self.config
         record = self.state.get(profile_id) or {"touches": [], "conversions": []}
         if tp["event_id"] in record["conversions"]:
             return  # replayed conversion: already credited
         at = tp["event_time"]
-        since = at - int(cfg.lookback_days * DAY_MS)
+        since = at - cfg.lookback_ms(tp["type"])
         credited = [t for t in record["touches"] if since <= t[1] <= at]
         credits.extend(credit_rows(tp, credited, cfg))
+        paths.append(path_record(tp["event_id"], profile_id, at, credited, True, tp["type"],
+                                 _revenue(tp), cfg.markov_orders))
         later = [t for t in record["touches"] if t[1] > at]
         seen = (record["conversions"] + [tp["event_id"]])[-cfg.seen_conversions:]
-        self.state.set(profile_id, {"touches": later, "conversions": seen})
+        self._save(profile_id, later, seen, record.get("close"))
+
+    def on_timer(self, value: dict, paths: list) -> None:
+        """The watermark passed last touch + lookback: the journey closes without a conversion."""
+        profile_id = value["p"]
+        record = self.state.get(profile_id)
+        if not record or not record["touches"]:
+            return
+        touches = record["touches"]
+        first = touches[0]
+        paths.append(path_record(f"open:{profile_id}:{first[0]}", profile_id, value["at"], touches,
+                                 False, "", 0.0, self.config.markov_orders))
+        self._save(profile_id, [], record["conversions"], None)
 
     def on_merge(self, survivor: str, absorbed: Iterable[str]) -> None:
         """Move the paths of absorbed profiles onto the survivor."""
         record = self.state.get(survivor)
         touches = record["touches"] if record else []
         conversions = record["conversions"] if record else []
+        close = record.get("close") if record else None
         moved = False
         for old in absorbed:
             other = self.state.get(old)
@@ -208,12 +268,17 @@ class PathBook:
                 continue
             touches = merge_paths(touches, other["touches"], self.config.max_touches)
             conversions = (conversions + other["conversions"])[-self.config.seen_conversions:]
+            if other.get("close") and self.timers is not None:
+                self.timers.delete(other["close"])
             self.state.delete(old)
             moved = True
         if moved:
-            self.state.set(survivor, {"touches": touches, "conversions": conversions})
+            self._save(survivor, touches, conversions, close)
 
     def on_forget(self, profile_id: str) -> None:
+        record = self.state.get(profile_id)
+        if record and record.get("close") and self.timers is not None:
+            self.timers.delete(record["close"])
         self.state.delete(profile_id)
 
     def path(self, profile_id: str) -> list:

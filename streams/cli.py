@@ -156,11 +156,26 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_attribution(args) -> int:
-    from streams.report import credit_by, render
+    from streams.attribution import ALL_MODELS
+    from streams.report import chart, compare, credit_by, render, with_payouts
 
+    if args.pool is not None and args.by != "publisher":
+        raise CliError("attribution: --pool pays publishers: use it with --by publisher")
+    if args.plot and not args.compare:
+        raise CliError("attribution: --plot draws the model comparison: use it with --compare")
     settings = config.load(clickhouse_url=args.clickhouse)
     client = _client(settings.clickhouse_url)
-    rows = credit_by(client, args.model, args.by, args.start, args.end)
+    if args.compare:
+        models = list(ALL_MODELS)
+        rows = compare(client, models, args.start, args.end)
+        print(render(rows, args.format, "channel",
+                     title="revenue credited per channel, by model").rstrip("\n"))
+        if args.plot:
+            print(f"chart: {chart(client, models, Path(args.plot))}")
+        return 0
+    rows = credit_by(client, args.model, args.by, args.start, args.end, order=args.order)
+    if args.pool is not None:
+        rows = with_payouts(rows, args.by, args.pool)
     print(render(rows, args.format, args.by, title=f"credit by {args.by} — {args.model}").rstrip("\n"))
     return 0
 
@@ -344,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", default=None)
     p.add_argument("--by", default="channel")
     p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    p.add_argument("--order", type=int, default=1, help="markov: order of the chain (1 or 2 stored)")
+    p.add_argument("--pool", type=float, default=None,
+                   help="with --by publisher: commission pool to pay out by share of credited revenue")
+    p.add_argument("--compare", action="store_true", help="every model side by side (revenue per channel)")
+    p.add_argument("--plot", default=None, help="with --compare: draw the comparison to FILE.png")
     p.add_argument("--clickhouse", default=None)
     p.set_defaults(func=cmd_attribution)
     return parser
@@ -354,12 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("PARCOURS_LOG_LEVEL", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from sinks.clickhouse import SinkConfigError
+    from sinks.writer import SinkError
     from streams.report import ReportError
 
     try:
         code = args.func(args)
     except (config.ConfigError, CliError, SinkConfigError, ReportError) as exc:
         print(f"parcours: error: {exc}", file=sys.stderr)
+        return 2
+    except SinkError as exc:  # ClickHouse refused the rows after the writer's retries
+        print(f"parcours: error: {str(exc).splitlines()[0][:400]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

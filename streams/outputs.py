@@ -50,6 +50,8 @@ def table_rows(out: Emitted, now_ms: int) -> dict[str, list[dict]]:
         rows["suppressions"] = out.suppressions
     if out.late:
         rows["late_events"] = out.late
+    if out.paths:
+        rows["attribution_paths"] = [{**path, "computed_at": now_ms} for path in out.paths]
     return rows
 
 

@@ -12,6 +12,7 @@ Before identity, the event's source partition moves the watermark and due timers
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Callable, MutableMapping, Protocol
 
@@ -19,8 +20,11 @@ from streams.attribution import AttributionConfig, PathBook
 from streams.identity import IdentityConfig, IdentityGraph
 from streams.moments.loader import load_default
 from streams.moments.rules import RulePack
+from streams.moments.feeds import NOT_A_SOURCE
 from streams.moments.stage import MomentsStage, References
 from streams.state import BatchState
+from streams.timers import Timers
+from streams.watermark import Watermark
 
 SOURCE = "_src"  # set by ingest on each touchpoint: its input partition (the watermark's source)
 STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers")
@@ -37,6 +41,7 @@ class Emitted:
     triggers: list = field(default_factory=list)
     suppressions: list = field(default_factory=list)
     late: list = field(default_factory=list)  # events behind the watermark: moment rules skipped
+    paths: list = field(default_factory=list)  # closed paths (converting or not) for data-driven models
 
     def extend(self, other: "Emitted") -> None:
         for name in self.__dataclass_fields__:
@@ -57,17 +62,20 @@ class Stage(Protocol):
 
 
 class AttributionStage:
-    def __init__(self, state: BatchState, config: AttributionConfig):
-        self.book = PathBook(state, config)
+    def __init__(self, state: BatchState, config: AttributionConfig, timers: Timers | None = None):
+        self.book = PathBook(state, config, timers)
 
     def on_event(self, tp: dict, out: Emitted) -> None:
-        self.book.on_event(tp, out.credits)
+        self.book.on_event(tp, out.credits, out.paths)
 
     def on_merge(self, survivor: str, absorbed: list) -> None:
         self.book.on_merge(survivor, absorbed)
 
     def on_forget(self, profile_id: str) -> None:
         self.book.on_forget(profile_id)
+
+    def on_timer(self, value: dict, out: Emitted) -> None:
+        self.book.on_timer(value, out.paths)
 
 
 class Pipeline:
@@ -87,15 +95,17 @@ class Pipeline:
         self.identity = IdentityGraph(self.states["ids"], self.states["profiles"],
                                       identity_config or IdentityConfig())
         rules = rules if rules is not None else load_default()
+        self.lateness_ms = rules.lateness_ms
+        self.watermark = Watermark(self.states["timers"], rules.lateness_ms,
+                                   [str(i) for i in range(sources)])
+        self.timers = Timers(self.states["timers"])
         self.moments = MomentsStage(rules, self.states["moments"], self.states["prefs"],
-                                    self.states["timers"],
+                                    self.timers,
                                     references if references is not None else References.of(rules),
-                                    identifiers_of=self.identity.identifiers_of,
-                                    sources=[str(i) for i in range(sources)])
-        self.stages: list[Stage] = [
-            AttributionStage(self.states["paths"], attribution_config or AttributionConfig()),
-            self.moments,
-        ]
+                                    identifiers_of=self.identity.identifiers_of)
+        self.attribution = AttributionStage(self.states["paths"],
+                                            attribution_config or AttributionConfig(), self.timers)
+        self.stages: list[Stage] = [self.attribution, self.moments]
         self._clock = clock
         self._last_ms = 0
 
@@ -125,9 +135,53 @@ class Pipeline:
             self.flush()
         return out
 
+    # -- event time --------------------------------------------------------------------------------
+    def _on_time(self, tp: dict, source, out: Emitted) -> None:
+        """Move the watermark with this event (fire the timers it passes), or report it late."""
+        if source == NOT_A_SOURCE:  # a preference record: not part of the stream's event time
+            return
+        t = tp["event_time"]
+        before = self.watermark.value
+        source = "" if source is None else str(source)
+        if self.watermark.observe(source, t):
+            self.moments.skip(tp)
+            out.late.append({
+                "event_id": tp["event_id"], "event_time": t, "type": tp["type"], "source": source,
+                "watermark": before,
+                "reason": (f"event time {_iso(t)} is {(before - t) / 1000:.1f} s behind the "
+                           f"watermark {_iso(before)} (allowed lateness "
+                           f"{self.lateness_ms / 1000:.0f} s): moment rules skipped"),
+            })
+        elif self.watermark.value > before:
+            self._fire_due(out)
+
+    def _fire_due(self, out: Emitted) -> None:
+        for key, value in self.timers.due(self.watermark.value):
+            if value["k"] == "path":
+                self.attribution.on_timer(value, out)
+            else:
+                self.moments.on_timer(key, value, out)
+
+    def set_sources(self, partitions: int) -> None:
+        """The input has `partitions` partitions: each holds the watermark back until it reports."""
+        self.watermark.sources = tuple(str(i) for i in range(partitions))
+        self.watermark.reset()
+
+    def idle(self, source: str, *, flush: bool = True) -> Emitted:
+        """Input partition `source` is idle (all consumed): the watermark stops waiting for it, and
+        the timers it passes fire."""
+        out = Emitted()
+        before = self.watermark.value
+        self.watermark.mark_idle(str(source))
+        if self.watermark.value > before:
+            self._fire_due(out)
+        if flush:
+            self.flush()
+        return out
+
     def _process_one(self, tp: dict, out: Emitted, changed: dict) -> None:
         # event time first: timers the watermark passes fire before this event is seen
-        self.moments.on_time(tp, tp.pop(SOURCE, None), out)
+        self._on_time(tp, tp.pop(SOURCE, None), out)
         ids = tp.get("ids")
         if ids:
             res = self.identity.resolve(ids, tp["event_id"], tp["event_time"])
@@ -179,21 +233,17 @@ class Pipeline:
             self.flush()
         return out
 
-    def idle(self, source: str, *, flush: bool = True) -> Emitted:
-        """Input partition `source` is idle (all consumed): the watermark stops waiting for it, and
-        the timers it passes fire."""
-        out = Emitted()
-        self.moments.mark_idle(source, out)
-        if flush:
-            self.flush()
-        return out
-
     def reset_caches(self) -> None:
         """Call after the backing stores were recovered (Faust table recovery)."""
-        self.moments.reset()
+        self.watermark.reset()
+        self.timers.reset()
 
     def flush(self) -> int:
         return sum(state.flush() for state in self.states.values())
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _identity_event(merge, kind: str, at: int) -> dict:

@@ -18,7 +18,7 @@ from streams.moments.feeds import NOT_A_SOURCE, preference_raw
 from streams.pipeline import SOURCE, Pipeline
 
 OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit",
-                "late_events")
+                "late_events", "attribution_paths")
 
 
 @dataclass
@@ -103,6 +103,7 @@ def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result:
     writers.write("suppressions", out.suppressions)
     writers.write("attribution_credit", out.credits)
     writers.write("late_events", out.late)
+    writers.write("attribution_paths", out.paths)
     for name, n in out.counts().items():
         result.counts[name] = result.counts.get(name, 0) + n
     if sink is not None:

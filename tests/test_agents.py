@@ -78,4 +78,4 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     # the journey agent applies it: the watermark no longer waits for partition 0
     out, size = shell._run(orjson.loads(value))
     assert size == 0 and out.triggers == []
-    assert pipeline.moments.watermark.idle == {"0"}
+    assert pipeline.watermark.idle == {"0"}

@@ -55,6 +55,6 @@ def test_a_preference_record_opts_a_person_in_without_moving_the_watermark():
     good, _ = ingest_batch([(orjson.dumps(record), "preferences", 0, 0)], source_key=SOURCE,
                            source=NOT_A_SOURCE, convert=preference_raw)
     p.process(good)
-    assert p.moments.watermark.value < 0  # untouched
+    assert p.watermark.value < 0  # untouched
     out = run(p, [ev("g1", at(18), "geofence_enter", "store", ids, NEAR_PARIS_15)])
     assert [t["channel"] for t in by_rule(out, "near_store_offer")[0]] == ["push"]

@@ -280,7 +280,7 @@ def test_an_idle_partition_stops_holding_the_watermark_back():
     assert [t["event_id"] for t in out.triggers] == ["p1"]
     # partition 1 sends again: it holds the watermark again, and its event is not late
     out = run(p, [ev("b", at(10, 57), "page_view", ids={"cookie": "b"})], partition=1)
-    assert out.late == [] and p.moments.watermark.value == at(10, 55)
+    assert out.late == [] and p.watermark.value == at(10, 55)
 
 
 def test_a_partition_running_ahead_in_chunks_makes_nothing_late():

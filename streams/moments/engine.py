@@ -1,7 +1,8 @@
 """The moment engine: per-profile rule evaluation on event time, with absence timers.
 
-Pure: state lives in two `BatchState`s, `moments` (one value per profile) and `timers` (one key per
-pending absence or deferred trigger, so a restarted worker finds them in its recovered table).
+Pure: state lives in a `BatchState` `moments` (one value per profile) and in the pipeline's `Timers`
+(one key per pending absence or deferred trigger, so a restarted worker finds them in its recovered
+table; the pipeline fires them when the watermark passes and hands them back here).
 
 Per profile (`moments[profile_id]`), only what the rules need, pruned to their windows:
   "loc": [lat, lon, time]                last known position (stock joins on the nearest store)
@@ -20,17 +21,16 @@ consumed, so one sequence or count fires once. Timers fire when the watermark pa
 from __future__ import annotations
 
 import hashlib
-import heapq
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 from streams.moments.candidate import Candidate
 from streams.moments.predicates import Matcher, compile_predicate, field_getter
-from streams.moments.watermark import KEY as WATERMARK_KEY
 from streams.moments.rules import (AbsencePattern, CountPattern, EventPattern, Message, Rule,
                                    RulePack, SequencePattern)
 from streams.state import BatchState
+from streams.timers import Timers
 
 IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
 INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})
@@ -58,7 +58,7 @@ class _Compiled:
 
 
 class MomentEngine:
-    def __init__(self, pack: RulePack, moments: BatchState, timers: BatchState, refs,
+    def __init__(self, pack: RulePack, moments: BatchState, timers: Timers, refs,
                  identifiers_of: Callable[[str], list] | None = None):
         self.pack = pack
         self.moments = moments
@@ -72,7 +72,6 @@ class MomentEngine:
         self.uses_location = False
         for rule in pack.rules:
             self._compile(rule, refs)
-        self._heap: list | None = None
 
     # -- compilation -------------------------------------------------------------------------------
     def _compile(self, rule: Rule, refs) -> None:
@@ -119,32 +118,8 @@ class MomentEngine:
         self.moments.set(pid, state)
         return state
 
-    def reset(self) -> None:
-        """Forget the timer index (rebuilt from the timers store at the next use)."""
-        self._heap = None
-
-    def _heap_ready(self) -> list:
-        if self._heap is None:
-            self._heap = [(v["at"], k) for k, v in self.timers.items() if k != WATERMARK_KEY]
-            heapq.heapify(self._heap)
-        return self._heap
-
     def add_timer(self, key: str, value: dict) -> None:
-        self.timers.set(key, value)
-        heapq.heappush(self._heap_ready(), (value["at"], key))
-
-    def due(self, watermark: int) -> list[tuple[str, dict]]:
-        """Pop the timers strictly before `watermark`, oldest first; their keys are deleted."""
-        heap = self._heap_ready()
-        fired = []
-        while heap and heap[0][0] < watermark:
-            _at, key = heapq.heappop(heap)
-            value = self.timers.get(key)
-            if value is None:  # cancelled
-                continue
-            self.timers.delete(key)
-            fired.append((key, value))
-        return fired
+        self.timers.add(key, value)
 
     # -- events ------------------------------------------------------------------------------------
     def on_event(self, tp: dict) -> list[Candidate]:

@@ -12,16 +12,17 @@ worker knows) is declared with `mark_idle` and stops holding it back until it se
 worker does this from a timer (`PARCOURS_IDLE_SECONDS`), so an empty partition never freezes the
 absence timers.
 
-An event older than the watermark is late: the moments stage skips it (it goes to the late-events
-output with the reason); identity and attribution still take it. Absence timers fire once the
-watermark has passed their deadline, so a "missing" event within the lateness always cancels them
-in time. The marks live in the state store under one key, written once per batch.
+An event older than the watermark is late: the moment rules skip it (it goes to the late-events
+output with the reason); identity and attribution still take it. Timers (absences, deferred
+triggers, journeys closing without a conversion) fire once the watermark has passed their deadline,
+so an event within the lateness always arrives in time to count. The marks live in the state store under one key, written once per batch.
 """
 from __future__ import annotations
 
 from streams.state import BatchState
+from streams.timers import WATERMARK_KEY
 
-KEY = "~watermark"
+KEY = WATERMARK_KEY
 NEVER = -(2 ** 62)
 
 

@@ -10,7 +10,9 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
    the single-partition stitch topic and the journey agent, into chDB; timed from its first output
    record to its last (worker start-up and group join excluded, reported separately).
 Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS.
-Then the identity graph alone at BENCH_IDENTIFIERS (default 1M) identifiers: see bench/identity.py.
+Then the moment rules and produce-to-trigger latency (bench/moments.py), attribution at 1M conversions
+and 1M closed paths (bench/attribution.py), and the identity graph alone at BENCH_IDENTIFIERS
+(default 1M) identifiers (bench/identity.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench.attribution import bench_datadriven, bench_heuristics
 from bench.identity import bench as bench_identity
 from bench.moments import bench_latency, bench_rules
 from streams import simulate
@@ -217,6 +220,33 @@ def main() -> None:
                       f"{lat['p50_ms']:,.0f} ms", f"{lat['p99_ms']:,.0f} ms", f"{lat['max_ms']:,.0f} ms")
     console.print(table)
     console.print("probes that did not fire are in the 5% global holdout (a suppression each)")
+
+    n_conv = int(os.environ.get("BENCH_CONVERSIONS", "1000000"))
+    console.print(f"heuristic credit for {n_conv:,} conversions...")
+    h = bench_heuristics(n_conv)
+    n_paths = int(os.environ.get("BENCH_PATHS", "1000000"))
+    console.print(f"markov and shapley from the counts of {n_paths:,} closed paths...")
+    d = bench_datadriven(n_paths)
+    table = Table(title=f"attribution: {n_conv:,} conversions (6 heuristic models), "
+                        f"{n_paths:,} closed paths (markov, shapley)")
+    for col in ("what", "figure", "ratio vs baseline"):
+        table.add_column(col, justify="right" if col != "what" else "left")
+    table.add_row("one plain row per touch, no model (baseline)", f"{h['base_rate']:,.0f} conversions/s", "1.000")
+    table.add_row("credit_rows, 6 models", f"{h['rate']:,.0f} conversions/s ({n_conv / h['rate']:.1f} s)",
+                  f"{h['rate'] / h['base_rate']:.3f}")
+    table.add_row("counting the paths' transitions and channel sets (what the SQL sums)",
+                  f"{d['count_s']:.2f} s", "")
+    table.add_row(f"markov_shares on the counts ({d['states']} states)", f"{d['markov_s'] * 1000:.0f} ms", "")
+    table.add_row(f"shapley_credit on the counts ({d['sets']} channel sets)", f"{d['shapley_s'] * 1000:.0f} ms", "")
+    table.add_row(f"chDB: read every path once, FINAL ({d['ch_rows']:,} rows) (baseline)",
+                  f"{d['scan_s'] * 1000:.0f} ms", "1.000")
+    for label, key in (("chDB: parcours attribution --model markov (SQL + solve)", "ch_markov_s"),
+                       ("chDB: markov, order 2", "ch_markov2_s"),
+                       ("chDB: parcours attribution --model shapley", "ch_shapley_s")):
+        table.add_row(label, f"{d[key] * 1000:,.0f} ms", f"{d[key] / max(d['scan_s'], 1e-9):.1f}")
+    console.print(table)
+    console.print(f"(inserting the {n_paths:,} path rows into chDB took {d['insert_s']:.1f} s; "
+                  f"building their records {d['records_s']:.1f} s)")
 
     ids_n = int(os.environ.get("BENCH_IDENTIFIERS", "1000000"))
     console.print(f"identity graph at {ids_n:,} identifiers...")

@@ -21,7 +21,7 @@ from faust.types import TP
 
 from streams.agents import Shell
 from streams.batch_producer import BatchProducer
-from streams.config import Settings
+from streams.config import Settings, attribution_config
 from streams.kafka_fixes import (install_faust_recovery_fix, install_fetch_wait_fix,
                                  install_leave_group_fix)
 from streams.identity import share_strings
@@ -145,7 +145,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
 
     tables["profiles"].on_recover(after_recovery)
     tables["timers"].on_recover(timers_recovered)
-    pipeline = Pipeline(stores, rules=rules)
+    pipeline = Pipeline(stores, rules=rules, attribution_config=attribution_config(settings))
     producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs")
     shell = Shell(pipeline, sink, topics, producer,
                   changelog=lambda: [r for store in stores.values() for r in store.drain()])

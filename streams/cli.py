@@ -108,7 +108,8 @@ def cmd_replay(args) -> int:
     settings = config.load(clickhouse_url=args.clickhouse)
     from streams.pipeline import Pipeline
 
-    pipeline = Pipeline(rules=load_rules(args.rules or settings.rules_file))
+    pipeline = Pipeline(rules=load_rules(args.rules or settings.rules_file),
+                        attribution_config=config.attribution_config(settings))
     sink = _open_sink(settings.clickhouse_url)
     try:
         result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size, pipeline=pipeline,

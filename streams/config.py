@@ -51,6 +51,11 @@ class Settings:
     session_timeout: float = 10.0
     idle_seconds: float = 5.0  # an input partition fully consumed this long stops holding the watermark
     rules_file: str | None = None  # the moment rule pack (default: the pack shipped with parcours)
+    lookback_days: float = 30.0  # attribution lookback (and inactivity that closes a journey)
+    lookback_by_type: tuple = ()  # ((conversion type, days), ...)
+    half_life_days: float = 7.0  # time_decay
+    position_ends: float = 0.4  # position_based: share of the first and of the last touch
+    markov_orders: tuple = (1, 2)  # Markov transition counts written per closed path
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -139,5 +144,58 @@ def load(env: dict | None = None, **overrides) -> Settings:
         rules_file=env.get("PARCOURS_RULES") or None,
         idle_seconds=_float(env, "PARCOURS_IDLE_SECONDS", 5.0) or 5.0,
     )
+    lookback, by_type = _lookback(env.get("PARCOURS_LOOKBACK_DAYS"))
+    ends = _float(env, "PARCOURS_POSITION_ENDS", 0.4)
+    if not 0 <= ends <= 0.5:
+        raise ConfigError(f"PARCOURS_POSITION_ENDS={ends} must be between 0 and 0.5")
+    half_life = _float(env, "PARCOURS_HALF_LIFE_DAYS", 7.0)
+    if half_life <= 0:
+        raise ConfigError(f"PARCOURS_HALF_LIFE_DAYS={half_life} must be positive")
+    settings.update(lookback_days=lookback, lookback_by_type=by_type, half_life_days=half_life,
+                    position_ends=ends, markov_orders=_orders(env.get("PARCOURS_MARKOV_ORDERS")))
     settings.update(overrides)
     return Settings(**settings)
+
+
+def _lookback(raw: str | None) -> tuple[float, tuple]:
+    """`30` or `30,lead=14,purchase=45` -> (default days, ((type, days), ...))."""
+    if not raw or not raw.strip():
+        return 30.0, ()
+    default, by_type = 30.0, []
+    for part in raw.split(","):
+        name, eq, value = part.strip().rpartition("=")
+        try:
+            days = float(value)
+        except ValueError:
+            raise ConfigError(f"PARCOURS_LOOKBACK_DAYS={raw!r}: {value!r} is not a number of days "
+                              "(e.g. 30 or 30,lead=14)") from None
+        if days <= 0:
+            raise ConfigError(f"PARCOURS_LOOKBACK_DAYS={raw!r}: days must be positive")
+        if eq:
+            by_type.append((name.strip(), days))
+        else:
+            default = days
+    return default, tuple(by_type)
+
+
+def _orders(raw: str | None) -> tuple:
+    if not raw or not raw.strip():
+        return (1, 2)
+    try:
+        orders = tuple(sorted({int(x) for x in raw.split(",") if x.strip()}))
+    except ValueError:
+        raise ConfigError(f"PARCOURS_MARKOV_ORDERS={raw!r}: expected orders like 1,2") from None
+    if not orders or orders[0] < 1 or orders[-1] > 4:
+        raise ConfigError(f"PARCOURS_MARKOV_ORDERS={raw!r}: orders go from 1 to 4")
+    return orders
+
+
+def attribution_config(settings: "Settings"):
+    """The AttributionConfig these settings describe."""
+    from streams.attribution import AttributionConfig
+
+    return AttributionConfig(lookback_days=settings.lookback_days,
+                             lookback_days_by_type=settings.lookback_by_type,
+                             half_life_days=settings.half_life_days,
+                             position_ends=settings.position_ends,
+                             markov_orders=settings.markov_orders)

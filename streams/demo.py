@@ -27,7 +27,8 @@ from streams.report import chart, credit_by, render
 from streams.runner import WorkerProcess, count_until
 
 DEMO_START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
-CHART_MODELS = ["last_touch", "first_touch", "linear", "position_based", "time_decay"]
+CHART_MODELS = ["last_touch", "first_touch", "linear", "position_based", "time_decay", "markov",
+                "shapley"]
 
 
 def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:

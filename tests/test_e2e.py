@@ -160,9 +160,11 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
     moment_queries = (
         "SELECT trigger_id, rule, channel, profile_id, fired_at, message FROM triggers FINAL",
         "SELECT suppression_id, rule, reason, channel, profile_id, at FROM suppressions FINAL",
-        "SELECT event_id, watermark FROM late_events FINAL")
+        "SELECT event_id, watermark FROM late_events FINAL",
+        "SELECT path_id, profile_id, converted, revenue, channels, transitions FROM attribution_paths FINAL")
     stream_moments = [sorted(client.query(sql).result_rows) for sql in moment_queries]
     assert stream_moments[0], "the default rule pack fires on this population"
+    assert stream_moments[3], "closed paths reach attribution_paths"
     close(client)
     source = tmp_path / "input.jsonl"
     source.write_bytes(b"\n".join(raws) + b"\n")

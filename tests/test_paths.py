@@ -121,3 +121,19 @@ def test_views_for_analysts(client):
     assert payouts == [("linear", "pub.example", 80.0, 1.0)]
     compared = client.query("SELECT channel, last_touch, linear FROM attribution_model_comparison").result_rows
     assert compared == [("display", 1.0, 1.0)]
+
+
+def test_attribution_settings_come_from_the_environment_with_readable_errors():
+    from streams import config
+
+    s = config.load({"PARCOURS_LOOKBACK_DAYS": "20,lead=7", "PARCOURS_HALF_LIFE_DAYS": "3",
+                     "PARCOURS_POSITION_ENDS": "0.3", "PARCOURS_MARKOV_ORDERS": "1,3"})
+    cfg = config.attribution_config(s)
+    assert (cfg.lookback_ms("purchase"), cfg.lookback_ms("lead")) == (20 * DAY_MS, 7 * DAY_MS)
+    assert (cfg.half_life_days, cfg.position_ends, cfg.markov_orders) == (3.0, 0.3, (1, 3))
+    for env, fragment in (({"PARCOURS_LOOKBACK_DAYS": "a month"}, "not a number of days"),
+                          ({"PARCOURS_LOOKBACK_DAYS": "0"}, "positive"),
+                          ({"PARCOURS_MARKOV_ORDERS": "1,9"}, "from 1 to 4"),
+                          ({"PARCOURS_POSITION_ENDS": "0.6"}, "between 0 and 0.5")):
+        with pytest.raises(config.ConfigError, match=fragment):
+            config.load(env)

@@ -96,6 +96,19 @@ def test_simulate_replay_attribution_round_trip(tmp_path):
     by_publisher = run("attribution", "--model", "last_touch", "--by", "publisher", "--format", "csv",
                        env=env)
     assert by_publisher.returncode == 0 and by_publisher.stdout.startswith("publisher,conversions,revenue")
+    compared = run("attribution", "--compare", "--format", "json", "--plot", str(tmp_path / "m.png"), env=env)
+    assert compared.returncode == 0, compared.stderr
+    table = json.loads(compared.stdout.split("\nchart: ")[0])
+    assert set(table[0]) == {"channel", "first_touch", "last_touch", "last_non_direct", "linear",
+                             "time_decay", "position_based", "markov", "shapley"}
+    for model in ("linear", "markov", "shapley"):  # every model credits the same revenue in total
+        assert sum(r[model] for r in table) == pytest.approx(sum(expected.values()))
+    assert (tmp_path / "m.png").stat().st_size > 10_000
+    paid = run("attribution", "--model", "linear", "--by", "publisher", "--pool", "1000", "--format", "json",
+               env=env)
+    assert sum(r["payout"] for r in json.loads(paid.stdout)) == pytest.approx(1000.0)
+    one_line_error(run("attribution", "--model", "linear", "--pool", "10", env=env), "--by publisher")
+    one_line_error(run("attribution", "--model", "markov", "--by", "campaign", env=env), "--by channel")
     one_line_error(run("attribution", "--model", "nonsense", env=env), "unknown model")
     one_line_error(run("attribution", "--model", "linear", "--from", "yesterday", env=env), "--from")
 

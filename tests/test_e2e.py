@@ -228,6 +228,9 @@ def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path, ch_url):
     assert per_conversion and all(abs(v - 1.0) < 1e-9 for v in per_conversion.values())
     expected_conversions = {e["event_id"] for e in events if e["type"] in ("purchase", "lead")}
     assert {c for _, c in per_conversion} == expected_conversions
+    # the closed paths of the data-driven models: one per conversion, whatever was replayed
+    converted = client.query("SELECT path_id FROM attribution_paths FINAL WHERE converted").result_rows
+    assert sorted(p for (p,) in converted) == sorted(expected_conversions)
 
     # the identity graph recovered by the second worker ends where one uninterrupted run ends,
     # although the four partitions interleaved differently: profile ids do not depend on arrival order

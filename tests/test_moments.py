@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
-import pytest
 
 from streams.ingest import ingest_batch
 from streams.moments.loader import load_default, load_pack_text

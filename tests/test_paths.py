@@ -2,7 +2,6 @@
 counts in ClickHouse, and markov / shapley credit read back from them."""
 from __future__ import annotations
 
-import orjson
 import pytest
 
 from sinks.clickhouse import connect

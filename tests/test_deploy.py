@@ -1,0 +1,66 @@
+"""The deployment files agree with the code: they parse, name only settings the code reads, and
+watch only metrics the worker exports; every setting the code reads is documented with a default."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from streams import metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTING = re.compile(r"\bPARCOURS_[A-Z_]+\b")
+TEST_ONLY = {"PARCOURS_WORKER_LOG_LEVEL", "PARCOURS_TEST_CONTAINERS"}  # harness knobs, not settings
+
+
+def _read_settings() -> set[str]:
+    """Every PARCOURS_* variable the shipped code reads."""
+    names: set[str] = set()
+    for path in list((ROOT / "streams").rglob("*.py")) + list((ROOT / "sinks").rglob("*.py")):
+        names |= set(SETTING.findall(path.read_text()))
+    return names - TEST_ONLY
+
+
+def _deploy_files() -> list[Path]:
+    return [ROOT / "docker-compose.yml", *sorted((ROOT / "deploy").rglob("*.y*ml"))]
+
+
+def test_deployment_files_parse():
+    for path in _deploy_files():
+        docs = list(yaml.safe_load_all(path.read_text()))
+        assert docs and all(d is not None for d in docs), path
+    json.loads((ROOT / "deploy" / "grafana" / "parcours-dashboard.json").read_text())
+
+
+def test_deployment_files_name_only_settings_the_code_reads():
+    read = _read_settings()
+    for path in _deploy_files():
+        named = set(SETTING.findall(path.read_text()))
+        assert named <= read, f"{path.relative_to(ROOT)} sets {sorted(named - read)}, which no code reads"
+
+
+def test_every_setting_is_documented_with_a_default():
+    readme = ROOT.joinpath("README.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| `PARCOURS_")]
+    documented = {name for line in table for name in SETTING.findall(line.split("|")[1])}
+    assert _read_settings() <= documented, sorted(_read_settings() - documented)
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 3 and cells[2], f"no default documented: {line}"
+
+
+def test_alerts_and_dashboard_watch_metrics_the_worker_exports():
+    exported = set()
+    for value in vars(metrics).values():
+        name = getattr(value, "_name", None)
+        if isinstance(name, str) and name.startswith("parcours_"):
+            kind = getattr(value, "_type", "")
+            exported |= {name, f"{name}_total"} if kind == "counter" else {name}
+            if kind == "histogram":
+                exported |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    texts = [(ROOT / "deploy" / "prometheus" / "alerts.yml").read_text(),
+             (ROOT / "deploy" / "grafana" / "parcours-dashboard.json").read_text()]
+    used = {m for text in texts for m in re.findall(r"\bparcours_[a-z_]+\b", text)}
+    assert used and used <= exported, sorted(used - exported)

@@ -9,7 +9,8 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
 3. `faust worker`: the real `parcours worker` process reading the same pre-filled topic, through ingest,
    the single-partition stitch topic and the journey agent, into chDB; timed from its first output
    record to its last (worker start-up and group join excluded, reported separately).
-Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS.
+Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS. Every figure is
+also written as JSON to BENCH_RESULTS (default bench/results.json), so runs can be compared.
 Then the moment rules and produce-to-trigger latency (bench/moments.py), attribution at 1M conversions
 and 1M closed paths (bench/attribution.py), and the identity graph alone at BENCH_IDENTIFIERS
 (default 1M) identifiers (bench/identity.py).
@@ -17,6 +18,7 @@ and 1M closed paths (bench/attribution.py), and the identity graph alone at BENC
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import tempfile
@@ -211,11 +213,13 @@ def main() -> None:
                         "a person passing a store)")
     for col in ("offered load", "probes fired", "p50", "p99", "max"):
         table.add_column(col, justify="right")
+    latencies = []
     for rate in (1000, int(os.environ.get("BENCH_RATE", "5000"))):
         console.print(f"produce -> trigger latency at {rate:,}/s offered for {seconds:.0f} s...")
         dicts = make_event_dicts(int(rate * seconds) + rate)
         with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
             lat = bench_latency(kafka, Path(tmp), dicts, rate, seconds)
+        latencies.append(lat)
         table.add_row(f"{lat['produced'] / seconds:,.0f}/s", f"{lat['triggers']} of {lat['probes']}",
                       f"{lat['p50_ms']:,.0f} ms", f"{lat['p99_ms']:,.0f} ms", f"{lat['max_ms']:,.0f} ms")
     console.print(table)
@@ -262,6 +266,24 @@ def main() -> None:
                   f"{r['bytes_per_identifier']:,.0f} B RSS delta")
     console.print(table)
     console.print(f"identity events/s: {r['events_per_s']:,.0f}")
+
+    results = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "events": n,
+        "cpus": os.cpu_count(),
+        "throughput": {"aiokafka_raw_per_s": n / raw_s, "producer_per_s": n / produce_s,
+                       "faust_floor_per_s": floor_rate, "replay_core_per_s": n / core_s,
+                       "worker_per_s": n / worker_s, "worker_ratio_vs_raw": n / worker_s / base,
+                       "worker_peak_rss_mb": worker_mb, "worker_startup_s": startup_s},
+        "moments": {k: v for k, v in m.items()},
+        "latency": latencies,
+        "attribution": {"heuristics": h, **{k: v for k, v in d.items()
+                                            if k not in ("shares", "shapley", "ch_markov")}},
+        "identity": r,
+    }
+    out = Path(os.environ.get("BENCH_RESULTS", "bench/results.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    console.print(f"results: {out}")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         stream_wait_empty=False,
         producer_linger=0.005,
         table_cleanup_interval=3600.0,
+        broker_credentials=settings.kafka_security.faust_credentials(),
     )
     touchpoints = app.topic(topics.touchpoints, value_type=bytes, key_type=bytes,
                             value_serializer="raw", key_serializer="raw",
@@ -146,7 +147,8 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     tables["profiles"].on_recover(after_recovery)
     tables["timers"].on_recover(timers_recovered)
     pipeline = Pipeline(stores, rules=rules, attribution_config=attribution_config(settings))
-    producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs")
+    producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs",
+                             client_options=settings.kafka_options)
     shell = Shell(pipeline, sink, topics, producer,
                   changelog=lambda: [r for store in stores.values() for r in store.drain()])
 
@@ -183,7 +185,8 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
             inventory_loaded.set()
             return
         await _or_die(_follow_inventory(settings.kafka_bootstrap, topics.inventory, inventory,
-                                        inventory_loaded), "inventory follower")
+                                        inventory_loaded, settings.kafka_options),
+                      "inventory follower")
 
     @app.agent(stitch, name="journey")
     async def journey(stream):
@@ -225,7 +228,8 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     return app, shell
 
 
-async def _follow_inventory(bootstrap: str, topic: str, inventory, loaded: asyncio.Event) -> None:
+async def _follow_inventory(bootstrap: str, topic: str, inventory, loaded: asyncio.Event,
+                            options: dict | None = None) -> None:
     from aiokafka import AIOKafkaConsumer
 
     from streams.kafka_fixes import true_end_offsets
@@ -234,7 +238,7 @@ async def _follow_inventory(bootstrap: str, topic: str, inventory, loaded: async
     # no group: every partition, from the start (auto_offset_reset) at every start of the worker
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
-                                metadata_max_age_ms=5000)
+                                metadata_max_age_ms=5000, **(options or {}))
     await consumer.start()
     applied = bad = 0
     ends = None
@@ -250,7 +254,7 @@ async def _follow_inventory(bootstrap: str, topic: str, inventory, loaded: async
             tps = consumer.assignment()  # empty until the topic exists (declared at start-up)
             if not loaded.is_set() and tps:
                 if ends is None:
-                    ends = await true_end_offsets(bootstrap, list(tps))
+                    ends = await true_end_offsets(bootstrap, list(tps), **(options or {}))
                 if all([await consumer.position(tp) >= ends.get(tp, 0) for tp in tps]):
                     loaded.set()
                     log.info("inventory loaded from %s: %d updates (%d unreadable)", topic, applied, bad)

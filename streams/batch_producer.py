@@ -29,10 +29,10 @@ def partition_for(key: bytes | None, partitions: list[int], counter) -> int:
 
 class BatchProducer:
     def __init__(self, bootstrap: str, *, client_id: str = "parcours", max_batch_bytes: int = 512 * 1024,
-                 acks: int | str = "all"):
+                 acks: int | str = "all", client_options: dict | None = None):
         self._options = dict(bootstrap_servers=bootstrap, client_id=client_id,
                              max_batch_size=max_batch_bytes, acks=acks,
-                             max_request_size=2 * max_batch_bytes)
+                             max_request_size=2 * max_batch_bytes, **(client_options or {}))
         self._producer: AIOKafkaProducer | None = None  # created in the worker's event loop
         self._partitions: dict[str, list[int]] = {}
         self._round_robin = itertools.count()

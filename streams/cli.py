@@ -36,11 +36,12 @@ def _client(url: str):
     return client
 
 
-async def check_kafka(bootstrap: str, timeout: float = 15.0) -> None:
+async def check_kafka(bootstrap: str, timeout: float = 15.0, options: dict | None = None) -> None:
     """Fail fast with one line when no broker answers, instead of Faust retrying forever."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+                                **(options or {}))
     quiet = logging.getLogger("aiokafka")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the one-line error below says it all
@@ -80,7 +81,7 @@ def cmd_rules_check(args) -> int:
 def cmd_worker(args) -> int:
     settings = config.load()
     rules = load_rules(settings.rules_file)
-    asyncio.run(check_kafka(settings.kafka_bootstrap))
+    asyncio.run(check_kafka(settings.kafka_bootstrap, options=settings.kafka_options))
     sink = _open_sink(settings.clickhouse_url)
     from faust import Worker
 
@@ -146,7 +147,8 @@ def cmd_simulate(args) -> int:
                                     population.events())
     if args.kafka is not None:
         settings = config.load(kafka_url=args.kafka or None)
-        n = asyncio.run(simulate.produce(events, settings.kafka_bootstrap, settings.topics.touchpoints))
+        n = asyncio.run(simulate.produce(events, settings.kafka_bootstrap, settings.topics.touchpoints,
+                                         client_options=settings.kafka_options))
         print(f"produced {n} touchpoints to {settings.topics.touchpoints} on {settings.kafka_bootstrap}")
     else:
         if not args.out:
@@ -195,7 +197,8 @@ def parse_identifier(text: str) -> str:
     return f"{kind}:{hashed}"
 
 
-async def _request_forget(bootstrap: str, topics, identifier: str, wait: float) -> dict | None:
+async def _request_forget(bootstrap: str, topics, identifier: str, wait: float,
+                          options: dict) -> dict | None:
     import time
     import uuid
 
@@ -205,7 +208,7 @@ async def _request_forget(bootstrap: str, topics, identifier: str, wait: float) 
     from streams.agents import CONTROL
 
     request_id = f"forget-{uuid.uuid4()}"
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
     await producer.start()
     try:
         await producer.send_and_wait(topics.stitch, orjson.dumps([{
@@ -216,7 +219,7 @@ async def _request_forget(bootstrap: str, topics, identifier: str, wait: float) 
     if wait <= 0:
         return None
     consumer = AIOKafkaConsumer(topics.identity, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False, **options)
     await consumer.start()
     try:
         deadline = time.monotonic() + wait
@@ -236,8 +239,9 @@ async def _request_forget(bootstrap: str, topics, identifier: str, wait: float) 
 def cmd_forget(args) -> int:
     identifier = parse_identifier(args.identifier)
     settings = config.load()
-    asyncio.run(check_kafka(settings.kafka_bootstrap))
-    event = asyncio.run(_request_forget(settings.kafka_bootstrap, settings.topics, identifier, args.wait))
+    asyncio.run(check_kafka(settings.kafka_bootstrap, options=settings.kafka_options))
+    event = asyncio.run(_request_forget(settings.kafka_bootstrap, settings.topics, identifier, args.wait,
+                                        settings.kafka_options))
     if event is None:
         print(f"erasure of {identifier.split(':')[0]} queued on {settings.topics.stitch}")
     elif not event["survivor"]:
@@ -279,16 +283,16 @@ def cmd_publish(args) -> int:
                 raise CliError(f"publish: {path}:{number}: {exc}") from None
             records.append((None, line))
         topic = settings.topics.preferences
-    asyncio.run(check_kafka(settings.kafka_bootstrap))
-    asyncio.run(_send(settings.kafka_bootstrap, topic, records))
+    asyncio.run(check_kafka(settings.kafka_bootstrap, options=settings.kafka_options))
+    asyncio.run(_send(settings.kafka_bootstrap, topic, records, settings.kafka_options))
     print(f"published {len(records)} {args.what} records to {topic} on {settings.kafka_bootstrap}")
     return 0
 
 
-async def _send(bootstrap: str, topic: str, records: list) -> None:
+async def _send(bootstrap: str, topic: str, records: list, options: dict) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **options)
     await producer.start()
     try:
         for key, value in records:

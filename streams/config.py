@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from streams import kafka_security
+from streams.kafka_security import KafkaSecurity
+
 DEFAULT_DATA_DIR = ".parcours"
 
 
@@ -56,11 +59,17 @@ class Settings:
     half_life_days: float = 7.0  # time_decay
     position_ends: float = 0.4  # position_based: share of the first and of the last touch
     markov_orders: tuple = (1, 2)  # Markov transition counts written per closed path
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS / SASL
     topics: Topics = field(default_factory=Topics)
 
     @property
     def kafka_bootstrap(self) -> str:
         return kafka_bootstrap(self.kafka_url)
+
+    @property
+    def kafka_options(self) -> dict:
+        """TLS / SASL keyword arguments for every aiokafka client (empty for PLAINTEXT)."""
+        return self.kafka_security.client_options()
 
 
 def kafka_bootstrap(url: str) -> str:
@@ -151,6 +160,11 @@ def load(env: dict | None = None, **overrides) -> Settings:
     half_life = _float(env, "PARCOURS_HALF_LIFE_DAYS", 7.0)
     if half_life <= 0:
         raise ConfigError(f"PARCOURS_HALF_LIFE_DAYS={half_life} must be positive")
+    try:
+        security = kafka_security.from_env(env)
+    except kafka_security.KafkaSecurityError as exc:
+        raise ConfigError(str(exc)) from None
+    settings.update(kafka_security=security)
     settings.update(lookback_days=lookback, lookback_by_type=by_type, half_life_days=half_life,
                     position_ends=ends, markov_orders=_orders(env.get("PARCOURS_MARKOV_ORDERS")))
     settings.update(overrides)

@@ -11,7 +11,7 @@ import yaml
 from streams import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTING = re.compile(r"\bPARCOURS_[A-Z_]+\b")
+SETTING = re.compile(r"\bPARCOURS_[A-Z_]*[A-Z]\b")
 TEST_ONLY = {"PARCOURS_WORKER_LOG_LEVEL", "PARCOURS_TEST_CONTAINERS"}  # harness knobs, not settings
 
 

@@ -76,7 +76,8 @@ def _key(event: dict | bytes, key_field: str | None) -> bytes | None:
 
 async def produce(events: Iterable[dict | bytes], bootstrap: str, topic: str, *,
                   key_field: str | None = None, linger_ms: int = 5,
-                  max_batch_size: int = 256 * 1024, window: int = 20_000) -> int:
+                  max_batch_size: int = 256 * 1024, window: int = 20_000,
+                  client_options: dict | None = None) -> int:
     """Send `events` (dicts as JSON, bytes as they are) to `topic`; returns how many were acked.
 
     `bootstrap` is "host:port[,host:port]" or a `kafka://` URL. Sends are pipelined (at most
@@ -91,7 +92,7 @@ async def produce(events: Iterable[dict | bytes], bootstrap: str, topic: str, *,
     servers = servers.rstrip("/")
     producer = AIOKafkaProducer(bootstrap_servers=servers, client_id="parcours-simulate",
                                 linger_ms=linger_ms, max_batch_size=max_batch_size,
-                                acks="all", enable_idempotence=False)
+                                acks="all", enable_idempotence=False, **(client_options or {}))
     await producer.start()
     count = 0
     try:

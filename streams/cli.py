@@ -302,6 +302,19 @@ async def _send(bootstrap: str, topic: str, records: list, options: dict) -> Non
         await producer.stop()
 
 
+def cmd_ddl(args) -> int:
+    """The ClickHouse DDL: the single-node migrations, or their cluster form."""
+    from sinks.cluster import cluster_sql
+    from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
+
+    if args.cluster:
+        print(cluster_sql(args.cluster), end="")
+    else:
+        statements = [SCHEMA_MIGRATIONS_DDL] + [s for _, _, group in MIGRATIONS for s in group]
+        print("\n\n".join(s.strip() + ";" for s in statements))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from streams.demo import run_demo
 
@@ -335,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="inventory: store_id,product_id,quantity CSV; preferences: JSON lines")
     p.add_argument("--kafka", default=None, help="Kafka URL (default PARCOURS_KAFKA_URL)")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("ddl", help="print the ClickHouse DDL (single node, or --cluster NAME)")
+    p.add_argument("--cluster", default=None, help="ReplicatedReplacingMergeTree + Distributed, ON CLUSTER NAME")
+    p.set_defaults(func=cmd_ddl)
 
     p = sub.add_parser("rules", help="moment rule packs")
     rules_sub = p.add_subparsers(dest="rules_command", required=True)

@@ -64,3 +64,30 @@ def test_alerts_and_dashboard_watch_metrics_the_worker_exports():
              (ROOT / "deploy" / "grafana" / "parcours-dashboard.json").read_text()]
     used = {m for text in texts for m in re.findall(r"\bparcours_[a-z_]+\b", text)}
     assert used and used <= exported, sorted(used - exported)
+
+
+def test_clickhouse_ddl_files_are_current_and_parse(tmp_path):
+    """deploy/clickhouse/*.sql are `parcours ddl` output; every cluster statement parses (ClickHouse's
+    own parser, through chDB's formatQuery), and each table is replicated and distributed by its key."""
+    import subprocess
+    import sys
+
+    from sinks.clickhouse import connect
+    from sinks.cluster import cluster_statements
+    from sinks.migrations import MIGRATIONS
+
+    for args, name in (([], "single-node.sql"), (["--cluster", "parcours"], "cluster.sql")):
+        printed = subprocess.run([sys.executable, "-m", "streams.cli", "ddl", *args], capture_output=True,
+                                 text=True, check=True).stdout
+        assert printed == (ROOT / "deploy" / "clickhouse" / name).read_text(), \
+            f"deploy/clickhouse/{name} is stale: regenerate it with parcours ddl {' '.join(args)}"
+    statements = cluster_statements("parcours")
+    client = connect(f"chdb://{tmp_path / 'ch'}")
+    for statement in statements:
+        client.query("SELECT formatQuery({q:String})", parameters={"q": statement})
+    tables = {s.split()[5] for _, _, group in MIGRATIONS for s in group if "CREATE TABLE" in s}
+    for table in tables:
+        local = next(s for s in statements if f"IF NOT EXISTS {table}_local ON CLUSTER" in s)
+        assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/" in local
+        dist = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON"))
+        assert f"Distributed('parcours', currentDatabase(), {table}_local, cityHash64(" in dist

@@ -1,0 +1,207 @@
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    UInt32,
+    name       String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY version
+COMMENT 'parcours: schema versions applied by sinks.migrations.migrate()';
+
+CREATE TABLE IF NOT EXISTS touchpoints (
+    event_id    String,
+    event_time  DateTime64(3, 'UTC'),
+    profile_id  String COMMENT 'stitched profile at ingestion time',
+    type        LowCardinality(String),
+    channel     LowCardinality(String),
+    campaign    LowCardinality(Nullable(String)),
+    publisher   LowCardinality(Nullable(String)),
+    ids         Map(String, String) COMMENT 'identifier type -> value; email and phone are SHA-256 hex',
+    context     String COMMENT 'JSON text: url, referrer, store_id, lat, lon, beacon_id, tz, user_agent',
+    properties  String COMMENT 'JSON text: product_id, price, revenue, currency, order_id, ...',
+    revenue     Float64,
+    currency    LowCardinality(String),
+    ingested_at DateTime64(3, 'UTC') COMMENT 'version: the latest ingestion of an event wins',
+    INDEX profile_idx profile_id TYPE bloom_filter GRANULARITY 4
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (toDate(event_time), event_id)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: one row per accepted touchpoint (stitched), replays collapse on (event day, event_id); query with FINAL';
+
+CREATE TABLE IF NOT EXISTS identity_map (
+    identifier_type LowCardinality(String) COMMENT 'cookie, device, email, phone, user, loyalty, ...',
+    identifier      String COMMENT 'email and phone are SHA-256 hex',
+    profile_id      String,
+    updated_at      DateTime64(3, 'UTC') COMMENT 'version: the latest mapping wins',
+    is_deleted      UInt8 COMMENT '1 = forgotten: FINAL drops the identifier'
+) ENGINE = ReplacingMergeTree(updated_at, is_deleted)
+ORDER BY (identifier_type, identifier)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: current profile of every identifier; query with FINAL';
+
+CREATE TABLE IF NOT EXISTS identity_events (
+    at          DateTime64(3, 'UTC'),
+    kind        LowCardinality(String) COMMENT 'merge, refused, forget, ...',
+    survivor    String COMMENT 'profile that remains',
+    absorbed    Array(String) COMMENT 'profiles folded into the survivor',
+    identifiers Array(String),
+    event_id    String COMMENT 'touchpoint that caused the change (empty for requests)',
+    reason      String
+) ENGINE = ReplacingMergeTree
+ORDER BY (survivor, kind, event_id, absorbed, identifiers)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: identity graph changes (merges, refusals, forgets), one row per change; query with FINAL';
+
+CREATE TABLE IF NOT EXISTS triggers (
+    trigger_id String COMMENT 'deterministic: a replay fires the same id',
+    fired_at   DateTime64(3, 'UTC'),
+    profile_id String,
+    moment     LowCardinality(String),
+    channel    LowCardinality(String),
+    event_id   String COMMENT 'touchpoint that completed the moment',
+    code       String,
+    payload    Map(String, String)
+) ENGINE = ReplacingMergeTree
+ORDER BY trigger_id
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: triggers sent to activation systems, one row per trigger_id';
+
+CREATE TABLE IF NOT EXISTS suppressions (
+    suppression_id String,
+    at             DateTime64(3, 'UTC'),
+    profile_id     String,
+    moment         LowCardinality(String),
+    channel        LowCardinality(String),
+    event_id       String,
+    reason         LowCardinality(String) COMMENT 'opt-out, quiet hours, frequency cap, holdout, ...'
+) ENGINE = ReplacingMergeTree
+ORDER BY suppression_id
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: triggers withheld by the preferences gate, with the reason';
+
+CREATE TABLE IF NOT EXISTS attribution_credit (
+    conversion_id   String,
+    conversion_time DateTime64(3, 'UTC'),
+    profile_id      String,
+    model           LowCardinality(String),
+    touchpoint_id   String COMMENT 'event_id of the credited touchpoint',
+    touchpoint_time DateTime64(3, 'UTC'),
+    channel         LowCardinality(String),
+    campaign        LowCardinality(Nullable(String)),
+    publisher       LowCardinality(Nullable(String)),
+    credit          Float64 COMMENT 'share of the conversion; sums to 1 per conversion and model',
+    revenue_credit  Float64 COMMENT 'credit x conversion revenue',
+    computed_at     DateTime64(3, 'UTC') COMMENT 'version: the latest computation wins'
+) ENGINE = ReplacingMergeTree(computed_at)
+PARTITION BY toYYYYMM(conversion_time)
+ORDER BY (model, conversion_id, touchpoint_id)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: multi-touch attribution credit, one row per (model, conversion, touchpoint); query with FINAL';
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    received_at DateTime64(3, 'UTC'),
+    error       LowCardinality(String) COMMENT 'decode, format, validation, oversized',
+    reason      String,
+    topic       LowCardinality(String) COMMENT 'empty when read from a file',
+    partition   Int32 COMMENT '-1 when read from a file',
+    offset      Int64 COMMENT '-1 when read from a file',
+    original    String COMMENT 'base64 of the original bytes (may hold raw PII: restrict access)'
+) ENGINE = ReplacingMergeTree
+ORDER BY (topic, partition, offset, cityHash64(original))
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: rejected input; a re-read Kafka record collapses on (topic, partition, offset)';
+
+CREATE VIEW IF NOT EXISTS attribution_daily AS
+SELECT
+    toDate(conversion_time) AS day,
+    model,
+    channel,
+    campaign,
+    publisher,
+    sum(credit)         AS conversions,
+    sum(revenue_credit) AS revenue,
+    count()             AS touches
+FROM attribution_credit FINAL
+GROUP BY day, model, channel, campaign, publisher
+COMMENT 'parcours: credit per day x model x channel x campaign x publisher (a plain view over FINAL: replays never double-count)';
+
+ALTER TABLE triggers ADD COLUMN IF NOT EXISTS rule LowCardinality(String) DEFAULT moment;
+
+ALTER TABLE triggers ADD COLUMN IF NOT EXISTS story LowCardinality(String) DEFAULT '';
+
+ALTER TABLE triggers ADD COLUMN IF NOT EXISTS message LowCardinality(String) DEFAULT '';
+
+ALTER TABLE triggers ADD COLUMN IF NOT EXISTS matched Array(String) COMMENT 'event ids that made the moment';
+
+ALTER TABLE triggers ADD COLUMN IF NOT EXISTS reason String COMMENT 'why it fired';
+
+ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS trigger_id String COMMENT 'the trigger this candidate would have been';
+
+ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS rule LowCardinality(String) DEFAULT moment;
+
+ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS detail String;
+
+CREATE TABLE IF NOT EXISTS late_events (
+    event_id   String,
+    event_time DateTime64(3, 'UTC'),
+    type       LowCardinality(String),
+    source     LowCardinality(String) COMMENT 'input partition the event came from',
+    watermark  DateTime64(3, 'UTC') COMMENT 'the watermark the event was behind',
+    reason     String
+) ENGINE = ReplacingMergeTree
+ORDER BY event_id
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: touchpoints behind the watermark; identity and attribution took them, moment rules did not';
+
+CREATE VIEW IF NOT EXISTS trigger_daily AS
+SELECT day, rule, channel, outcome, count() AS candidates
+FROM (
+    SELECT toDate(fired_at) AS day, rule, channel, 'sent' AS outcome FROM triggers FINAL
+    UNION ALL
+    SELECT toDate(at) AS day, rule, channel, reason AS outcome FROM suppressions FINAL
+)
+GROUP BY day, rule, channel, outcome
+COMMENT 'parcours: candidates per day x rule x channel, sent or suppressed by reason (holdout = control group)';
+
+CREATE TABLE IF NOT EXISTS attribution_paths (
+    path_id         String COMMENT 'conversion id, or open:<profile>:<first touch> for a path that never converted',
+    closed_at       DateTime64(3, 'UTC') COMMENT 'conversion time, or last touch + lookback',
+    profile_id      String,
+    converted       UInt8,
+    conversion_type LowCardinality(String),
+    revenue         Float64,
+    touches         UInt16,
+    channels        Array(LowCardinality(String)) COMMENT 'touch channels in time order',
+    channel_set     Array(LowCardinality(String)) COMMENT 'distinct channels, sorted (Shapley)',
+    transitions     Array(Tuple(UInt8, String, String, UInt32))
+                    COMMENT '(order, from state, to state, count): Markov transitions per order, start -> last-k-channel states -> conversion | null',
+    computed_at     DateTime64(3, 'UTC') COMMENT 'version: the latest computation wins'
+) ENGINE = ReplacingMergeTree(computed_at)
+PARTITION BY toYYYYMM(closed_at)
+ORDER BY path_id
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'parcours: one row per closed path (converting or not): the additive counts of the data-driven models; query with FINAL';
+
+CREATE VIEW IF NOT EXISTS publisher_payouts AS
+SELECT
+    toStartOfMonth(conversion_time) AS month,
+    model,
+    ifNull(publisher, '(none)')     AS publisher,
+    sum(credit)                     AS conversions,
+    sum(revenue_credit)             AS revenue,
+    revenue / sum(revenue) OVER (PARTITION BY month, model) AS revenue_share
+FROM attribution_credit FINAL
+GROUP BY month, model, publisher
+COMMENT 'parcours: credited revenue per publisher and month; a commission pool is paid as pool x revenue_share';
+
+CREATE VIEW IF NOT EXISTS attribution_model_comparison AS
+SELECT
+    channel,
+    sumIf(credit, model = 'first_touch')        AS first_touch,
+    sumIf(credit, model = 'last_touch')         AS last_touch,
+    sumIf(credit, model = 'last_non_direct')    AS last_non_direct,
+    sumIf(credit, model = 'linear')             AS linear,
+    sumIf(credit, model = 'time_decay')         AS time_decay,
+    sumIf(credit, model = 'position_based')     AS position_based
+FROM attribution_credit FINAL
+GROUP BY channel
+COMMENT 'parcours: conversions credited per channel under each heuristic model, side by side';

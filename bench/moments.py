@@ -122,14 +122,16 @@ async def _collect(bootstrap: str, topic: str, sent_at: dict, until: float) -> l
     return sorted(latencies.values())
 
 
-def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: float) -> dict:
+def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: float,
+                  env: dict | None = None) -> dict:
     from streams.config import Topics
 
     t = Topics()
     kafka.create_topics({t.touchpoints: 4, t.stitch: 1})
     worker = WorkerProcess(kafka.url, f"chdb://{tmp / 'ch-latency'}", tmp / "data-latency",
                            app_id="parcours-latency", log_path=tmp / "worker-latency.log",
-                           extra_env={"PARCOURS_BATCH_SECONDS": "0.01", "PARCOURS_BATCH_SIZE": "500"})
+                           extra_env={"PARCOURS_BATCH_SECONDS": "0.01", "PARCOURS_BATCH_SIZE": "500",
+                                      **(env or {})})
     sent_at: dict[str, float] = {}
     with worker:
         # warm up: the worker has joined its group once a first probe comes back

@@ -214,13 +214,18 @@ def main() -> None:
     for col in ("offered load", "probes fired", "p50", "p99", "max"):
         table.add_column(col, justify="right")
     latencies = []
-    for rate in (1000, int(os.environ.get("BENCH_RATE", "5000"))):
-        console.print(f"produce -> trigger latency at {rate:,}/s offered for {seconds:.0f} s...")
+    rate = int(os.environ.get("BENCH_RATE", "5000"))
+    for rate, wait in ((1000, "0"), (1000, "20"), (rate, "0"), (rate, "20")):
+        console.print(f"produce -> trigger latency at {rate:,}/s offered for {seconds:.0f} s "
+                      f"(PARCOURS_FETCH_MAX_WAIT_MS={wait})...")
         dicts = make_event_dicts(int(rate * seconds) + rate)
         with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
-            lat = bench_latency(kafka, Path(tmp), dicts, rate, seconds)
+            lat = bench_latency(kafka, Path(tmp), dicts, rate, seconds,
+                                env={"PARCOURS_FETCH_MAX_WAIT_MS": wait})
+        lat["fetch_max_wait_ms"] = int(wait)
         latencies.append(lat)
-        table.add_row(f"{lat['produced'] / seconds:,.0f}/s", f"{lat['triggers']} of {lat['probes']}",
+        table.add_row(f"{lat['produced'] / seconds:,.0f}/s, fetch wait {'1500 (Faust)' if wait == '0' else wait} ms",
+                      f"{lat['triggers']} of {lat['probes']}",
                       f"{lat['p50_ms']:,.0f} ms", f"{lat['p99_ms']:,.0f} ms", f"{lat['max_ms']:,.0f} ms")
     console.print(table)
     console.print("probes that did not fire are in the 5% global holdout (a suppression each)")

@@ -91,7 +91,8 @@ class _TableStore:
 def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:
     install_faust_recovery_fix()
     install_leave_group_fix()
-    install_fetch_wait_fix()
+    if settings.fetch_max_wait_ms:
+        install_fetch_wait_fix(settings.fetch_max_wait_ms)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
     app = faust.App(

@@ -30,7 +30,7 @@ from streams.moments.predicates import Matcher, compile_predicate, field_getter
 from streams.moments.rules import (AbsencePattern, CountPattern, EventPattern, Message, Rule,
                                    RulePack, SequencePattern)
 from streams.state import BatchState
-from streams.timers import Timers
+from streams.timers import Timers, timer_key
 
 IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
 INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})
@@ -132,8 +132,8 @@ class MomentEngine:
         if not entries:
             return []
         out: list[Candidate] = []
+        loc = (self.moments.get(pid) or {}).get("loc") if self.uses_location else None
         for compiled, role, matcher, handler in entries:
-            loc = (self.moments.get(pid) or {}).get("loc") if self.uses_location else None
             bound = matcher(tp, loc)
             if bound is not None:
                 handler(compiled, role, pid, tp, bound, out)
@@ -375,7 +375,7 @@ class MomentEngine:
         state["def"] = state.get("def", []) + [self._add_deferred_timer(value)]
 
     def _add_deferred_timer(self, value: dict) -> str:
-        key = f"{value['at']:013d}|{value['p']}|{value['r']}|{value['c']['trigger_id'][:12]}"
+        key = timer_key(value["at"], value["p"], value["r"], value["c"]["trigger_id"][:12])
         self.add_timer(key, value)
         return key
 
@@ -421,8 +421,8 @@ def _chain_bindings(match: list, at: int) -> dict:
 
 
 def _timer_key(deadline: int, pid: str, rid: str, key: str) -> str:
-    suffix = hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-"
-    return f"{deadline:013d}|{pid}|{rid}|{suffix}"
+    """The timer of an absence: one per (profile, rule, `same` key)."""
+    return timer_key(deadline, pid, rid, hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-")
 
 
 def _sequence_match(items: list, n_steps: int, j: int, eid: str, key: str, within: int) -> list | None:

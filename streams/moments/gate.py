@@ -50,6 +50,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from streams.moments import syntax
 from streams.moments.candidate import Candidate
 from streams.state import BatchState
 
@@ -61,19 +62,17 @@ MAX_ENGAGEMENTS = 20
 ENGAGEMENT_TYPES = {"email_open": "email", "email_click": "email", "push_open": "push",
                     "sms_click": "sms", "app_open": "app", "click": ""}  # type -> fallback channel
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _QUIET = re.compile(r"^\s*(\d\d?):(\d\d)\s*-\s*(\d\d?):(\d\d)\s*$")
 
 
 def parse_duration(text: Any) -> int:
-    """ "500ms", "30s", "5m", "1h", "1d", "2w" (decimals allowed) or integer milliseconds -> ms."""
-    if type(text) is int and text >= 0:
-        return text
-    m = _DURATION.match(text) if isinstance(text, str) else None
-    if m is None:
+    """ "500ms", "30s", "5m", "1h", "1d", "2w" (decimals allowed) or integer milliseconds -> ms: the
+    rule language's durations (`syntax.parse_duration`), with the gate's error message."""
+    try:
+        return syntax.parse_duration(text)
+    except ValueError:
         raise ValueError(f"bad duration {text!r}: expected a number with a unit ms, s, m, h, d, w "
-                         "(e.g. '30s', '5m', '7d') or integer milliseconds")
-    return round(float(m.group(1)) * _UNITS[m.group(2) or "ms"])
+                         "(e.g. '30s', '5m', '7d') or integer milliseconds") from None
 
 
 def _fmt_ms(ms: int) -> str:

@@ -34,7 +34,6 @@ class References:
 class MomentsStage:
     def __init__(self, pack: RulePack, moments: BatchState, prefs: BatchState, timers: Timers,
                  refs, identifiers_of=None):
-        self.pack = pack
         self.references = refs
         self.engine = MomentEngine(pack, moments, timers, refs, identifiers_of)
         self.gate = PreferenceGate(prefs, GateConfig.from_dict(pack.preferences))

@@ -253,53 +253,18 @@ def cmd_forget(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    """Publish reference data to the worker's topics: inventory (CSV) or preference records (JSONL)."""
-    import orjson
+    """Reference data to the worker's topics: inventory (CSV) or preference records (JSONL)."""
+    from streams.publish import PublishError, read_records, send
 
-    from streams.moments.feeds import inventory_key, preference_touchpoint
-    from streams.moments.reference import Inventory, ReferenceDataError
-
-    path = Path(args.file)
-    if not path.is_file():
-        raise CliError(f"publish: no such file: {path}")
     settings = config.load(kafka_url=args.kafka or None)
-    records: list[tuple[bytes | None, bytes]] = []
-    if args.what == "inventory":
-        try:
-            inventory = Inventory.load(path)
-        except ReferenceDataError as exc:
-            raise CliError(f"publish: {str(exc).splitlines()[0]}") from None
-        for store_id, product_id, quantity in inventory.rows():
-            records.append((inventory_key(store_id, product_id), orjson.dumps(
-                {"store_id": store_id, "product_id": product_id, "quantity": quantity})))
-        topic = settings.topics.inventory
-    else:
-        for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                preference_touchpoint(orjson.loads(line))
-            except (orjson.JSONDecodeError, ValueError) as exc:
-                raise CliError(f"publish: {path}:{number}: {exc}") from None
-            records.append((None, line))
-        topic = settings.topics.preferences
+    try:
+        records, topic = read_records(args.what, Path(args.file), settings.topics)
+    except PublishError as exc:
+        raise CliError(str(exc)) from None
     asyncio.run(check_kafka(settings.kafka_bootstrap, options=settings.kafka_options))
-    asyncio.run(_send(settings.kafka_bootstrap, topic, records, settings.kafka_options))
+    asyncio.run(send(settings.kafka_bootstrap, topic, records, settings.kafka_options))
     print(f"published {len(records)} {args.what} records to {topic} on {settings.kafka_bootstrap}")
     return 0
-
-
-async def _send(bootstrap: str, topic: str, records: list, options: dict) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **options)
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 def cmd_ddl(args) -> int:

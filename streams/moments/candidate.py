@@ -1,9 +1,12 @@
 """A candidate trigger: what the moment engine hands to the preferences gate."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from streams.moments.rules import Message
+from streams.moments.rules import Message, Rule
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @dataclass
@@ -33,3 +36,22 @@ class Candidate:
 
     def reason(self) -> str:
         return f"rule {self.rule} matched {', '.join(self.matched)}"
+
+
+def _fill(template: dict, values: dict) -> dict:
+    return {k: _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), str(v))
+            for k, v in template.items()}
+
+
+def candidate_for(rule: Rule, pid: str, tid: str, at: int, event_id: str, matched: list,
+                  bindings: dict) -> Candidate:
+    """The candidate of a moment, with the action's placeholders filled from `bindings`."""
+    action = rule.action
+    values = {**bindings, "rule": rule.id, "profile_id": pid, "code": action.code or ""}
+    messages = tuple(Message(m.id, m.channels, _fill(m.payload, values)) if m.payload else m
+                     for m in action.messages)
+    return Candidate(rule=rule.id, profile_id=pid, trigger_id=tid, at=at, event_id=event_id,
+                     matched=matched, channels=action.channels, payload=_fill(action.payload, values),
+                     code=action.code, story=action.story, messages=messages,
+                     cooldown_ms=rule.cooldown_ms, holdout_pct=rule.holdout_pct,
+                     tz_hint=bindings.get("tz"), bindings=bindings)

@@ -21,13 +21,13 @@ consumed, so one sequence or count fires once. Timers fire when the watermark pa
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Callable
 
-from streams.moments.candidate import Candidate
+from streams.moments.candidate import Candidate, candidate_for
+from streams.moments.matching import chain_bindings, count_match, sequence_match
 from streams.moments.predicates import Matcher, compile_predicate, field_getter
-from streams.moments.rules import (AbsencePattern, CountPattern, EventPattern, Message, Rule,
+from streams.moments.rules import (AbsencePattern, CountPattern, EventPattern, Rule,
                                    RulePack, SequencePattern)
 from streams.state import BatchState
 from streams.timers import Timers, timer_key
@@ -35,7 +35,6 @@ from streams.timers import Timers, timer_key
 IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
 INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})
 MAX_ENTRIES = 64  # per rule and profile: bounds the state of a very busy profile
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def trigger_id(rule: str, profile_id: str, window: str) -> str:
@@ -172,7 +171,7 @@ class MomentEngine:
         happened at its last event, and its window is its first and last events."""
         first, last = match[0], match[-1]
         self._emit(c, pid, last[0], None, [m[1] for m in match],
-                   f"{first[0]}:{first[1]}-{last[0]}:{last[1]}", _chain_bindings(match, bindings_at),
+                   f"{first[0]}:{first[1]}-{last[0]}:{last[1]}", chain_bindings(match, bindings_at),
                    out, event_id=last[1])
 
     def _on_sequence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
@@ -189,7 +188,7 @@ class MomentEngine:
         items.sort(key=lambda x: (x[0], x[1], x[2]))
         items = items[-MAX_ENTRIES:]
         for j in steps:
-            match = _sequence_match(items, len(c.matchers), j, eid, key, pattern.within_ms)
+            match = sequence_match(items, len(c.matchers), j, eid, key, pattern.within_ms)
             if match is not None:
                 used = {m[1] for m in match}  # consumed: one sequence fires once
                 items = [x for x in items if x[1] not in used]
@@ -206,7 +205,7 @@ class MomentEngine:
         key = _same_key(c.same, tp)
         items.append([t, eid, key, self._bindings(tp, bound)])
         items.sort(key=lambda x: (x[0], x[1]))
-        match = _count_match([x for x in items if x[2] == key], eid, pattern.at_least,
+        match = count_match([x for x in items if x[2] == key], eid, pattern.at_least,
                              pattern.within_ms)
         if match is not None:
             used = {m[1] for m in match}  # consumed: the next count starts afresh
@@ -243,10 +242,10 @@ class MomentEngine:
                 return  # a newer anchor already waits: "left" counts from the last one
             self.timers.delete(current[2])
         deadline = t + pattern.within_ms
-        timer_key = _timer_key(deadline, pid, rid, key)
-        self.add_timer(timer_key, {"k": "absence", "at": deadline, "p": pid, "r": rid, "s": key,
+        tkey = _timer_key(deadline, pid, rid, key)
+        self.add_timer(tkey, {"k": "absence", "at": deadline, "p": pid, "r": rid, "s": key,
                                    "t": t, "e": eid, "b": self._bindings(tp, bound)})
-        pending[key] = [t, eid, timer_key]
+        pending[key] = [t, eid, tkey]
         absences[rid] = pending
 
     def on_absence_timer(self, value: dict) -> list[Candidate]:
@@ -289,7 +288,7 @@ class MomentEngine:
         b = dict(bound) if tp is None else self._bindings(tp, bound)
         if rule.profile is not None and not self._profile_ok(rule, pid, at, b.get("product_id")):
             return
-        out.append(_candidate(rule, pid, trigger_id(rule.id, pid, window), at,
+        out.append(candidate_for(rule, pid, trigger_id(rule.id, pid, window), at,
                               event_id or (tp["event_id"] if tp else matched[-1]), list(matched), b))
 
     def _profile_ok(self, rule: Rule, pid: str, at: int, product: str | None) -> bool:
@@ -324,9 +323,9 @@ class MomentEngine:
                     state[name][rid] = merged[-MAX_ENTRIES:]
             for rid, pending in old.get("abs", {}).items():
                 mine = dict(state.setdefault("abs", {}).get(rid, {}))
-                for key, (t, eid, timer_key) in pending.items():
-                    value = self.timers.get(timer_key)
-                    self.timers.delete(timer_key)
+                for key, (t, eid, tkey) in pending.items():
+                    value = self.timers.get(tkey)
+                    self.timers.delete(tkey)
                     if value is None:
                         continue
                     current = mine.get(key)
@@ -359,8 +358,8 @@ class MomentEngine:
         if state is None:
             return
         for pending in state.get("abs", {}).values():
-            for _t, _eid, timer_key in pending.values():
-                self.timers.delete(timer_key)
+            for _t, _eid, tkey in pending.values():
+                self.timers.delete(tkey)
         for key in state.get("def", ()):
             self.timers.delete(key)
         self.moments.delete(profile_id)
@@ -389,81 +388,10 @@ class MomentEngine:
         if compiled is None:
             return None
         c = value["c"]
-        return _candidate(compiled.rule, pid, c["trigger_id"], value["at"], c["event_id"],
+        return candidate_for(compiled.rule, pid, c["trigger_id"], value["at"], c["event_id"],
                           list(c["matched"]), c.get("b") or {})
-
-
-def _fill(template: dict, values: dict) -> dict:
-    return {k: _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), str(v))
-            for k, v in template.items()}
-
-
-def _candidate(rule: Rule, pid: str, tid: str, at: int, event_id: str, matched: list,
-               bindings: dict) -> Candidate:
-    """The candidate of a moment, with the action's placeholders filled from `bindings`."""
-    action = rule.action
-    values = {**bindings, "rule": rule.id, "profile_id": pid, "code": action.code or ""}
-    messages = tuple(Message(m.id, m.channels, _fill(m.payload, values)) if m.payload else m
-                     for m in action.messages)
-    return Candidate(rule=rule.id, profile_id=pid, trigger_id=tid, at=at, event_id=event_id,
-                     matched=matched, channels=action.channels, payload=_fill(action.payload, values),
-                     code=action.code, story=action.story, messages=messages,
-                     cooldown_ms=rule.cooldown_ms, holdout_pct=rule.holdout_pct,
-                     tz_hint=bindings.get("tz"), bindings=bindings)
-
-
-def _chain_bindings(match: list, at: int) -> dict:
-    """Bindings of a multi-event moment: later events win (a product seen last, a store visited)."""
-    bound: dict = {}
-    for entry in match:
-        bound.update(entry[at])
-    return bound
 
 
 def _timer_key(deadline: int, pid: str, rid: str, key: str) -> str:
     """The timer of an absence: one per (profile, rule, `same` key)."""
     return timer_key(deadline, pid, rid, hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-")
-
-
-def _sequence_match(items: list, n_steps: int, j: int, eid: str, key: str, within: int) -> list | None:
-    """The events (one per step, in time order) of a match that uses event `eid` as step `j`, with
-    the smallest span: the latest events before it for earlier steps, the earliest after it for
-    later steps; None when there is none or its span exceeds `within`."""
-    same = [x for x in items if x[3] == key]
-    at = next((i for i, x in enumerate(same) if x[1] == eid and x[2] == j), None)
-    if at is None:
-        return None
-    chain = [same[at]]
-    i = at
-    for step in range(j - 1, -1, -1):
-        i -= 1
-        while i >= 0 and (same[i][2] != step or same[i][1] in {c[1] for c in chain}):
-            i -= 1
-        if i < 0:
-            return None
-        chain.insert(0, same[i])
-    i = at
-    for step in range(j + 1, n_steps):
-        i += 1
-        while i < len(same) and (same[i][2] != step or same[i][1] in {c[1] for c in chain}):
-            i += 1
-        if i >= len(same):
-            return None
-        chain.append(same[i])
-    if chain[-1][0] - chain[0][0] > within:
-        return None
-    return chain
-
-
-def _count_match(same: list, eid: str, at_least: int, within: int) -> list | None:
-    """`at_least` events within `within` that include `eid` (the earliest such window), or None."""
-    idx = next((i for i, x in enumerate(same) if x[1] == eid), None)
-    if idx is None:
-        return None
-    for start in range(max(0, idx - at_least + 1), idx + 1):
-        end = start + at_least - 1
-        if end >= len(same):
-            break
-        if same[end][0] - same[start][0] <= within:
-            return same[start:end + 1]
-    return None

@@ -73,9 +73,8 @@ class Shell:
         self.retry_delay = 1.0
         self.max_retry_delay = 30.0
 
-    def _note_positions(self, events) -> None:
-        for event in events:
-            msg = event.message
+    def _note_positions(self, messages) -> None:
+        for msg in messages:
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             self.idle_sent.discard((msg.topic, msg.partition))
 
@@ -126,13 +125,13 @@ class Shell:
                 metrics.SINK_ERRORS.labels(table).inc()
                 raise
 
-    async def ingest(self, events, *, preferences: bool = False) -> None:
+    async def ingest(self, messages, *, preferences: bool = False) -> None:
         """Decode + normalise a batch of raw touchpoints; forward the valid, dead-letter the rest.
-        With `preferences`, the records are preference-centre records (consent touchpoints that
-        do not move the watermark)."""
+        `messages`: Kafka records (`topic`, `partition`, `offset`, `value`) of one topic. With
+        `preferences`, they are preference-centre records (consent touchpoints that do not move
+        the watermark)."""
         started = time.perf_counter()
-        raws = [(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-                for e in events]
+        raws = [(m.value, m.topic, m.partition, m.offset) for m in messages]
         if preferences:
             good, dead = ingest_batch(raws, source_key=SOURCE, source=NOT_A_SOURCE,
                                       convert=preference_raw)
@@ -146,12 +145,12 @@ class Shell:
             log.warning("dead-lettered %s[%s]@%s: %s", record["topic"], record["partition"],
                         record["offset"], record["reason"])
         await self._write_sink({"dead_letters": dead_letter_rows(dead)} if dead else {})
-        self._note_positions(events)
-        metrics.EVENTS_IN.labels(events[0].message.topic if events else self.topics.touchpoints
-                                 ).inc(len(events))
+        self._note_positions(messages)
+        metrics.EVENTS_IN.labels(messages[0].topic if messages else self.topics.touchpoints
+                                 ).inc(len(messages))
         metrics.EVENTS_OUT.labels(self.topics.stitch).inc(len(good))
         metrics.EVENTS_OUT.labels(self.topics.dead_letter).inc(len(dead))
-        metrics.BATCH_SIZE.labels("ingest").observe(len(events))
+        metrics.BATCH_SIZE.labels("ingest").observe(len(messages))
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
 
     def _run(self, items: list[dict]) -> tuple[Emitted, int]:
@@ -224,7 +223,7 @@ class Shell:
         counts: dict[str, int] = {}
         for topic, _key, _value in records:
             counts[topic] = counts.get(topic, 0) + 1
-        self._note_positions(events)
+        self._note_positions(event.message for event in events)
         metrics.EVENTS_IN.labels(self.topics.stitch).inc(batch_size)
         for topic, n in counts.items():
             metrics.EVENTS_OUT.labels(topic).inc(n)

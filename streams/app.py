@@ -1,7 +1,10 @@
-"""The Faust app: topics, tables and the two agents, wired to the pure core and the sink.
+"""The Faust app: topics, tables, the ingest stage and the journey agent, wired to the pure core and
+the sink.
 
 Partitioning (see README "How the stream is partitioned"):
-- `touchpoints` has any number of partitions; the `ingest` agent is stateless and scales with them.
+- `touchpoints` has any number of partitions; the ingest stage is stateless and scales with them. It
+  reads with its own aiokafka group consumer (`<app id>-ingest`, streams/ingest_consumer.py), in
+  batches: Faust's per-record stream would cap it at ~10k records/s.
 - `parcours.stitch` has ONE partition: the stateful `journey` agent sees every normalised touchpoint
   in one total order, so identity merges are correct whichever input partition an identifier
   arrives on, and the stream gives exactly what `parcours replay` gives.
@@ -17,6 +20,7 @@ import os
 import faust
 import mode
 import orjson
+from aiokafka import TopicPartition
 from faust.types import TP
 
 from streams.agents import Shell
@@ -25,6 +29,7 @@ from streams.config import Settings, attribution_config
 from streams.kafka_fixes import (install_faust_recovery_fix, install_fetch_wait_fix,
                                  install_leave_group_fix)
 from streams.identity import share_strings
+from streams.ingest_consumer import IngestConsumer
 from streams.moments.loader import load_default
 from streams.pipeline import STORES, Pipeline
 from streams import metrics
@@ -32,6 +37,7 @@ from streams import metrics
 log = logging.getLogger("parcours.app")
 
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
+INGEST_FETCH_MAX_WAIT_MS = 100  # the ingest consumer's fetch wait unless PARCOURS_FETCH_MAX_WAIT_MS
 JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
 TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths",
                "moments": "journey-moments", "prefs": "journey-preferences",
@@ -41,9 +47,9 @@ TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": 
 class _TableStore:
     """The mapping the pure core sees over a Faust table (in-memory store).
 
-    Reads and writes go to the table's local dict; every write is also queued as a changelog record
-    that the shell sends with the batch's other outputs (one batched produce, not one Faust send per
-    key). The records use the table's own format (JSON key, JSON value, None = delete), so Faust's
+    Reads and writes go to the table's local dict; every write also marks its key for the changelog,
+    and the shell sends the marked keys' last values with the batch's other outputs (one batched
+    produce, not one Faust send per key; a key written ten times in a batch is encoded once). The records use the table's own format (JSON key, JSON value, None = delete), so Faust's
     recovery reads them back into the table after a restart.
     """
 
@@ -52,7 +58,7 @@ class _TableStore:
     def __init__(self, table):
         self.table = table
         self.data = table.data.data  # the memory store's dict
-        self.changes: list[tuple[str, object]] = []
+        self.changes: dict[str, object] = {}  # key -> its last value in this batch (None: deleted)
 
     @property
     def changelog_topic(self) -> str:
@@ -69,11 +75,11 @@ class _TableStore:
 
     def __setitem__(self, key, value):
         self.data[key] = value
-        self.changes.append((key, value))
+        self.changes[key] = value
 
     def __delitem__(self, key):
         self.data.pop(key, None)
-        self.changes.append((key, None))
+        self.changes[key] = None
 
     def __len__(self):
         return len(self.data)
@@ -84,8 +90,9 @@ class _TableStore:
     def drain(self):
         """(topic, key, value) changelog records queued since the last drain."""
         topic = self.changelog_topic
-        changes, self.changes = self.changes, []
-        return [(topic, orjson.dumps(k), None if v is None else orjson.dumps(v)) for k, v in changes]
+        changes, self.changes = self.changes, {}
+        dumps = orjson.dumps
+        return [(topic, dumps(k), None if v is None else dumps(v)) for k, v in changes.items()]
 
 
 def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:
@@ -165,15 +172,22 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         for topic in outputs:
             await topic.maybe_declare()
 
-    @app.agent(touchpoints, name="ingest")
-    async def ingest(stream):
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await _or_die(shell.ingest(events), "ingest")
+    async def ingest_records(topic: str, records: list) -> None:
+        await _or_die(shell.ingest(records, preferences=topic == topics.preferences), "ingest")
 
-    @app.agent(preferences, name="preferences")
-    async def preference_records(stream):
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await _or_die(shell.ingest(events, preferences=True), "preferences")
+    ingest = IngestConsumer(settings.kafka_bootstrap, [topics.touchpoints, topics.preferences],
+                            f"{settings.app_id}-ingest", ingest_records,
+                            max_records=settings.batch_size, max_wait_s=settings.batch_seconds,
+                            fetch_max_wait_ms=settings.fetch_max_wait_ms or INGEST_FETCH_MAX_WAIT_MS,
+                            session_timeout_s=settings.session_timeout,
+                            client_options=settings.kafka_options)
+
+    @app.task
+    async def ingest_stage() -> None:
+        """Raw touchpoints and preference records -> the stitch topic (streams/ingest_consumer.py)."""
+        for topic in (touchpoints, preferences):
+            await topic.maybe_declare()
+        await _or_die(ingest.run(), "ingest consumer")
 
     inventory_loaded = asyncio.Event()
 
@@ -205,22 +219,23 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     @app.timer(settings.idle_seconds)
     async def report_idle() -> None:
         """Input partitions of this worker that are fully consumed stop holding the watermark."""
-        consumer = app.consumer
         partitions = []
-        for tp in consumer.assignment():
+        for tp in ingest.assignment():
             if tp.topic == topics.touchpoints:
                 try:
-                    partitions.append((tp.partition, consumer.highwater(tp)))
+                    partitions.append((tp.partition, ingest.highwater(tp)))
                 except Exception:  # not assigned any more / consumer restarting
                     continue
         await _or_die(shell.report_idle(partitions), "idle report")
 
     @app.timer(5.0)
     async def report_lag() -> None:
-        consumer = app.consumer
         for (topic, partition), position in list(shell.positions.items()):
             try:
-                highwater = consumer.highwater(TP(topic, partition))
+                if topic == topics.stitch:
+                    highwater = app.consumer.highwater(TP(topic, partition))
+                else:
+                    highwater = ingest.highwater(TopicPartition(topic, partition))
             except Exception:  # not assigned any more / consumer restarting
                 continue
             if highwater is not None:

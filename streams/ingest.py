@@ -1,6 +1,6 @@
 """Ingest: raw bytes of the touchpoints topic -> normalised touchpoints, or dead letters.
 
-`ingest_batch` is the one entry point of both the Faust `ingest` agent and `parcours replay`, so a
+`ingest_batch` is the one entry point of both the worker's ingest stage and `parcours replay`, so a
 backfill accepts and rejects exactly what the stream does. It never raises: every record becomes
 either a normalised touchpoint or a dead-letter record.
 

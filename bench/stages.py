@@ -1,0 +1,100 @@
+"""Where a worker's time goes: the CPU cost of each stage per touchpoint, measured in-process.
+
+The worker runs every stage of a touchpoint in one Python process (one core: the GIL), so the sum
+of these costs bounds its throughput whatever the broker and Faust do: 50,000 touchpoints/s needs
+the sum under 20 us. Each stage runs alone over the same touchpoints, in the worker's batch size,
+in the order the worker runs them:
+
+- ingest: decode, validate and normalise the raw records (`ingest_batch`);
+- stitch hop: encode the internal messages and decode them on the journey side;
+- journey core without rules: watermark, identity, attribution (`Pipeline.process`, empty pack);
+- moments + preference gate: the default pack's extra cost over the empty pack;
+- state changelog: the pipeline's flush and the changelog records' encoding;
+- output records: every output touchpoint, identity event, credit, trigger as a topic record;
+- ClickHouse: the batch's rows, encoded and inserted into chDB.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import orjson
+
+from streams.agents import chunk_json_lists
+from streams.app import _TableStore
+from streams.config import Topics
+from streams.ingest import ingest_batch
+from streams.moments.loader import load_default
+from streams.moments.rules import RulePack
+from streams.outputs import table_rows, topic_messages
+from streams.pipeline import SOURCE, STORES, Pipeline
+
+TOPICS = Topics()
+
+
+def _stores() -> dict[str, _TableStore]:
+    """The worker's table stores over plain dicts (no Faust app needed to encode changelogs)."""
+    def table(name: str):
+        return SimpleNamespace(data=SimpleNamespace(data={}),
+                               changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
+    return {name: _TableStore(table(name)) for name in STORES}
+
+
+def _timed(fn, *args) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - started, result
+
+
+def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
+    """Seconds per stage over `raws` (and the touchpoint count), stage by stage, batch by batch."""
+    from sinks.clickhouse import close, connect
+    from sinks.migrations import migrate
+    from sinks.writer import ClickHouseSink
+
+    seconds = dict.fromkeys(("ingest", "stitch", "core", "moments", "changelog", "outputs",
+                             "clickhouse"), 0.0)
+    pack = load_default()
+    empty = RulePack(rules=(), preferences=pack.preferences)
+    bare_stores, full_stores = _stores(), _stores()
+    bare, full = Pipeline(bare_stores, rules=empty), Pipeline(full_stores, rules=pack)
+    n = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        client = connect(f"chdb://{Path(tmp) / 'ch'}")
+        try:
+            migrate(client)
+            sink = ClickHouseSink(client)
+            for i in range(0, len(raws), batch):
+                records = [(r, TOPICS.touchpoints, 0, i + j) for j, r in enumerate(raws[i:i + batch])]
+                s, (good, _dead) = _timed(lambda: ingest_batch(records, source_key=SOURCE))
+                seconds["ingest"] += s
+                n += len(good)
+                s, items = _timed(lambda: [tp for chunk in chunk_json_lists(good)
+                                           for tp in orjson.loads(chunk)])
+                seconds["stitch"] += s
+                copies = [dict(tp) for tp in items]
+                s_bare, _ = _timed(lambda: bare.process(copies, flush=False))
+                bare.flush()
+                for store in bare_stores.values():
+                    store.drain()
+                s_full, out = _timed(lambda: full.process(items, flush=False))
+                seconds["core"] += s_bare
+                seconds["moments"] += max(0.0, s_full - s_bare)
+                s, _ = _timed(lambda: (full.flush(), [store.drain() for store in full_stores.values()]))
+                seconds["changelog"] += s
+                s, _ = _timed(lambda: list(topic_messages(out, TOPICS)))
+                seconds["outputs"] += s
+
+                def insert():
+                    for table, rows in table_rows(out, int(time.time() * 1000)).items():
+                        sink.write(table, rows)
+                    sink.flush()
+                s, _ = _timed(insert)
+                seconds["clickhouse"] += s
+        finally:
+            close(client)
+    return {"events": n, "batch": batch, "seconds": seconds,
+            "us_per_event": {k: v / n * 1e6 for k, v in seconds.items()},
+            "total_us": sum(seconds.values()) / n * 1e6}

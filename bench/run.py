@@ -6,9 +6,12 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
 1b. `faust floor`: a Faust agent on the same topic that only batches and counts (what Faust itself
    costs per record, before any work);
 2. `replay core`: `ingest_batch` + `Pipeline.process` in-process, no broker (the pure core's ceiling);
-3. `faust worker`: the real `parcours worker` process reading the same pre-filled topic, through ingest,
-   the single-partition stitch topic and the journey agent, into chDB; timed from its first output
-   record to its last (worker start-up and group join excluded, reported separately).
+3. `parcours worker`: the real worker process reading the same pre-filled topic, through ingest (its
+   own aiokafka consumer), the single-partition stitch topic and the journey agent (Faust), into
+   chDB; timed from its first output record to its last (start-up and group join excluded,
+   reported separately);
+4. where the worker's time goes: each stage alone over the same touchpoints (bench/stages.py), in
+   microseconds of CPU per touchpoint; their sum bounds what one worker process can do.
 Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS. Every figure is
 also written as JSON to BENCH_RESULTS (default bench/results.json), so runs can be compared.
 Then the moment rules and produce-to-trigger latency (bench/moments.py), attribution at 1M conversions
@@ -33,6 +36,7 @@ from rich.table import Table
 from bench.attribution import bench_datadriven, bench_heuristics
 from bench.identity import bench as bench_identity
 from bench.moments import bench_latency, bench_rules
+from bench.stages import bench_stages
 from streams import simulate
 from streams.config import Topics
 from streams.embedded import EmbeddedKafka
@@ -82,6 +86,21 @@ async def produce(bootstrap: str, raws: list[bytes]) -> float:
     finally:
         await producer.stop()
     return time.perf_counter() - started
+
+
+async def produce_batches(bootstrap: str, raws: list[bytes], batch: int = 2000) -> float:
+    """Seconds to send `raws` as the worker sends its outputs (BatchProducer, acks=all, batches)."""
+    from streams.batch_producer import BatchProducer
+
+    producer = BatchProducer(bootstrap, client_id="bench-outputs")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(raws), batch):
+            await producer.send_all([("bench.outputs", raw[:8], raw) for raw in raws[i:i + batch]])
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
 
 
 async def bench_aiokafka(bootstrap: str, n: int) -> float:
@@ -163,10 +182,11 @@ def main() -> None:
     core_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
-        kafka.create_topics({TOPICS.touchpoints: 4, TOPICS.stitch: 1})
+        kafka.create_topics({TOPICS.touchpoints: 4, TOPICS.stitch: 1, "bench.outputs": 1})
         produce_s = asyncio.run(produce(kafka.bootstrap, raws))
         raw_s = asyncio.run(bench_aiokafka(kafka.bootstrap, n))
         floor_rate = bench_faust_floor(kafka.url, n, Path(tmp))
+        produce_batch_s = asyncio.run(produce_batches(kafka.bootstrap, raws))
         worker = WorkerProcess(kafka.url, f"chdb://{Path(tmp) / 'ch'}", Path(tmp) / "data",
                                app_id="parcours-bench", log_path=Path(tmp) / "worker.log")
         with worker:
@@ -186,13 +206,36 @@ def main() -> None:
         ("aiokafka producer (fill the topic)", n / produce_s, ""),
         ("Faust agent that only batches and counts (floor)", floor_rate, ""),
         ("replay core: ingest + pipeline, no broker", n / core_s, f"{core_rss:,.0f} MB (bench process)"),
-        ("parcours worker (Faust, Kafka -> chDB)", n / worker_s, f"{worker_mb:,.0f} MB (VmHWM)"),
+        ("parcours worker (Kafka -> chDB, all stages)", n / worker_s, f"{worker_mb:,.0f} MB (VmHWM)"),
     ]
     for what, rate, mem in rows:
         table.add_row(what, f"{rate:,.0f}", f"{rate / base:.3f}", mem)
     console.print(table)
     console.print(f"worker start-up until its first output: {startup_s:.1f} s; "
                   f"worker / Faust floor = {n / worker_s / floor_rate:.2f}")
+
+    console.print("CPU per touchpoint, stage by stage (pure core and chDB, no broker)...")
+    st = bench_stages(raws)
+    table = Table(title=f"where a worker's time goes, {st['events']:,} touchpoints in batches of "
+                        f"{st['batch']:,} (one process: these add up)")
+    for col in ("stage", "us per touchpoint", "share", "this stage alone, events/s"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    labels = {"kafka": "Kafka consume + orjson decode (the baseline's whole cost)",
+              "produce": f"Kafka produce: {st['records_per_event']:.2f} records per touchpoint",
+              "ingest": "ingest: decode, validate, normalise, hash", "stitch": "stitch hop: encode + decode",
+              "core": "journey: watermark, identity, attribution", "moments": "moments + preferences gate (7 rules)",
+              "changelog": "state changelog records", "outputs": "output topic records",
+              "clickhouse": "ClickHouse rows, encoded + inserted (chDB)"}
+    costs = {"kafka": 1e6 / base, "produce": produce_batch_s / n * 1e6 * st["records_per_event"],
+             **st["us_per_event"]}
+    total = sum(costs.values())
+    for key, us in costs.items():
+        table.add_row(labels[key], f"{us:,.1f}", f"{us / total:.0%}", f"{1e6 / us:,.0f}")
+    table.add_row("sum: one process's ceiling", f"{total:,.1f}", "100%", f"{1e6 / total:,.0f}")
+    console.print(table)
+    console.print(f"50,000 touchpoints/s needs <= 20 us per touchpoint; measured worker: "
+                  f"{1e6 * worker_s / n:,.1f} us per touchpoint ({n / worker_s * total / 1e6:.2f} of "
+                  f"the ceiling)")
 
     console.print("moment rules with the default pack (pure core)...")
     m = bench_rules(raws)
@@ -224,7 +267,8 @@ def main() -> None:
                                 env={"PARCOURS_FETCH_MAX_WAIT_MS": wait})
         lat["fetch_max_wait_ms"] = int(wait)
         latencies.append(lat)
-        table.add_row(f"{lat['produced'] / seconds:,.0f}/s, fetch wait {'1500 (Faust)' if wait == '0' else wait} ms",
+        waits = "clients' defaults (Faust 1,500, aiokafka 500)" if wait == "0" else f"{wait} (default)"
+        table.add_row(f"{lat['produced'] / seconds:,.0f}/s, fetch wait {waits} ms",
                       f"{lat['triggers']} of {lat['probes']}",
                       f"{lat['p50_ms']:,.0f} ms", f"{lat['p99_ms']:,.0f} ms", f"{lat['max_ms']:,.0f} ms")
     console.print(table)
@@ -279,6 +323,7 @@ def main() -> None:
                        "faust_floor_per_s": floor_rate, "replay_core_per_s": n / core_s,
                        "worker_per_s": n / worker_s, "worker_ratio_vs_raw": n / worker_s / base,
                        "worker_peak_rss_mb": worker_mb, "worker_startup_s": startup_s},
+        "stages_us_per_event": {**costs, "sum": total},
         "moments": {k: v for k, v in m.items()},
         "latency": latencies,
         "attribution": {"heuristics": h, **{k: v for k, v in d.items()

@@ -12,6 +12,9 @@ in the order the worker runs them:
 - state changelog: the pipeline's flush and the changelog records' encoding;
 - output records: every output touchpoint, identity event, credit, trigger as a topic record;
 - ClickHouse: the batch's rows, encoded and inserted into chDB.
+
+It also counts the Kafka records the worker produces per touchpoint (stitch messages, outputs,
+changelog), which `bench/run.py` prices with the real producer on the embedded broker.
 """
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
     empty = RulePack(rules=(), preferences=pack.preferences)
     bare_stores, full_stores = _stores(), _stores()
     bare, full = Pipeline(bare_stores, rules=empty), Pipeline(full_stores, rules=pack)
-    n = 0
+    n = produced = 0
     with tempfile.TemporaryDirectory() as tmp:
         client = connect(f"chdb://{Path(tmp) / 'ch'}")
         try:
@@ -82,10 +85,11 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
                 s_full, out = _timed(lambda: full.process(items, flush=False))
                 seconds["core"] += s_bare
                 seconds["moments"] += max(0.0, s_full - s_bare)
-                s, _ = _timed(lambda: (full.flush(), [store.drain() for store in full_stores.values()]))
+                s, changes = _timed(lambda: (full.flush(), [store.drain() for store in full_stores.values()]))
                 seconds["changelog"] += s
-                s, _ = _timed(lambda: list(topic_messages(out, TOPICS)))
+                s, messages = _timed(lambda: list(topic_messages(out, TOPICS)))
                 seconds["outputs"] += s
+                produced += len(messages) + sum(map(len, changes[1])) + len(chunk_json_lists(good))
 
                 def insert():
                     for table, rows in table_rows(out, int(time.time() * 1000)).items():
@@ -95,6 +99,6 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
                 seconds["clickhouse"] += s
         finally:
             close(client)
-    return {"events": n, "batch": batch, "seconds": seconds,
+    return {"events": n, "batch": batch, "seconds": seconds, "records_per_event": produced / n,
             "us_per_event": {k: v / n * 1e6 for k, v in seconds.items()},
             "total_us": sum(seconds.values()) / n * 1e6}

@@ -37,8 +37,9 @@ from streams import metrics
 log = logging.getLogger("parcours.app")
 
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
-INGEST_FETCH_MAX_WAIT_MS = 100  # the ingest consumer's fetch wait unless PARCOURS_FETCH_MAX_WAIT_MS
+AIOKAFKA_FETCH_MAX_WAIT_MS = 500  # aiokafka's default: the ingest consumer's with PARCOURS_FETCH_MAX_WAIT_MS=0
 JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
+JOURNEY_WITHIN_S = 0.05  # a journey batch waits at most this long for more stitch messages
 TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths",
                "moments": "journey-moments", "prefs": "journey-preferences",
                "timers": "journey-timers"}
@@ -49,8 +50,9 @@ class _TableStore:
 
     Reads and writes go to the table's local dict; every write also marks its key for the changelog,
     and the shell sends the marked keys' last values with the batch's other outputs (one batched
-    produce, not one Faust send per key; a key written ten times in a batch is encoded once). The records use the table's own format (JSON key, JSON value, None = delete), so Faust's
-    recovery reads them back into the table after a restart.
+    produce, not one Faust send per key; a key written ten times in a batch is encoded once). The
+    records use the table's own format (JSON key, JSON value, None = delete), so Faust's recovery
+    reads them back into the table after a restart.
     """
 
     __slots__ = ("table", "data", "changes")
@@ -178,7 +180,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     ingest = IngestConsumer(settings.kafka_bootstrap, [topics.touchpoints, topics.preferences],
                             f"{settings.app_id}-ingest", ingest_records,
                             max_records=settings.batch_size, max_wait_s=settings.batch_seconds,
-                            fetch_max_wait_ms=settings.fetch_max_wait_ms or INGEST_FETCH_MAX_WAIT_MS,
+                            fetch_max_wait_ms=settings.fetch_max_wait_ms or AIOKAFKA_FETCH_MAX_WAIT_MS,
                             session_timeout_s=settings.session_timeout,
                             client_options=settings.kafka_options)
 
@@ -213,7 +215,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         pipeline.set_sources(await producer.partition_count(topics.touchpoints))
         # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
         async for events in stream.take_events(JOURNEY_MAX_MESSAGES,
-                                               within=min(0.05, settings.batch_seconds)):
+                                               within=min(JOURNEY_WITHIN_S, settings.batch_seconds)):
             await _or_die(shell.journey(events), "journey")
 
     @app.timer(settings.idle_seconds)

@@ -31,6 +31,7 @@ Garbage URLs are tolerated: anything urllib cannot split gives no parameters and
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = [
@@ -94,9 +95,18 @@ def _split(url: object):
 
 
 def _params(url: object) -> dict[str, str]:
-    """Query parameters of `url`: keys lower-cased, first non-empty value kept, values stripped."""
+    """Query parameters of `url`: keys lower-cased, first non-empty value kept, values stripped.
+    The result is shared (cached): read it, never change it."""
     if not isinstance(url, str) or "?" not in url:
-        return {}
+        return _NO_PARAMS
+    return _parsed_params(url)
+
+
+_NO_PARAMS: dict[str, str] = {}
+
+
+@lru_cache(maxsize=4096)  # a touchpoint's URL is read twice (channel, campaign); landing URLs repeat
+def _parsed_params(url: str) -> dict[str, str]:
     parts = _split(url)
     if parts is None or not parts.query:
         return {}
@@ -130,9 +140,16 @@ def has_campaign_params(url: object) -> bool:
 
 
 def _host(url: object) -> str | None:
-    if not isinstance(url, str) or not url.strip():
+    if not isinstance(url, str):
         return None
+    return _parsed_host(url)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_host(url: str) -> str | None:
     text = url.strip()
+    if not text:
+        return None
     parts = _split(text if "//" in text else "//" + text)  # tolerate "autonews.example/page"
     if parts is None:
         return None

@@ -52,7 +52,7 @@ class Settings:
     batch_size: int = 2000
     batch_seconds: float = 0.5
     session_timeout: float = 10.0
-    fetch_max_wait_ms: int = 0  # how long the broker may hold a fetch of Faust's consumer (0: Faust's 1,500)
+    fetch_max_wait_ms: int = 20  # how long the broker may hold a fetch (0: the clients' defaults)
     idle_seconds: float = 5.0  # an input partition fully consumed this long stops holding the watermark
     rules_file: str | None = None  # the moment rule pack (default: the pack shipped with parcours)
     lookback_days: float = 30.0  # attribution lookback (and inactivity that closes a journey)
@@ -153,7 +153,7 @@ def load(env: dict | None = None, **overrides) -> Settings:
         session_timeout=_float(env, "PARCOURS_SESSION_TIMEOUT", 10.0),
         rules_file=env.get("PARCOURS_RULES") or None,
         idle_seconds=_float(env, "PARCOURS_IDLE_SECONDS", 5.0) or 5.0,
-        fetch_max_wait_ms=_int(env, "PARCOURS_FETCH_MAX_WAIT_MS", 0),
+        fetch_max_wait_ms=_int(env, "PARCOURS_FETCH_MAX_WAIT_MS", 20),
     )
     lookback, by_type = _lookback(env.get("PARCOURS_LOOKBACK_DAYS"))
     ends = _float(env, "PARCOURS_POSITION_ENDS", 0.4)

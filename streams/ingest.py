@@ -139,7 +139,10 @@ def _clean(mapping: dict | None, name: str) -> dict:
     for key, value in mapping.items():
         if value is None:
             continue
-        if isinstance(value, (str, dict, list)):
+        if value.__class__ is str:  # the common case, inline (hot path)
+            if "@" in value or "%40" in value:
+                value = redact_emails(value)
+        elif isinstance(value, (str, dict, list)):
             value = _redacted(value, f"{name}.{key}")
         out[key] = value
     return out

@@ -480,3 +480,46 @@ def test_writer_option_checks():
         FlakyWriter(0, max_rows=10, max_pending=5)
     with pytest.raises(ValueError, match="max_rows"):
         FlakyWriter(0, max_rows=0)
+
+
+def test_compiled_rows_equal_the_checked_rows_for_everything_the_pipeline_writes():
+    """Table.to_row's compiled fast path gives exactly what the column-by-column checked path gives,
+    for every row of every table a pipeline run produces, and is the path those rows take."""
+    from streams import simulate
+    from streams.ingest import ingest_batch
+    from streams.outputs import dead_letter_rows, table_rows
+    from streams.pipeline import Pipeline
+
+    start = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
+    raws = [json.dumps(e).encode() for e in simulate.in_time_order(
+        simulate.martin_journey(start), simulate.Population(profiles=200, seed=5, start=start).events())]
+    good, dead = ingest_batch([(raw, "t", 0, i) for i, raw in enumerate(raws + [b"{not json"])])
+    rows = table_rows(Pipeline().process(good), T0)
+    rows["dead_letters"] = dead_letter_rows(dead)
+    assert set(rows) >= {"touchpoints", "identity_map", "identity_events", "attribution_credit",
+                         "triggers", "suppressions", "dead_letters"}
+    for name, table_rows_ in rows.items():
+        table = TABLES[name]
+        for row in table_rows_:
+            fast = table._fast(row)
+            assert fast is not None, (name, row)
+            assert fast == table._checked_row(row), name
+
+
+def test_compiled_rows_leave_unusual_values_to_the_checked_path():
+    table = TABLES["identity_events"]
+    row = {"at": datetime(2026, 1, 1, tzinfo=timezone.utc), "kind": "merge", "survivor": "p",
+           "absorbed": ("a", "b"), "identifiers": ["x"]}
+    assert table._fast(row) is None  # a datetime and a tuple: the checked path converts them
+    assert table.to_row(row) == (1767225600000, "merge", "p", ["a", "b"], ["x"], "", "")
+    for bad, message in (({**row, "kind": 3}, "column 'kind': expected str"),
+                         ({**row, "identifiers": ["x", 1]}, "column 'identifiers'"),
+                         ({**row, "survivor": None}, "column 'survivor' is missing")):
+        with pytest.raises(ValueError, match=message):
+            table.to_row(bad)
+    credit = TABLES["attribution_credit"]
+    assert credit._fast({"conversion_id": "c", "conversion_time": 1, "profile_id": "p", "model": "m",
+                         "touchpoint_id": "t", "touchpoint_time": 1, "channel": "web",
+                         "credit": True, "computed_at": 2}) is None  # bool is not a number here
+    with pytest.raises(ValueError, match="a row must be a dict"):
+        credit.to_row(["not", "a", "dict"])

@@ -94,6 +94,9 @@ def _consent_wins(new: list, cur: list | None) -> bool:
     return cur is None or new[0] > cur[0] or (new[0] == cur[0] and cur[1] and not new[1])
 
 
+_DAY_REACH_MS = 27 * 3_600_000  # a local day lasts at most 25 h, offsets move by at most 2 h
+
+
 class PreferenceGate:
     """Per-profile preferences over a `BatchState` (see the module docstring for the layout)."""
 
@@ -247,7 +250,9 @@ class PreferenceGate:
         """(the channels of `opted` under every cap, a text of the caps reached)."""
         sent = [r for r in st.get("s", ()) if r[1] == "s"]
         day = datetime.fromtimestamp(c.at / 1000, zone).date()
-        today = [r for r in sent if datetime.fromtimestamp(r[0] / 1000, zone).date() == day]
+        near = c.at - _DAY_REACH_MS, c.at + _DAY_REACH_MS  # only these can share its local date
+        today = [r for r in sent if near[0] < r[0] < near[1]
+                 and datetime.fromtimestamp(r[0] / 1000, zone).date() == day]
         where = f"today ({zname} {day.isoformat()})"
         limit = (st.get("m") or (0, self.config.max_per_day))[1]
         hit = [f"all channels: {len(today)} of {limit} {where}"] if len(today) >= limit else []

@@ -123,8 +123,17 @@ async def bench_aiokafka(bootstrap: str, n: int) -> float:
         await consumer.stop()
 
 
-async def watch_outputs(bootstrap: str, n: int, alive, timeout: float = 900) -> tuple[float, float]:
-    """(seconds until the first stitched record, seconds from first to n-th)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def watch_outputs(bootstrap: str, n: int, alive, timeout: float = 900,
+                        on_first=None) -> tuple[float, float]:
+    """(seconds until the first stitched record, seconds from first to n-th); `on_first()` is
+    called when the first one is seen."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(TOPICS.stitched, bootstrap_servers=bootstrap, group_id=None,
@@ -140,6 +149,8 @@ async def watch_outputs(bootstrap: str, n: int, alive, timeout: float = 900) -> 
             for records in (await consumer.getmany(timeout_ms=500, max_records=20000)).values():
                 if first is None:
                     first = time.perf_counter()
+                    if on_first is not None:
+                        on_first()
                 seen += len(records)
         return first - t0, time.perf_counter() - first
     finally:
@@ -190,8 +201,13 @@ def main() -> None:
         worker = WorkerProcess(kafka.url, f"chdb://{Path(tmp) / 'ch'}", Path(tmp) / "data",
                                app_id="parcours-bench", log_path=Path(tmp) / "worker.log")
         with worker:
+            pids = {"worker": worker.pid, "broker": kafka.pid}
+            cpu_at_first: dict[str, float] = {}
             try:
-                startup_s, worker_s = asyncio.run(watch_outputs(kafka.bootstrap, n, worker.alive))
+                startup_s, worker_s = asyncio.run(watch_outputs(
+                    kafka.bootstrap, n, worker.alive,
+                    on_first=lambda: cpu_at_first.update({k: cpu_seconds(p) for k, p in pids.items()})))
+                cpu_us = {k: (cpu_seconds(p) - cpu_at_first[k]) / n * 1e6 for k, p in pids.items()}
             except RuntimeError as exc:
                 console.print(f"[red]{exc}[/]\n{worker.log_tail(40)}")
                 raise SystemExit(1)
@@ -212,12 +228,14 @@ def main() -> None:
         table.add_row(what, f"{rate:,.0f}", f"{rate / base:.3f}", mem)
     console.print(table)
     console.print(f"worker start-up until its first output: {startup_s:.1f} s; "
-                  f"worker / Faust floor = {n / worker_s / floor_rate:.2f}")
+                  f"worker / Faust floor = {n / worker_s / floor_rate:.2f}; CPU per touchpoint while "
+                  f"it ran: worker {cpu_us['worker']:,.1f} us, broker {cpu_us['broker']:,.1f} us "
+                  f"(2 cores = {2e6 * worker_s / n:,.1f} us of CPU per touchpoint at that rate)")
 
     console.print("CPU per touchpoint, stage by stage (pure core and chDB, no broker)...")
     st = bench_stages(raws)
     table = Table(title=f"where a worker's time goes, {st['events']:,} touchpoints in batches of "
-                        f"{st['batch']:,} (one process: these add up)")
+                        f"{st['batch']:,} (the Python stages share one core: they add up)")
     for col in ("stage", "us per touchpoint", "share", "this stage alone, events/s"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     labels = {"kafka": "Kafka consume + orjson decode (the baseline's whole cost)",
@@ -225,13 +243,17 @@ def main() -> None:
               "ingest": "ingest: decode, validate, normalise, hash", "stitch": "stitch hop: encode + decode",
               "core": "journey: watermark, identity, attribution", "moments": "moments + preferences gate (7 rules)",
               "changelog": "state changelog records", "outputs": "output topic records",
-              "clickhouse": "ClickHouse rows, encoded + inserted (chDB)"}
+              "clickhouse": "ClickHouse rows: build, check, encode"}
+    per_event = dict(st["us_per_event"])
+    chdb_us = per_event.pop("chdb")
     costs = {"kafka": 1e6 / base, "produce": produce_batch_s / n * 1e6 * st["records_per_event"],
-             **st["us_per_event"]}
+             **per_event}
     total = sum(costs.values())
     for key, us in costs.items():
         table.add_row(labels[key], f"{us:,.1f}", f"{us / total:.0%}", f"{1e6 / us:,.0f}")
-    table.add_row("sum: one process's ceiling", f"{total:,.1f}", "100%", f"{1e6 / total:,.0f}")
+    table.add_row("sum: the ceiling of one Python process", f"{total:,.1f}", "100%", f"{1e6 / total:,.0f}")
+    table.add_row(f"(beside it: chDB insert, C++ without the GIL, {st['inserts'] / (st['events'] / st['batch']):.1f} "
+                  "inserts per batch)", f"{chdb_us:,.1f}", "", f"{1e6 / chdb_us:,.0f}")
     console.print(table)
     console.print(f"50,000 touchpoints/s needs <= 20 us per touchpoint; measured worker: "
                   f"{1e6 * worker_s / n:,.1f} us per touchpoint ({n / worker_s * total / 1e6:.2f} of "
@@ -322,8 +344,10 @@ def main() -> None:
         "throughput": {"aiokafka_raw_per_s": n / raw_s, "producer_per_s": n / produce_s,
                        "faust_floor_per_s": floor_rate, "replay_core_per_s": n / core_s,
                        "worker_per_s": n / worker_s, "worker_ratio_vs_raw": n / worker_s / base,
-                       "worker_peak_rss_mb": worker_mb, "worker_startup_s": startup_s},
-        "stages_us_per_event": {**costs, "sum": total},
+                       "worker_peak_rss_mb": worker_mb, "worker_startup_s": startup_s,
+                       "worker_cpu_us_per_event": cpu_us["worker"],
+                       "broker_cpu_us_per_event": cpu_us["broker"]},
+        "stages_us_per_event": {**costs, "sum": total, "chdb_insert_beside": chdb_us},
         "moments": {k: v for k, v in m.items()},
         "latency": latencies,
         "attribution": {"heuristics": h, **{k: v for k, v in d.items()

@@ -231,6 +231,7 @@ class ClickHouseTableWriter(BatchingWriter):
         self.client = client
         self._column_names = list(self.table.column_names)
         self._time_positions = tuple(i for i, (_, kind) in enumerate(self.table.columns) if kind == "time")
+        self._wire = _wire_row(len(self.table.columns), self._time_positions)
         positions = self.table.token_positions
         self._token_positions = None if len(positions) == len(self.table.columns) else positions
 
@@ -250,17 +251,18 @@ class ClickHouseTableWriter(BatchingWriter):
         """Rows as JSONCompactEachRow: serialised by orjson, parsed by ClickHouse in C++ (several
         times faster than building the Native format in Python). Time columns hold epoch ms and
         are sent as seconds with 3 decimals, which ClickHouse reads exactly into DateTime64(3)."""
-        times = self._time_positions
-        if times:
-            rows = [_seconds(row, times) for row in rows]
+        if self._wire is not None:
+            rows = map(self._wire, rows)
         return b"\n".join(map(orjson.dumps, rows))
 
 
-def _seconds(row: tuple, positions: tuple[int, ...]) -> list:
-    out = list(row)
-    for i in positions:
-        out[i] = out[i] / 1000
-    return out
+def _wire_row(width: int, times: tuple[int, ...]) -> Callable[[tuple], tuple] | None:
+    """row -> the same row with its time columns (epoch ms) in seconds; None when it has none.
+    Compiled for the table's columns: one tuple display per row, no per-column loop."""
+    if not times:
+        return None
+    items = ", ".join(f"r[{i}] / 1000" if i in times else f"r[{i}]" for i in range(width))
+    return eval(f"lambda r: ({items},)")  # noqa: S307 - our own text: indexes and divisions
 
 
 class ClickHouseSink:

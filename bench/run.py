@@ -37,7 +37,7 @@ from bench.attribution import bench_datadriven, bench_heuristics
 from bench.identity import bench as bench_identity
 from bench.moments import bench_latency, bench_rules
 from bench.stages import bench_stages
-from streams import simulate
+from streams import gc_tuning, simulate
 from streams.config import Topics
 from streams.embedded import EmbeddedKafka
 from streams.ingest import ingest_batch
@@ -183,6 +183,7 @@ def vm_hwm_mb(pid: int) -> float:
 
 
 def main() -> None:
+    gc_tuning.tune()  # the collector settings of `parcours worker` and `parcours replay`
     n = int(os.environ.get("BENCH_EVENTS", "100000"))
     console = Console(width=130)
     console.print(f"generating {n:,} synthetic touchpoints...")

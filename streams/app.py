@@ -32,7 +32,7 @@ from streams.identity import share_strings
 from streams.ingest_consumer import IngestConsumer
 from streams.moments.loader import load_default
 from streams.pipeline import STORES, Pipeline
-from streams import metrics
+from streams import gc_tuning, metrics
 
 log = logging.getLogger("parcours.app")
 
@@ -149,6 +149,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         # recovered JSON holds one copy of each string per table: share them again (~40% less memory)
         shared = share_strings(stores["ids"].data, stores["profiles"].data)
         log.info("identity tables recovered: %d identifiers, %d profiles", len(stores["ids"]), shared)
+        gc_tuning.freeze()  # the recovered state is long-lived: out of the collector's way
 
     async def timers_recovered() -> None:
         pipeline.reset_caches()  # the timer index and the watermark are rebuilt from the tables

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from streams import config
+from streams import config, gc_tuning
 
 log = logging.getLogger("parcours")
 
@@ -80,6 +80,7 @@ def cmd_rules_check(args) -> int:
 
 def cmd_worker(args) -> int:
     settings = config.load()
+    gc_tuning.tune()
     rules = load_rules(settings.rules_file)
     asyncio.run(check_kafka(settings.kafka_bootstrap, options=settings.kafka_options))
     sink = _open_sink(settings.clickhouse_url)
@@ -107,6 +108,7 @@ def cmd_replay(args) -> int:
     if args.preferences and not Path(args.preferences).is_file():
         raise CliError(f"replay: no such file: {args.preferences}")
     settings = config.load(clickhouse_url=args.clickhouse)
+    gc_tuning.tune()
     from streams.pipeline import Pipeline
 
     pipeline = Pipeline(rules=load_rules(args.rules or settings.rules_file),

@@ -6,6 +6,8 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
 1b. `faust floor`: a Faust agent on the same topic that only batches and counts (what Faust itself
    costs per record, before any work);
 2. `replay core`: `ingest_batch` + `Pipeline.process` in-process, no broker (the pure core's ceiling);
+   then `parcours replay` itself over the same touchpoints as a JSON-lines file: to its output files,
+   and to its output files and chDB (the command's default);
 3. `parcours worker`: the real worker process reading the same pre-filled topic, through ingest (its
    own aiokafka consumer), the single-partition stitch topic and the journey agent (Faust), into
    chDB; timed from its first output record to its last (start-up and group join excluded,
@@ -71,6 +73,28 @@ def bench_core(raws: list[bytes], batch: int = 5000) -> float:
         good, _dead = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + batch])])
         pipeline.process(good)
     return time.perf_counter() - started
+
+
+def bench_replay(raws: list[bytes], tmp: Path) -> dict[str, float]:
+    """Seconds of `parcours replay` (streams.replay.replay, as the command calls it) over the same
+    touchpoints written as a JSON-lines file: outputs to files only, then also into chDB."""
+    from sinks.clickhouse import close, connect
+    from sinks.migrations import migrate
+    from sinks.writer import ClickHouseSink
+    from streams.replay import replay
+
+    path = tmp / "replay-input.jsonl"
+    path.write_bytes(b"\n".join(raws) + b"\n")
+    seconds = {"files": replay(path, tmp / "replay-out").seconds}
+    client = connect(f"chdb://{tmp / 'replay-ch'}")
+    try:
+        migrate(client)
+        sink = ClickHouseSink(client)
+        seconds["chdb"] = replay(path, tmp / "replay-out-ch", sink=sink).seconds
+        sink.close()
+    finally:
+        close(client)
+    return seconds
 
 
 async def produce(bootstrap: str, raws: list[bytes]) -> float:
@@ -192,6 +216,8 @@ def main() -> None:
 
     core_s = bench_core(raws)
     core_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        replay_s = bench_replay(raws, Path(tmp))
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
         kafka.create_topics({TOPICS.touchpoints: 4, TOPICS.stitch: 1, "bench.outputs": 1})
@@ -223,6 +249,8 @@ def main() -> None:
         ("aiokafka producer (fill the topic)", n / produce_s, ""),
         ("Faust agent that only batches and counts (floor)", floor_rate, ""),
         ("replay core: ingest + pipeline, no broker", n / core_s, f"{core_rss:,.0f} MB (bench process)"),
+        ("parcours replay: file -> output files", n / replay_s["files"], ""),
+        ("parcours replay: file -> output files + chDB (its default)", n / replay_s["chdb"], ""),
         ("parcours worker (Kafka -> chDB, all stages)", n / worker_s, f"{worker_mb:,.0f} MB (VmHWM)"),
     ]
     for what, rate, mem in rows:
@@ -344,6 +372,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "throughput": {"aiokafka_raw_per_s": n / raw_s, "producer_per_s": n / produce_s,
                        "faust_floor_per_s": floor_rate, "replay_core_per_s": n / core_s,
+                       "replay_files_per_s": n / replay_s["files"],
+                       "replay_chdb_per_s": n / replay_s["chdb"],
                        "worker_per_s": n / worker_s, "worker_ratio_vs_raw": n / worker_s / base,
                        "worker_peak_rss_mb": worker_mb, "worker_startup_s": startup_s,
                        "worker_cpu_us_per_event": cpu_us["worker"],

@@ -2,10 +2,15 @@
 
 Same functions as the worker (`ingest_batch`, `Pipeline.process`, `table_rows`), in-memory state,
 so a backfill gives what the stream gives. Reads the file in batches: memory stays flat in its size.
+A batch's ClickHouse rows are converted at once and inserted on a thread while the next batch runs
+(ClickHouse parses and writes them outside the GIL); at most one insert is in flight, and its
+error stops the replay at the next batch.
 """
 from __future__ import annotations
 
+import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
@@ -16,6 +21,8 @@ from streams.ingest import ingest_batch
 from streams.outputs import dead_letter_rows, table_rows
 from streams.moments.feeds import NOT_A_SOURCE, preference_raw
 from streams.pipeline import SOURCE, Pipeline
+
+log = logging.getLogger("parcours.replay")
 
 OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit",
                 "late_events", "attribution_paths")
@@ -65,6 +72,36 @@ class _Writers:
             fh.close()
 
 
+class _Inserts:
+    """The sink's flushes on one background thread, one at a time."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="replay-insert")
+        self.pending: Future | None = None
+
+    def write(self, rows: dict[str, list[dict]]) -> None:
+        self.wait()  # the previous batch is in ClickHouse (or its error is raised here)
+        for table, table_rows_ in rows.items():
+            self.sink.write(table, table_rows_)  # converted and checked now, in this thread
+        self.pending = self.pool.submit(self.sink.flush)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Stop the thread once the insert in flight is done. Only reached with one in flight
+        when the replay is already failing: that error is the one raised, this one is logged."""
+        try:
+            self.wait()
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("ClickHouse insert failed while the replay was stopping")
+        finally:
+            self.pool.shutdown()
+
+
 def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
            pipeline: Pipeline | None = None, preferences: Path | None = None) -> ReplayResult:
     """Run the pipeline over `path`; write DIR/*.jsonl and, when `sink` is given, ClickHouse rows.
@@ -74,20 +111,25 @@ def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
     pipeline = pipeline or Pipeline()
     result = ReplayResult(out_dir=out_dir)
     writers = _Writers(out_dir)
+    inserts = _Inserts(sink) if sink is not None else None
     sources = [(preferences, True)] if preferences else []
     try:
         for source, is_preferences in sources + [(path, False)]:
             for batch in read_batches(source, batch_size):
-                _replay_batch(pipeline, batch, is_preferences, result, writers, sink)
+                _replay_batch(pipeline, batch, is_preferences, result, writers, inserts)
         writers.write("identity", pipeline.identity.export())
+        if inserts is not None:
+            inserts.wait()  # the last batch is in ClickHouse, or its error is raised here
     finally:
         writers.close()
+        if inserts is not None:
+            inserts.close()
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result: ReplayResult,
-                  writers: _Writers, sink) -> None:
+                  writers: _Writers, inserts: _Inserts | None) -> None:
     """One batch of lines, as the worker's agents run one batch of messages."""
     result.lines += len(batch)
     if is_preferences:
@@ -106,10 +148,8 @@ def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result:
     writers.write("attribution_paths", out.paths)
     for name, n in out.counts().items():
         result.counts[name] = result.counts.get(name, 0) + n
-    if sink is not None:
+    if inserts is not None:
         rows = table_rows(out, int(time.time() * 1000))
         if dead:
             rows["dead_letters"] = dead_letter_rows(dead)
-        for table, table_rows_ in rows.items():
-            sink.write(table, table_rows_)
-        sink.flush()
+        inserts.write(rows)

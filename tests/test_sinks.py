@@ -15,14 +15,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from sinks import clickhouse
 from sinks.clickhouse import SinkConfigError, close, close_all, connect, parse_url
 from sinks.migrations import MIGRATIONS, applied_versions, check_migrations, migrate
 from sinks.tables import TABLES
-from sinks.writer import BackpressureError, BatchingWriter, ClickHouseSink, ClickHouseTableWriter, SinkError
+from sinks.writer import ClickHouseSink, ClickHouseTableWriter, SinkError
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1763622900000  # 2025-11-20T07:15:00Z in epoch ms
@@ -56,26 +54,6 @@ def credit_rows(n: int, conversions: int = 5, model: str = "linear") -> list[dic
          "credit": 0.5, "revenue_credit": 10.0}
         for i in range(n)
     ]
-
-
-class FlakyWriter(BatchingWriter):
-    """A writer whose first `failures` writes fail; records what was written and slept."""
-
-    def __init__(self, failures: int, exc: Exception | None = None, **options):
-        self.sleeps: list[float] = []
-        options.setdefault("sleep", self.sleeps.append)
-        super().__init__("attribution_credit", **options)
-        self.failures = failures
-        self.exc = exc or ConnectionError("connection reset by peer")
-        self.calls: list[list] = []
-        self.written: list = []
-
-    def _write(self, rows):
-        self.calls.append(list(rows))
-        if self.failures:
-            self.failures -= 1
-            raise self.exc
-        self.written.extend(rows)
 
 
 # ---- migrations -------------------------------------------------------------------------------
@@ -399,172 +377,3 @@ def test_sink_is_usable_from_threads_and_closes(ch):
     assert sink.stats()["touchpoints"]["rows_written"] == 800
     with pytest.raises(SinkError, match="closed"):
         sink.write("touchpoints", [])
-
-
-# ---- batching base: flush policy, retries, backpressure ---------------------------------------
-
-def test_flushes_on_size_and_on_age():
-    now = [0.0]
-    writer = FlakyWriter(0, max_rows=3, max_age_s=1.0, clock=lambda: now[0])
-    writer.add([1, 2])
-    assert writer.written == [] and writer.maybe_flush() == 0
-    writer.add([3])  # size reached
-    assert writer.written == [1, 2, 3]
-    writer.add([4])
-    now[0] = 0.9
-    assert writer.maybe_flush() == 0
-    now[0] = 1.0  # oldest pending row is max_age_s old
-    assert writer.maybe_flush() == 1 and writer.written == [1, 2, 3, 4]
-    assert (writer.rows_written, writer.batches, writer.errors) == (4, 2, 0)
-
-
-def test_retry_then_success_with_exponential_backoff():
-    flushed, failed = [], []
-    writer = FlakyWriter(2, max_rows=100, base_delay_s=0.1, max_delay_s=10,
-                         on_flush=lambda table, rows, s: flushed.append((table, rows)),
-                         on_error=lambda table, exc: failed.append((table, type(exc).__name__)))
-    writer.add(list(range(10)))
-    assert writer.flush() == 10
-    assert writer.sleeps == [0.1, 0.2]
-    assert len(writer.calls) == 3 and all(call == list(range(10)) for call in writer.calls)
-    assert (writer.rows_written, writer.batches, writer.errors, writer.pending) == (10, 1, 2, 0)
-    assert flushed == [("attribution_credit", 10)]
-    assert failed == [("attribution_credit", "ConnectionError")] * 2
-
-
-def test_failure_keeps_rows_buffered_and_resends_the_same_batches():
-    writer = FlakyWriter(10**6, max_rows=4, max_attempts=3, max_age_s=3600)
-    writer.add(list(range(6)))  # due: the automatic flush fails, add() records it and keeps the rows
-    assert writer.pending == 6 and writer.errors == 3 and writer.sleeps == [0.2, 0.4]
-    with pytest.raises(SinkError) as info:  # an explicit flush raises
-        writer.flush()
-    assert str(info.value) == ("sink 'attribution_credit': writing 4 rows failed after 3 attempt(s): "
-                               "connection reset by peer")
-    assert isinstance(info.value.__cause__, ConnectionError)
-    assert writer.pending == 6 and writer.errors == 6
-    assert all(call == [0, 1, 2, 3] for call in writer.calls)
-    writer.failures = 0  # the database is back
-    assert writer.flush() == 6
-    assert writer.calls[-2:] == [[0, 1, 2, 3], [4, 5]]  # the failed batch is sent again, unchanged
-    assert writer.written == list(range(6)) and writer.pending == 0
-
-
-def test_errors_that_a_retry_cannot_fix_are_not_retried():
-    writer = FlakyWriter(1, exc=TypeError("bad value"), max_rows=10)
-    writer._retryable = lambda exc: not isinstance(exc, TypeError)
-    writer.add([1])
-    with pytest.raises(SinkError, match=r"failed \(not retryable\): bad value"):
-        writer.flush()
-    assert writer.sleeps == [] and writer.pending == 1
-
-
-def test_backpressure_at_the_limit():
-    now = [0.0]
-    writer = FlakyWriter(10**6, max_rows=10, max_pending=30, max_attempts=2, max_delay_s=5,
-                         clock=lambda: now[0])
-    for _ in range(3):
-        writer.add(list(range(10)))  # automatic flushes fail: errors recorded, rows kept, no raise
-    assert writer.pending == 30 and writer.errors == 2  # one failed flush, then a hold-off
-    with pytest.raises(BackpressureError) as info:
-        writer.add([1])
-    assert str(info.value) == (
-        "sink 'attribution_credit' has 30 rows pending and cannot take 1 more (limit 30): "
-        "the database is not keeping up; last error: connection reset by peer")
-    assert isinstance(info.value, RuntimeError) and writer.pending == 30  # the offered row was not taken
-    writer.failures = 0
-    now[0] = 10.0  # after the hold-off, the database is back: room is made again
-    writer.add([1])
-    assert writer.pending == 1 and writer.rows_written == 30
-
-
-def test_writer_option_checks():
-    with pytest.raises(ValueError, match="max_pending"):
-        FlakyWriter(0, max_rows=10, max_pending=5)
-    with pytest.raises(ValueError, match="max_rows"):
-        FlakyWriter(0, max_rows=0)
-
-
-def test_compiled_rows_equal_the_checked_rows_for_everything_the_pipeline_writes():
-    """Table.to_row's compiled fast path gives exactly what the column-by-column checked path gives,
-    for every row of every table a pipeline run produces, and is the path those rows take."""
-    from streams import simulate
-    from streams.ingest import ingest_batch
-    from streams.outputs import dead_letter_rows, table_rows
-    from streams.pipeline import Pipeline
-
-    start = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
-    raws = [json.dumps(e).encode() for e in simulate.in_time_order(
-        simulate.martin_journey(start), simulate.Population(profiles=200, seed=5, start=start).events())]
-    good, dead = ingest_batch([(raw, "t", 0, i) for i, raw in enumerate(raws + [b"{not json"])])
-    rows = table_rows(Pipeline().process(good), T0)
-    rows["dead_letters"] = dead_letter_rows(dead)
-    assert set(rows) >= {"touchpoints", "identity_map", "identity_events", "attribution_credit",
-                         "triggers", "suppressions", "dead_letters"}
-    for name, table_rows_ in rows.items():
-        table = TABLES[name]
-        for row in table_rows_:
-            fast = table._fast(row)
-            assert fast is not None, (name, row)
-            assert repr(fast) == repr(table._checked_row(row)), name
-
-
-def test_compiled_rows_leave_unusual_values_to_the_checked_path():
-    table = TABLES["identity_events"]
-    row = {"at": datetime(2026, 1, 1, tzinfo=timezone.utc), "kind": "merge", "survivor": "p",
-           "absorbed": ("a", "b"), "identifiers": ["x"]}
-    assert table._fast(row) is None  # a datetime and a tuple: the checked path converts them
-    assert table.to_row(row) == (1767225600000, "merge", "p", ["a", "b"], ["x"], "", "")
-    for bad, message in (({**row, "kind": 3}, "column 'kind': expected str"),
-                         ({**row, "identifiers": ["x", 1]}, "column 'identifiers'"),
-                         ({**row, "survivor": None}, "column 'survivor' is missing")):
-        with pytest.raises(ValueError, match=message):
-            table.to_row(bad)
-    credit = TABLES["attribution_credit"]
-    assert credit._fast({"conversion_id": "c", "conversion_time": 1, "profile_id": "p", "model": "m",
-                         "touchpoint_id": "t", "touchpoint_time": 1, "channel": "web",
-                         "credit": True, "computed_at": 2}) is None  # bool is not a number here
-    with pytest.raises(ValueError, match="a row must be a dict"):
-        credit.to_row(["not", "a", "dict"])
-
-
-_ANY_VALUE = st.one_of(
-    st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False),
-    st.text(max_size=8), st.lists(st.text(max_size=4), max_size=3),
-    st.tuples(st.text(max_size=4)), st.dictionaries(st.text(max_size=4), st.one_of(
-        st.none(), st.integers(-10, 10), st.text(max_size=4)), max_size=3),
-    st.just(datetime(2026, 1, 1, tzinfo=timezone.utc)))
-_SMALL = st.one_of(st.none(), st.integers(-10, 10), st.floats(allow_nan=False), st.text(max_size=4),
-                   st.booleans())
-_VALID = {  # what each column kind accepts, in every form it accepts
-    "str": st.text(max_size=8), "str?": st.one_of(st.none(), st.text(max_size=8)),
-    "time": st.one_of(st.integers(0, 2**41), st.datetimes(timezones=st.just(timezone.utc))),
-    "json": st.one_of(st.none(), st.text(max_size=8), st.dictionaries(st.text(max_size=4), _SMALL,
-                                                                      max_size=3)),
-    "map": st.dictionaries(st.one_of(st.text(max_size=4), st.integers(0, 9)), _SMALL, max_size=3),
-    "array": st.one_of(st.lists(st.text(max_size=4), max_size=3), st.tuples(st.text(max_size=4))),
-    "float": st.one_of(st.integers(-2**53, 2**53), st.floats(allow_nan=False)),
-    "int": st.integers(-2**63, 2**63 - 1),
-    "rows": st.lists(st.tuples(st.integers(0, 3), st.text(max_size=4)), max_size=2),
-}
-
-
-@settings(max_examples=400, deadline=None)
-@given(table=st.sampled_from(sorted(TABLES)), data=st.data())
-def test_to_row_is_the_checked_conversion_whatever_the_values(table, data):
-    """For any values, to_row (compiled fast path first) returns what the checked path returns,
-    or raises the same ValueError: mostly valid values of every accepted form, some missing, some
-    of any type."""
-    spec = TABLES[table]
-    row = {}
-    for name, kind in spec.columns:
-        choice = data.draw(st.sampled_from(("valid",) * 8 + ("missing", "any")), label=f"{name}?")
-        if choice != "missing":
-            row[name] = data.draw(_VALID[kind] if choice == "valid" else _ANY_VALUE, label=name)
-    try:
-        expected = spec._checked_row(row)
-    except ValueError as exc:
-        with pytest.raises(ValueError) as raised:
-            spec.to_row(row)
-        assert str(raised.value) == str(exc)
-    else:
-        assert repr(spec.to_row(row)) == repr(expected)  # repr: 1 and 1.0 differ

@@ -1,12 +1,11 @@
 """A candidate trigger: what the moment engine hands to the preferences gate."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from streams.moments.rules import Message, Rule
+from streams.moments.syntax import PLACEHOLDER_RE
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @dataclass
@@ -39,7 +38,7 @@ class Candidate:
 
 
 def _fill(template: dict, values: dict) -> dict:
-    return {k: _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), str(v))
+    return {k: PLACEHOLDER_RE.sub(lambda m: str(values.get(m.group(1), "")), str(v))
             for k, v in template.items()}
 
 

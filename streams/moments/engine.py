@@ -117,9 +117,6 @@ class MomentEngine:
         self.moments.set(pid, state)
         return state
 
-    def add_timer(self, key: str, value: dict) -> None:
-        self.timers.add(key, value)
-
     # -- events ------------------------------------------------------------------------------------
     def on_event(self, tp: dict) -> list[Candidate]:
         """Evaluate the rules for one stitched, on-time event of a known profile."""
@@ -220,9 +217,8 @@ class MomentEngine:
         state = self._profile(pid)
         rid = c.rule.id
         if role == 1:  # a "missing" event: cancels a pending absence it falls inside
-            mis = state.setdefault("mis", {})
-            horizon = t - pattern.within_ms - self.pack.lateness_ms
-            mis[rid] = ([x for x in mis.get(rid, ()) if x[0] >= horizon] + [[t, key]])[-MAX_ENTRIES:]
+            mis, items = self._recent(pid, "mis", c, t, pattern.within_ms)
+            mis[rid] = (items + [[t, key]])[-MAX_ENTRIES:]
             pending = state.get("abs", {}).get(rid, {})
             anchor = pending.get(key)
             if anchor is not None and anchor[0] <= t <= anchor[0] + pattern.within_ms:
@@ -243,7 +239,7 @@ class MomentEngine:
             self.timers.delete(current[2])
         deadline = t + pattern.within_ms
         tkey = _timer_key(deadline, pid, rid, key)
-        self.add_timer(tkey, {"k": "absence", "at": deadline, "p": pid, "r": rid, "s": key,
+        self.timers.add(tkey, {"k": "absence", "at": deadline, "p": pid, "r": rid, "s": key,
                                    "t": t, "e": eid, "b": self._bindings(tp, bound)})
         pending[key] = [t, eid, tkey]
         absences[rid] = pending
@@ -334,7 +330,7 @@ class MomentEngine:
                     if current is not None:
                         self.timers.delete(current[2])
                     new_key = _timer_key(value["at"], survivor, rid, key)
-                    self.add_timer(new_key, {**value, "p": survivor})
+                    self.timers.add(new_key, {**value, "p": survivor})
                     mine[key] = [t, eid, new_key]
                 state["abs"][rid] = mine
             self.moments.delete(pid)
@@ -375,7 +371,7 @@ class MomentEngine:
 
     def _add_deferred_timer(self, value: dict) -> str:
         key = timer_key(value["at"], value["p"], value["r"], value["c"]["trigger_id"][:12])
-        self.add_timer(key, value)
+        self.timers.add(key, value)
         return key
 
     def released(self, key: str, value: dict) -> Candidate | None:

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from streams.moments import syntax
 
 DAY_MS = 86_400_000
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
 _QUIET = re.compile(r"^\s*(\d\d?):(\d\d)\s*-\s*(\d\d?):(\d\d)\s*$")
 
 
@@ -31,8 +30,8 @@ def parse_duration(text: Any) -> int:
 
 
 def _fmt_ms(ms: int) -> str:
-    unit = next((u for u in ("d", "h", "m", "s") if ms and ms % _UNITS[u] == 0), "ms")
-    return f"{ms // _UNITS[unit]}{unit}"
+    unit = next((u for u in ("d", "h", "m", "s") if ms and ms % syntax.UNITS_MS[u] == 0), "ms")
+    return f"{ms // syntax.UNITS_MS[unit]}{unit}"
 
 
 def _zone(name: Any) -> ZoneInfo | None:

@@ -14,17 +14,17 @@ import math
 import re
 from typing import Any, Callable
 
-__all__ = ["PLACEHOLDERS", "parse_distance", "parse_duration"]
+__all__ = ["PLACEHOLDERS", "PLACEHOLDER_RE", "UNITS_MS", "parse_distance", "parse_duration"]
 
 PLACEHOLDERS = ("product_id", "store_id", "code", "rule", "event_id", "profile_id")
 
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DISTANCE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|km)\s*$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _CHANNEL_RE = re.compile(r"^[a-z0-9_-]+$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-_PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")  # as the engine substitutes them; other braces are text
+PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")  # as the engine substitutes them; other braces are text
 # Roots of a field path, and whether they need a sub-key (properties.price, not properties).
 _FIELD_ROOTS = {"type": False, "channel": False, "campaign": False, "publisher": False,
                 "event_id": False, "event_time": False, "profile_id": False,
@@ -51,7 +51,7 @@ def parse_duration(value: Any) -> int:
         return value
     match = _DURATION_RE.match(value) if isinstance(value, str) else None
     if match:
-        return round(float(match[1]) * _UNITS_MS[match[2]])
+        return round(float(match[1]) * UNITS_MS[match[2]])
     raise ValueError(f"{_show(value)} is not a duration (use 500ms, 30s, 5m, 1h, 1d, 2w)")
 
 
@@ -167,7 +167,7 @@ def _payload_value(value: Any, has_code: bool) -> str:
     if value is None or isinstance(value, (list, dict)):
         raise ValueError(f"{_show(value)} is not a payload value (use a text or a number)")
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    for name in _PLACEHOLDER_RE.findall(text):
+    for name in PLACEHOLDER_RE.findall(text):
         if name not in PLACEHOLDERS:
             close = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
             hint = (f"did you mean {{{close[0]}}}?" if close

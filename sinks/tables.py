@@ -182,20 +182,20 @@ class Table:
         types only (`str`, `int`, `float`, `dict`, `list`), inline, no call per column. Returns None
         for anything else, which then takes the checked path (same result or its ValueError).
         A row per touchpoint and more per conversion: this is the sink's hottest Python."""
-        return _compile_fast_row(self.name, self._plan)
+        return _compile_fast_row(self.name, tuple(
+            (name, kind, self.defaults.get(name, _MISSING)) for name, kind in self.columns))
 
 
 def _compile_fast_row(name: str, plan) -> Callable[[Mapping[str, Any]], tuple | None]:
     env: dict[str, Any] = {"_json": to_json_text, "_rows": _rows}
     lines = ["def fast_row(record):", "    get = record.get"]
-    for i, (column, convert, default) in enumerate(plan):
+    for i, (column, kind, default) in enumerate(plan):
         lines.append(f"    v = get({column!r})")
         if default is _MISSING:
             lines.append("    if v is None: return None")
         else:
             env[f"_d{i}"] = default
             lines.append(f"    if v is None: v = _d{i}{'()' if callable(default) else ''}")
-        kind = next(k for k, c in CONVERTERS.items() if c is convert)
         lines.extend("    " + line for line in _FAST_KIND[kind])
         lines.append(f"    c{i} = v")
     lines.append(f"    return ({', '.join(f'c{i}' for i in range(len(plan)))},)")

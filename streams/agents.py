@@ -16,10 +16,9 @@ import orjson
 from streams import metrics
 from streams.config import Topics
 from streams.ingest import ingest_batch
-from streams.moments.feeds import NOT_A_SOURCE, preference_raw
 from streams.outputs import dead_letter_rows, table_rows, topic_messages
 from sinks.writer import SinkError
-from streams.pipeline import SOURCE, Emitted, Pipeline
+from streams.pipeline import SOURCE, Emitted, Pipeline, ingest_preferences
 
 log = logging.getLogger("parcours.agents")
 
@@ -133,8 +132,7 @@ class Shell:
         started = time.perf_counter()
         raws = [(m.value, m.topic, m.partition, m.offset) for m in messages]
         if preferences:
-            good, dead = ingest_batch(raws, source_key=SOURCE, source=NOT_A_SOURCE,
-                                      convert=preference_raw)
+            good, dead = ingest_preferences(raws)
         else:
             good, dead = ingest_batch(raws, source_key=SOURCE)
         records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(good)]

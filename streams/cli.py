@@ -176,7 +176,7 @@ def cmd_attribution(args) -> int:
         print(render(rows, args.format, "channel",
                      title="revenue credited per channel, by model").rstrip("\n"))
         if args.plot:
-            print(f"chart: {chart(client, models, Path(args.plot))}")
+            print(f"chart: {chart(rows, models, Path(args.plot))}")
         return 0
     rows = credit_by(client, args.model, args.by, args.start, args.end, order=args.order)
     if args.pool is not None:

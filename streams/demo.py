@@ -23,7 +23,7 @@ from streams.config import Topics
 from streams.embedded import EmbeddedKafka
 from streams.ingest import normalise
 from streams.pii import hash_identifier
-from streams.report import chart, credit_by, render
+from streams.report import chart, compare, credit_by, render
 from streams.runner import WorkerProcess, count_until
 
 DEMO_START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
@@ -74,7 +74,7 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
 
     client = connect(ch_url)
     _print_landed(console, client, martin)
-    png = chart(client, CHART_MODELS, out_dir / "attribution.png")
+    png = chart(compare(client, CHART_MODELS), CHART_MODELS, out_dir / "attribution.png")
     console.print(f"[bold]chart[/] {png}")
     return 0
 

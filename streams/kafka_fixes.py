@@ -212,10 +212,7 @@ def install_leave_group_fix() -> bool:
     return True
 
 
-FETCH_MAX_WAIT_MS = 20
-
-
-def install_fetch_wait_fix(max_wait_ms: int = FETCH_MAX_WAIT_MS) -> bool:
+def install_fetch_wait_fix(max_wait_ms: int) -> bool:
     """Cap how long Faust's consumer lets the broker hold a fetch; idempotent.
 
     Faust creates its consumer with `fetch_max_wait_ms=1500` (not configurable). With

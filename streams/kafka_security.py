@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -44,7 +45,9 @@ class KafkaSecurity:
     def uses_sasl(self) -> bool:
         return self.protocol.startswith("SASL_")
 
+    @cached_property
     def ssl_context(self) -> ssl.SSLContext | None:
+        """Built once (it reads the CA, certificate and key files); every client shares it."""
         if not self.uses_tls:
             return None
         context = ssl.create_default_context(cafile=self.ca_file)
@@ -58,7 +61,7 @@ class KafkaSecurity:
             return {}
         options: dict = {"security_protocol": self.protocol}
         if self.uses_tls:
-            options["ssl_context"] = self.ssl_context()
+            options["ssl_context"] = self.ssl_context
         if self.uses_sasl:
             options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
                            sasl_plain_password=self.password)
@@ -72,8 +75,8 @@ class KafkaSecurity:
             return None
         if self.uses_sasl:
             return faust.SASLCredentials(username=self.username, password=self.password,
-                                         mechanism=self.mechanism, ssl_context=self.ssl_context())
-        return faust.SSLCredentials(self.ssl_context())
+                                         mechanism=self.mechanism, ssl_context=self.ssl_context)
+        return faust.SSLCredentials(self.ssl_context)
 
 
 def from_env(env: dict) -> KafkaSecurity:
@@ -101,7 +104,7 @@ def from_env(env: dict) -> KafkaSecurity:
     security = KafkaSecurity(protocol, mechanism, username, password, **files)
     if security.uses_tls:
         try:
-            security.ssl_context()
+            security.ssl_context  # noqa: B018 - builds (and caches) it now: a bad file stops here
         except (ssl.SSLError, OSError) as exc:
             raise KafkaSecurityError(f"PARCOURS_KAFKA_CA_FILE / CERT_FILE / KEY_FILE: {exc}") from None
     return security

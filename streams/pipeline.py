@@ -20,7 +20,8 @@ from streams.attribution import AttributionConfig, PathBook
 from streams.identity import IdentityConfig, IdentityGraph
 from streams.moments.loader import load_default
 from streams.moments.rules import RulePack
-from streams.moments.feeds import NOT_A_SOURCE
+from streams.ingest import ingest_batch
+from streams.moments.feeds import NOT_A_SOURCE, preference_raw
 from streams.moments.stage import MomentsStage, References
 from streams.state import BatchState
 from streams.timers import Timers
@@ -28,6 +29,12 @@ from streams.watermark import Watermark
 
 SOURCE = "_src"  # set by ingest on each touchpoint: its input partition (the watermark's source)
 STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers")
+
+
+def ingest_preferences(raws) -> tuple[list[dict], list[dict]]:
+    """`ingest_batch` for preference-centre records: consent touchpoints marked as outside the
+    stream's event time (the worker's preferences topic and `parcours replay --preferences`)."""
+    return ingest_batch(raws, source_key=SOURCE, source=NOT_A_SOURCE, convert=preference_raw)
 
 
 @dataclass
@@ -95,7 +102,6 @@ class Pipeline:
         self.identity = IdentityGraph(self.states["ids"], self.states["profiles"],
                                       identity_config or IdentityConfig())
         rules = rules if rules is not None else load_default()
-        self.lateness_ms = rules.lateness_ms
         self.watermark = Watermark(self.states["timers"], rules.lateness_ms,
                                    [str(i) for i in range(sources)])
         self.timers = Timers(self.states["timers"])
@@ -150,7 +156,7 @@ class Pipeline:
                 "watermark": before,
                 "reason": (f"event time {_iso(t)} is {(before - t) / 1000:.1f} s behind the "
                            f"watermark {_iso(before)} (allowed lateness "
-                           f"{self.lateness_ms / 1000:.0f} s): moment rules skipped"),
+                           f"{self.watermark.lateness_ms / 1000:.0f} s): moment rules skipped"),
             })
         elif self.watermark.value > before:
             self._fire_due(out)

@@ -19,8 +19,7 @@ import orjson
 
 from streams.ingest import ingest_batch
 from streams.outputs import dead_letter_rows, table_rows
-from streams.moments.feeds import NOT_A_SOURCE, preference_raw
-from streams.pipeline import SOURCE, Pipeline
+from streams.pipeline import Pipeline, ingest_preferences
 
 log = logging.getLogger("parcours.replay")
 
@@ -133,8 +132,7 @@ def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result:
     """One batch of lines, as the worker's agents run one batch of messages."""
     result.lines += len(batch)
     if is_preferences:
-        good, dead = ingest_batch(batch, source_key=SOURCE, source=NOT_A_SOURCE,
-                                  convert=preference_raw)
+        good, dead = ingest_preferences(batch)
     else:
         good, dead = ingest_batch(batch)
     result.accepted += len(good)

@@ -158,21 +158,19 @@ def _cell(column: str, value, by: str) -> str:
     return f"{value:,.2f}"
 
 
-def chart(client, models: list[str], path: Path) -> Path:
-    """A grouped bar chart: revenue credited per channel under each model."""
+def chart(rows: list[dict], models: list[str], path: Path) -> Path:
+    """A grouped bar chart of `compare` rows: revenue credited per channel under each model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = compare(client, models)
-    data = {m: {r["channel"]: r[m] for r in rows} for m in models}
     channels = [r["channel"] for r in rows]
     fig, ax = plt.subplots(figsize=(11, 5))
     width = 0.8 / max(1, len(models))
     for i, model in enumerate(models):
         xs = [j + i * width for j in range(len(channels))]
-        ax.bar(xs, [data[model].get(c, 0.0) for c in channels], width, label=model)
+        ax.bar(xs, [r[model] for r in rows], width, label=model)
     ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(channels))])
     ax.set_xticklabels(channels, rotation=30, ha="right")
     ax.set_ylabel("revenue credited")

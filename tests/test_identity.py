@@ -333,8 +333,8 @@ def test_share_strings_restores_sharing_after_a_json_round_trip():
     ids2, profiles2 = json.loads(json.dumps(ids)), json.loads(json.dumps(profiles))
     assert share_strings(ids2, profiles2) == len(profiles2)
     assert ids2 == ids and profiles2 == profiles
-    for pid, rec in profiles2.items():
-        assert list(rec) == list(profiles[pid])  # order kept: the anchor stays first
+    for profile, rec in profiles2.items():
+        assert list(rec) == list(profiles[profile])  # order kept: the anchor stays first
         for key in rec:
             assert next(k for k in ids2 if k == key) is key
-            assert ids2[key] is next(p for p in profiles2 if p == pid)
+            assert ids2[key] is next(p for p in profiles2 if p == profile)

@@ -100,6 +100,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from streams.identity_limits import limited_keys, limits_of, link_conflict, merge_conflict
 from streams.identity_records import Forgotten, Merge, Refusal, Resolution, profile_id_for
 from streams.identity_rules import DEFAULT_MAX_PER_TYPE, DEFAULT_PRIORITY, DEFAULT_UNIQUE_TYPES, IdentityConfig
 from streams.state import TOMBSTONE, BatchState
@@ -147,9 +148,7 @@ class IdentityGraph:
         self._profiles_lookups = self._profiles.lookups()
         self._ranks: dict[str, tuple[int, str]] = {}
         cfg = self._config
-        # type -> (limit, unique) for every limited type; empty when nothing is limited
-        self._limits: dict[str, tuple[int, bool]] = {t: (n, False) for t, n in cfg.max_per_type.items()}
-        self._limits.update((t, (1, True)) for t in cfg.unique_types)
+        self._limits = limits_of(cfg)
         self.repairs = 0  # inconsistencies between the two states found and healed (export as a metric)
 
     @property
@@ -294,8 +293,8 @@ class IdentityGraph:
                         elif not limits:
                             members[pid] = rec
                         else:
-                            incoming = self._limited_keys(rec)
-                            reason = self._merge_conflict(incoming, held) if (members or new) else None
+                            incoming = limited_keys(limits, rec)
+                            reason = merge_conflict(limits, self._rank, incoming, held) if (members or new) else None
                             if reason is None:
                                 members[pid] = rec
                                 for lt, keys in incoming.items():
@@ -314,7 +313,7 @@ class IdentityGraph:
                     continue
             if limits:
                 if members or new:
-                    reason = self._link_conflict(t, key, held)
+                    reason = link_conflict(limits, t, key, held)
                     if reason is not None:
                         refusals.append((key, reason))
                         continue
@@ -339,56 +338,6 @@ class IdentityGraph:
         if len(changed) > 1:
             changed.sort()
         return _new_resolution(Resolution, (profile_id, tuple(merges), refused, tuple(changed)))
-
-    # -- limits ------------------------------------------------------------------------------------
-    def _limited_keys(self, rec_ids: Mapping[str, int]) -> dict[str, list[str]]:
-        """The record's identifiers of limited types, by type (a scan: records under limits are small)."""
-        limits = self._limits
-        out: dict[str, list[str]] = {}
-        for key in rec_ids:
-            t = key[:key.find(":")]
-            if t in limits:
-                bucket = out.get(t)
-                if bucket is None:
-                    out[t] = [key]
-                else:
-                    bucket.append(key)
-        return out
-
-    def _link_conflict(self, t: str, key: str, held: dict[str, set[str]]) -> str | None:
-        limit = self._limits.get(t)
-        if limit is None:
-            return None
-        have = held.get(t)
-        if not have or key in have or len(have) < limit[0]:
-            return None
-        return self._reason(t, limit, have, (key,))
-
-    def _merge_conflict(self, incoming: dict[str, list[str]], held: dict[str, set[str]]) -> str | None:
-        limits = self._limits
-        worst = None
-        for t, keys in incoming.items():
-            limit = limits[t]
-            have = held.get(t, _EMPTY_SET)
-            if len(have) + len(keys) <= limit[0]:
-                continue  # fits even without overlap (the usual case)
-            if len(have) + sum(1 for k in keys if k not in have) > limit[0]:
-                if worst is None or self._rank(t) < self._rank(worst):
-                    worst = t  # report the conflict on the highest-priority type
-        if worst is None:
-            return None
-        return self._reason(worst, limits[worst], held.get(worst, _EMPTY_SET), incoming[worst])
-
-    @staticmethod
-    def _reason(t: str, limit: tuple[int, bool], have: set[str], incoming: Iterable[str]) -> str:
-        n, unique = limit
-        if not unique:
-            return f"max {n} {t} per profile"
-        cut = len(t) + 1
-        extra = sorted(k[cut:] for k in incoming if k not in have)
-        if have and extra:
-            return f"unique type {t!r} already holds {min(have)[cut:]}, not {extra[0]}"
-        return f"unique type {t!r} would hold {len(have) + len(extra)} values"
 
     # -- writes ------------------------------------------------------------------------------------
     def _own(self, pid: str, rec: dict) -> dict:
@@ -550,8 +499,6 @@ class IdentityGraph:
             t, _, v = key.partition(":")
             yield {"type": t, "value": v, "profile_id": profile_id}
 
-
-_EMPTY_SET: frozenset = frozenset()
 
 
 def _anchor_first(record: dict, anchor: str, rank) -> dict:

@@ -118,9 +118,6 @@ __all__ = [
     "profile_id_for",
 ]
 
-
-
-
 _EMPTY: tuple = ()
 _new_resolution = tuple.__new__  # Resolution(pid, (), (), ()) without the generated __new__'s call
 _ANONYMOUS = Resolution(None)
@@ -498,7 +495,6 @@ class IdentityGraph:
         for key, profile_id in sorted(self._ids.items()):
             t, _, v = key.partition(":")
             yield {"type": t, "value": v, "profile_id": profile_id}
-
 
 
 def _anchor_first(record: dict, anchor: str, rank) -> dict:

@@ -91,3 +91,24 @@ def test_clickhouse_ddl_files_are_current_and_parse(tmp_path):
         assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/" in local
         dist = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON"))
         assert f"Distributed('parcours', currentDatabase(), {table}_local, cityHash64(" in dist
+
+
+def test_erasure_deletes_from_the_local_tables_on_a_cluster(tmp_path):
+    """ClickHouse refuses DELETE on a Distributed table: on a cluster, `erase` deletes from the local
+    tables ON CLUSTER, found from each Distributed table's definition; on one node, from the table."""
+    from sinks.clickhouse import connect
+    from sinks.cluster import cluster_statements
+    from sinks.erasure import ERASE_WHERE, delete_target
+
+    statements = cluster_statements("parcours")
+    client = connect(f"chdb://{tmp_path / 'ch'}")
+    for table, where in ERASE_WHERE.items():
+        dist = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON"))
+        as_created = dist.split("ENGINE = ", 1)[1]
+        assert delete_target(table, as_created) == f"{table}_local ON CLUSTER 'parcours'"
+        # system.tables shows the database evaluated and the names quoted
+        as_shown = f"Distributed('parcours', 'analytics', '{table}_local', cityHash64(x))"
+        target = delete_target(table, as_shown)
+        assert target == f"analytics.{table}_local ON CLUSTER 'parcours'"
+        client.query("SELECT formatQuery({q:String})", parameters={"q": f"DELETE FROM {target} WHERE {where}"})
+        assert delete_target(table, "ReplacingMergeTree(version) ORDER BY id") == table

@@ -72,7 +72,8 @@ class _Writers:
 
 
 class _Inserts:
-    """The sink's flushes on one background thread, one at a time."""
+    """The sink's writes and flushes on one background thread, one batch at a time (a full table
+    buffer flushes inside `write`, so both go to the thread)."""
 
     def __init__(self, sink):
         self.sink = sink
@@ -81,9 +82,12 @@ class _Inserts:
 
     def write(self, rows: dict[str, list[dict]]) -> None:
         self.wait()  # the previous batch is in ClickHouse (or its error is raised here)
+        self.pending = self.pool.submit(self._insert, rows)
+
+    def _insert(self, rows: dict[str, list[dict]]) -> None:
         for table, table_rows_ in rows.items():
-            self.sink.write(table, table_rows_)  # converted and checked now, in this thread
-        self.pending = self.pool.submit(self.sink.flush)
+            self.sink.write(table, table_rows_)
+        self.sink.flush()
 
     def wait(self) -> None:
         pending, self.pending = self.pending, None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 import orjson
 
@@ -77,15 +77,20 @@ class Shell:
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             self.idle_sent.discard((msg.topic, msg.partition))
 
-    async def report_idle(self, partitions: list[tuple[int, int | None]]) -> int:
+    async def report_idle(self, partitions: list[tuple[int, int | None]],
+                          started: Mapping[int, int] | None = None) -> int:
         """Tell the journey agent which input partitions are idle. `partitions`: (partition,
-        high-water mark) pairs of this worker's assignment, checked every PARCOURS_IDLE_SECONDS. A
-        partition is idle when all its records have been forwarded to the stitch topic and none
-        came since the previous check; it is reported once, until it sends again."""
+        high-water mark) pairs of this worker's assignment, checked every PARCOURS_IDLE_SECONDS;
+        `started`: the consumer's position per partition, for those this worker has forwarded
+        nothing from yet (a partition an earlier run read to its end). A partition is idle when all
+        its records have been forwarded to the stitch topic and none came since the previous check;
+        it is reported once, until it sends again."""
         idle = []
         for partition, highwater in partitions:
             key = (self.topics.touchpoints, partition)
-            position = self.positions.get(key, 0)
+            position = self.positions.get(key)
+            if position is None:
+                position = started.get(partition, 0) if started else 0
             previous, self.checked[key] = self.checked.get(key), position
             if highwater is None or key in self.idle_sent:
                 continue

@@ -33,12 +33,16 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.owner.lock:  # the batch in progress finishes first
-            await self.owner.commit()
-            for tp in revoked:
-                self.owner.processed.pop(tp, None)
-                self.owner._committed.pop(tp, None)
+            try:
+                await self.owner.commit()
+            finally:
+                self.owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned) -> None:
+        # an assigned partition starts at the group's committed offset: nothing of ours is left to
+        # commit for it (an older offset would move the group back)
+        async with self.owner.lock:
+            self.owner.forget(assigned)
         log.info("ingest assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
@@ -72,6 +76,17 @@ class IngestConsumer:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.consumer.highwater(tp) if self.consumer is not None else None
+
+    async def position(self, tp: TopicPartition) -> int:
+        """The offset of the next record this consumer will hand over (the group's committed
+        offset until the first batch); waits up to a second while the consumer looks it up."""
+        return await asyncio.wait_for(self.consumer.position(tp), 1.0)
+
+    def forget(self, partitions) -> None:
+        """Drop the offsets noted for these partitions (given away, or assigned afresh)."""
+        for tp in partitions:
+            self.processed.pop(tp, None)
+            self._committed.pop(tp, None)
 
     async def commit(self) -> None:
         """Commit what has been fully processed (and not committed yet)."""

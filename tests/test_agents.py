@@ -79,3 +79,21 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     out, size = shell._run(orjson.loads(value))
     assert size == 0 and out.triggers == []
     assert pipeline.watermark.idle == {"0"}
+
+
+def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
+    """After a restart nothing has been forwarded from a partition an earlier run read to its end:
+    the consumer's position (the group's committed offset) shows it is consumed."""
+    topics = Topics()
+    producer = _Producer()
+    shell = Shell(Pipeline(sources=2), None, topics, producer)
+    partitions = [(0, 10), (1, 5)]
+    started = {0: 10, 1: 3}  # partition 1: two records not consumed yet
+    assert asyncio.run(shell.report_idle(partitions, started)) == 0  # first look
+    assert asyncio.run(shell.report_idle(partitions, started)) == 1
+    import orjson
+
+    from streams.agents import CONTROL
+
+    (_topic, _key, value), = producer.records
+    assert orjson.loads(value) == [{CONTROL: "idle", "source": "0"}]

@@ -103,6 +103,34 @@ def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
     assert shop == [("out_of_stock_online_in_store", {"product_id": "suv-z", "store_id": "paris-15"})]
 
 
+def test_a_partition_read_to_its_end_before_a_restart_does_not_hold_the_timers(kafka, tmp_path, ch_url):
+    """Partition 1 was read to its end by the first worker and gets nothing after a restart: the
+    second worker reports it idle, so partition 0 alone moves the watermark past the absence."""
+    kafka.create_topics({TOPICS.touchpoints: 2, TOPICS.stitch: 1})
+    t0 = int(datetime(2026, 11, 18, 10, 0, tzinfo=PARIS).timestamp() * 1000)
+
+    def send(partition, event_id, t, type_, cookie, **props):
+        asyncio.run(_send(kafka.bootstrap, TOPICS.touchpoints, None, {
+            "event_id": event_id, "event_time": t, "type": type_, "channel": "web",
+            "ids": {"cookie": cookie}, "properties": props}, partition=partition))
+
+    url = ch_url()
+    common = dict(app_id="e2e-idle-restart", log_path=tmp_path / "worker.log",
+                  extra_env={"PARCOURS_IDLE_SECONDS": "1"})
+    first = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
+    with first:  # a clean stop: both partitions' offsets committed at their ends
+        send(0, "p1", t0, "price_view", "c-1", product_id="suv-x")
+        send(1, "q1", t0, "page_view", "quiet")
+        _wait(kafka, first, [TOPICS.stitched], 2)
+    second = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
+    with second:
+        # price_seen_then_left: 30 min + 5 min lateness; partition 1 stays at t0
+        send(0, "o2", t0 + 36 * 60_000, "page_view", "other")
+        _wait(kafka, second, ["triggers.display"], 1)
+        display = asyncio.run(_read_topic(kafka.bootstrap, "triggers.display"))
+    assert [orjson.loads(r.value)["event_id"] for r in display] == ["p1"], second.log_tail(40)
+
+
 def _merged_into(client, profile: str) -> set[str]:
     """`profile` and every profile merged into it, directly or through another merge."""
     merges = client.query("SELECT survivor, absorbed FROM identity_events FINAL WHERE kind = 'merge'"
@@ -117,13 +145,13 @@ def _merged_into(client, profile: str) -> set[str]:
     return found
 
 
-async def _send(bootstrap: str, topic: str, key, value: dict) -> None:
+async def _send(bootstrap: str, topic: str, key, value: dict, partition: int | None = None) -> None:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, orjson.dumps(value), key=key)
+        await producer.send_and_wait(topic, orjson.dumps(value), key=key, partition=partition)
     finally:
         await producer.stop()
 

@@ -2,7 +2,6 @@
 components), the invariants every state must keep."""
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 
 from streams.identity import (
@@ -12,14 +11,6 @@ from streams.identity import (
 
 T0 = 1_763_622_900_000  # 2025-11-20T07:15:00Z
 H = 3_600_000
-
-
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def pid(identifier: str) -> str:
-    return profile_id_for(identifier)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from streams import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTING = re.compile(r"\bPARCOURS_[A-Z_]*[A-Z]\b")
-TEST_ONLY = {"PARCOURS_WORKER_LOG_LEVEL", "PARCOURS_TEST_CONTAINERS"}  # harness knobs, not settings
 
 
 def _read_settings() -> set[str]:
@@ -20,7 +19,7 @@ def _read_settings() -> set[str]:
     names: set[str] = set()
     for path in list((ROOT / "streams").rglob("*.py")) + list((ROOT / "sinks").rglob("*.py")):
         names |= set(SETTING.findall(path.read_text()))
-    return names - TEST_ONLY
+    return names
 
 
 def _deploy_files() -> list[Path]:

@@ -1,20 +1,17 @@
 """Preference gate configuration: GateConfig.from_dict, its defaults and errors, parse_duration."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from streams.moments.gate import DAY_MS, GateConfig, Weights, parse_duration
+from streams.moments.loader import DEFAULT_PACK
 from tests.gate_cases import H
-
-PACK = Path(__file__).resolve().parents[1] / "streams" / "moments" / "pack" / "default.yaml"
 
 
 # -- configuration -------------------------------------------------------------------------------
 def test_from_dict_reads_the_default_pack():
-    prefs = yaml.safe_load(PACK.read_text())["preferences"]
+    prefs = yaml.safe_load(DEFAULT_PACK.read_text())["preferences"]
     cfg = GateConfig.from_dict(prefs)
     assert cfg.default_tz == "Europe/Paris" and cfg.quiet_hours == ("21:00", "08:00")
     assert cfg.max_per_day == 3 and cfg.max_per_day_channel == {"push": 1, "sms": 1, "email": 2}

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.moments.gate import DAY_MS
+from streams.moments.gate import DAY_MS, MAX_ENGAGEMENTS, MAX_RECORDS
 from tests.gate_cases import H, T0, cand, consent, ev, gate, ms, reason
 
 
@@ -43,14 +43,14 @@ def test_engagement_is_bounded_per_channel():
     for i in range(60):
         g.observe(ev("push_open", T0 + i * 1000, channel=""))  # channel falls back to push
     times = state.get("p1")["e"]["push"]
-    assert len(times) == 20 and times == sorted(times) and times[-1] == T0 + 59_000
+    assert len(times) == MAX_ENGAGEMENTS and times == sorted(times) and times[-1] == T0 + 59_000
 
 
 def test_sent_records_are_bounded_and_pruned():
     state, g = gate(max_per_day=1000, max_per_day_channel={})
     for i in range(80):
         g.decide(cand(T0 + i * 60_000, f"t{i}"))
-    assert len(state.get("p1")["s"]) == 50
+    assert len(state.get("p1")["s"]) == MAX_RECORDS
     g.decide(cand(T0 + 10 * DAY_MS, "late", cooldown_ms=3 * DAY_MS))
     g.decide(cand(T0 + 12 * DAY_MS, "later"))
     assert [r[4] for r in state.get("p1")["s"]] == ["late", "later"]  # late kept for its cooldown
@@ -127,5 +127,5 @@ def test_state_stays_json_and_bounded(ops):
     value = state.get("p1")
     if value is not None:
         assert json.loads(json.dumps(value)) == value
-        assert len(value.get("s", ())) <= 50
-        assert all(len(v) <= 20 for v in value.get("e", {}).values())
+        assert len(value.get("s", ())) <= MAX_RECORDS
+        assert all(len(v) <= MAX_ENGAGEMENTS for v in value.get("e", {}).values())

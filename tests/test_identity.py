@@ -16,7 +16,9 @@ from streams.identity import (
     Refusal,
     Resolution,
 )
-from tests.identity_model import H, T0, check_invariants, pid, run, sha
+from streams.identity import profile_id_for as pid
+from streams.pii import sha256_hex as sha
+from tests.identity_model import H, T0, check_invariants, run
 
 
 # ------------------------------------------------------------------------------------------------

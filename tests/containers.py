@@ -5,7 +5,7 @@ default everywhere else (this machine and CI have no Docker engine).
 """
 from __future__ import annotations
 
-import asyncio
+from streams.topic_admin import create_topics
 
 
 class ContainerKafka:
@@ -28,14 +28,4 @@ class ContainerKafka:
         self._container.stop()
 
     def create_topics(self, topics: dict[str, int]) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        async def create():
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-            await admin.start()
-            try:
-                await admin.create_topics([NewTopic(name, n, 1) for name, n in topics.items()])
-            finally:
-                await admin.close()
-
-        asyncio.run(create())
+        create_topics(self.bootstrap, topics)

@@ -30,7 +30,7 @@ from streams.moments.syntax import (_ID_RE, _OP_CHECKS, PLACEHOLDERS, _boolean, 
                                     _holdout, _one_of, _payload_value, _positive, _rule_id, _scalar,
                                     _scalars, _suggest, _text, _version, _whole, parse_distance,
                                     parse_duration)
-from streams.moments.yaml_reader import NodeReader, RuleError, RulePackError, compose, describe
+from streams.moments.yaml_reader import NodeReader, RuleError, RulePackError, compose
 
 __all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_main", "load_default",
            "load_pack", "load_pack_text", "parse_distance", "parse_duration"]
@@ -113,14 +113,9 @@ class _Builder(NodeReader):
         return prefs
 
     def rules(self, node: yaml.Node | None) -> tuple[R.Rule, ...]:
-        if node is None:
-            return ()
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
-            self.error(node, "rules", f"expected a non-empty list of rules, not {describe(node)}")
-            return ()
         first: dict[str, int] = {}
         built = []
-        for i, rule_node in enumerate(node.value):
+        for i, rule_node in enumerate(self.sequence(node, "rules", "list of rules")):
             path = f"rules[{_rule_label(rule_node, i)}]"
             entries = self.mapping(rule_node, path, _RULE_KEYS, required=("id", "when", "action"))
             if entries is None:
@@ -272,14 +267,9 @@ class _Builder(NodeReader):
             messages=self.messages(entries.get("messages"), f"{path}.messages", code is not None))
 
     def messages(self, node: yaml.Node | None, path: str, has_code: bool) -> tuple[R.Message, ...]:
-        if node is None:
-            return ()
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
-            self.error(node, path, f"expected a non-empty list of messages, not {describe(node)}")
-            return ()
         first: dict[str, int] = {}
         built = []
-        for i, msg_node in enumerate(node.value):
+        for i, msg_node in enumerate(self.sequence(node, path, "list of messages")):
             entries = self.mapping(msg_node, f"{path}[{i}]", ("id", "channels", "payload"),
                                    required=("id", "channels")) or {}
             msg_id = self.get(entries, "id", f"{path}[{i}]", lambda v: _text(str(_scalar(v))))

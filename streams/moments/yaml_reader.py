@@ -104,15 +104,20 @@ class NodeReader:
             self.error(node, path, f"missing {listed}")
         return entries
 
+    def sequence(self, node: yaml.Node | None, path: str, what: str = "list") -> list[yaml.Node]:
+        """The item nodes of a non-empty list; none (and an error) for anything else."""
+        if node is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.error(node, path, f"expected a non-empty {what}, not {describe(node)}")
+            return []
+        return node.value
+
     def items(self, node: yaml.Node | None, path: str, check: Callable[[Any], Any],
               what: str = "list") -> tuple:
         """A non-empty list, each item passed through `check`."""
-        if node is None:
-            return ()
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
-            self.error(node, path, f"expected a non-empty {what}, not {describe(node)}")
-            return ()
-        return tuple(self.value(item, f"{path}[{i}]", check) for i, item in enumerate(node.value))
+        return tuple(self.value(item, f"{path}[{i}]", check)
+                     for i, item in enumerate(self.sequence(node, path, what)))
 
     def get(self, entries: dict, key: str, path: str, check: Callable[[Any], Any], default=None):
         return self.value(entries[key], f"{path}.{key}", check) if key in entries else default

@@ -282,6 +282,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 ]
 
 
+def single_node_sql() -> str:
+    """Every migration as one SQL script (`parcours ddl`), the bookkeeping table first."""
+    statements = [SCHEMA_MIGRATIONS_DDL] + [s for _, _, group in MIGRATIONS for s in group]
+    return "\n\n".join(s.strip() + ";" for s in statements) + "\n"
+
+
 def check_migrations(migrations: list[tuple[int, str, list[str]]]) -> None:
     """Versions must be positive and strictly increasing; every migration must do something."""
     previous = 0

@@ -230,8 +230,8 @@ class ClickHouseTableWriter(BatchingWriter):
         super().__init__(self.table.name, **options)
         self.client = client
         self._column_names = list(self.table.column_names)
-        self._time_positions = tuple(i for i, (_, kind) in enumerate(self.table.columns) if kind == "time")
-        self._wire = _wire_row(len(self.table.columns), self._time_positions)
+        times = tuple(i for i, (_, kind) in enumerate(self.table.columns) if kind == "time")
+        self._wire = _wire_row(len(self.table.columns), times)
         positions = self.table.token_positions
         self._token_positions = None if len(positions) == len(self.table.columns) else positions
 

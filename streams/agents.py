@@ -73,9 +73,9 @@ class Shell:
         self.max_retry_delay = 30.0
 
     def _note_positions(self, messages) -> None:
-        for msg in messages:
-            self.positions[(msg.topic, msg.partition)] = msg.offset + 1
-            self.idle_sent.discard((msg.topic, msg.partition))
+        last = {(msg.topic, msg.partition): msg.offset + 1 for msg in messages}
+        self.positions.update(last)
+        self.idle_sent.difference_update(last)
 
     async def report_idle(self, partitions: list[tuple[int, int | None]],
                           started: Mapping[int, int] | None = None) -> int:

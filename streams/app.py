@@ -37,7 +37,6 @@ from streams import gc_tuning, metrics
 log = logging.getLogger("parcours.app")
 
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
-AIOKAFKA_FETCH_MAX_WAIT_MS = 500  # aiokafka's default: the ingest consumer's with PARCOURS_FETCH_MAX_WAIT_MS=0
 JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
 JOURNEY_WITHIN_S = 0.05  # a journey batch waits at most this long for more stitch messages
 TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths",
@@ -100,8 +99,7 @@ class _TableStore:
 def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:
     install_faust_recovery_fix()
     install_leave_group_fix()
-    if settings.fetch_max_wait_ms:
-        install_fetch_wait_fix(settings.fetch_max_wait_ms)
+    install_fetch_wait_fix(settings.fetch_max_wait_ms)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
     app = faust.App(
@@ -181,7 +179,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     ingest = IngestConsumer(settings.kafka_bootstrap, [topics.touchpoints, topics.preferences],
                             f"{settings.app_id}-ingest", ingest_records,
                             max_records=settings.batch_size, max_wait_s=settings.batch_seconds,
-                            fetch_max_wait_ms=settings.fetch_max_wait_ms or AIOKAFKA_FETCH_MAX_WAIT_MS,
+                            fetch_max_wait_ms=settings.fetch_max_wait_ms,
                             session_timeout_s=settings.session_timeout,
                             client_options=settings.kafka_options)
 

@@ -272,13 +272,9 @@ def cmd_publish(args) -> int:
 def cmd_ddl(args) -> int:
     """The ClickHouse DDL: the single-node migrations, or their cluster form."""
     from sinks.cluster import cluster_sql
-    from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
+    from sinks.migrations import single_node_sql
 
-    if args.cluster:
-        print(cluster_sql(args.cluster), end="")
-    else:
-        statements = [SCHEMA_MIGRATIONS_DDL] + [s for _, _, group in MIGRATIONS for s in group]
-        print("\n\n".join(s.strip() + ";" for s in statements))
+    print(cluster_sql(args.cluster) if args.cluster else single_node_sql(), end="")
     return 0
 
 

@@ -17,9 +17,8 @@ _EMPTY_SET: frozenset = frozenset()
 
 def limits_of(config: IdentityConfig) -> dict[str, tuple[int, bool]]:
     """type -> (limit, unique) for every limited type of `config`."""
-    limits = {t: (n, False) for t, n in config.max_per_type.items()}
-    limits.update((t, (1, True)) for t in config.unique_types)
-    return limits
+    return {t: (config.limit(t), t in config.unique_types)
+            for t in (*config.max_per_type, *config.unique_types)}
 
 
 def limited_keys(limits: Limits, rec_ids: Mapping[str, int]) -> dict[str, list[str]]:

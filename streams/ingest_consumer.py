@@ -50,7 +50,7 @@ class IngestConsumer:
     """Consume `topics` in group `group_id`; hand each fetched batch to `handle`, per topic."""
 
     def __init__(self, bootstrap: str, topics: list[str], group_id: str, handle: Handler, *,
-                 max_records: int = 2000, max_wait_s: float = 0.5, fetch_max_wait_ms: int = 100,
+                 max_records: int = 2000, max_wait_s: float = 0.5, fetch_max_wait_ms: int = 0,
                  session_timeout_s: float = 10.0, commit_interval: float = 1.0,
                  client_options: dict | None = None):
         self.topics = topics
@@ -66,9 +66,11 @@ class IngestConsumer:
         self._options = dict(
             bootstrap_servers=bootstrap, group_id=group_id, client_id=group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=fetch_max_wait_ms, max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 6),
             rebalance_timeout_ms=session_ms, metadata_max_age_ms=30_000, **(client_options or {}))
+        if fetch_max_wait_ms:  # 0: aiokafka's own (500 ms)
+            self._options["fetch_max_wait_ms"] = fetch_max_wait_ms
         self.consumer: AIOKafkaConsumer | None = None  # created in the worker's event loop
 
     def assignment(self) -> set[TopicPartition]:

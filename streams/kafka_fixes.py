@@ -212,8 +212,12 @@ def install_leave_group_fix() -> bool:
     return True
 
 
+_fetch_max_wait_ms = 0  # the cap for Faust consumers created from now on; 0: Faust's own 1,500
+
+
 def install_fetch_wait_fix(max_wait_ms: int) -> bool:
-    """Cap how long Faust's consumer lets the broker hold a fetch; idempotent.
+    """Cap how long Faust's consumer lets the broker hold a fetch (0: no cap). The class is patched
+    once; each call sets the cap for the consumers created after it.
 
     Faust creates its consumer with `fetch_max_wait_ms=1500` (not configurable). With
     `fetch_min_bytes=1` a Kafka broker answers a fetch as soon as one record is there, so the wait
@@ -232,13 +236,16 @@ def install_fetch_wait_fix(max_wait_ms: int) -> bool:
     """
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+    global _fetch_max_wait_ms
+    _fetch_max_wait_ms = max_wait_ms
     current = AIOKafkaConsumerThread._create_worker_consumer
     if getattr(current, _PATCH_MARKER, False):
         return False
 
     def _create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = current(self, transport)
-        consumer._fetch_max_wait_ms = max_wait_ms  # read by the Fetcher created in start()
+        if _fetch_max_wait_ms:
+            consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # read by the Fetcher created in start()
         return consumer
 
     setattr(_create_worker_consumer, _PATCH_MARKER, True)

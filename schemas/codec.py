@@ -59,10 +59,11 @@ class DecodeError(Exception):
 
     `kind` is the stage that refused it: "decode" (bytes do not parse: bad JSON, truncated Avro),
     "format" (unknown wire format or schema id), "validation" (parsed, but breaks the contract),
-    "oversized" (larger than the limit, not parsed). `reason` is one readable line.
+    "oversized" (larger than the limit, not parsed), "clock" (event time further ahead of ingest's
+    clock than the tolerance: streams.ingest_clock). `reason` is one readable line.
     """
 
-    KINDS = frozenset({"decode", "format", "validation", "oversized"})
+    KINDS = frozenset({"decode", "format", "validation", "oversized", "clock"})
 
     def __init__(self, kind: str, reason: str) -> None:
         if kind not in self.KINDS:

@@ -5,12 +5,14 @@ the CLI prints it and exits 2 instead of showing a traceback.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from streams import kafka_security
+from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS
 from streams.kafka_security import KafkaSecurity
 
 DEFAULT_DATA_DIR = ".parcours"
@@ -54,6 +56,7 @@ class Settings:
     session_timeout: float = 10.0
     fetch_max_wait_ms: int = 20  # how long the broker may hold a fetch (0: the clients' defaults)
     idle_seconds: float = 5.0  # an input partition fully consumed this long stops holding the watermark
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS  # ingest refuses events further ahead of its clock
     rules_file: str | None = None  # the moment rule pack (default: the pack shipped with parcours)
     lookback_days: float = 30.0  # attribution lookback (and inactivity that closes a journey)
     lookback_by_type: tuple = ()  # ((conversion type, days), ...)
@@ -154,6 +157,7 @@ def load(env: dict | None = None, **overrides) -> Settings:
         rules_file=env.get("PARCOURS_RULES") or None,
         idle_seconds=_float(env, "PARCOURS_IDLE_SECONDS", 5.0) or 5.0,
         fetch_max_wait_ms=_int(env, "PARCOURS_FETCH_MAX_WAIT_MS", 20),
+        max_future_ms=_max_future_ms(env.get("PARCOURS_MAX_FUTURE_SECONDS")),
     )
     lookback, by_type = _lookback(env.get("PARCOURS_LOOKBACK_DAYS"))
     ends = _float(env, "PARCOURS_POSITION_ENDS", 0.4)
@@ -192,6 +196,20 @@ def _lookback(raw: str | None) -> tuple[float, tuple]:
         else:
             default = days
     return default, tuple(by_type)
+
+
+def _max_future_ms(raw: str | None) -> int:
+    """`PARCOURS_MAX_FUTURE_SECONDS`: how far ahead of ingest's clock an event time may be."""
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_FUTURE_MS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"PARCOURS_MAX_FUTURE_SECONDS={raw!r}: expected seconds, 0 or more "
+                          f"(e.g. 300 for 5 minutes)")
+    return round(seconds * 1000)
 
 
 def _orders(raw: str | None) -> tuple:

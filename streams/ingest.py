@@ -8,7 +8,8 @@ The normalised touchpoint (docs/internals.md) is:
 
     event_id    str, as received (non-blank)
     event_time  int epoch milliseconds UTC, from epoch ms or ISO 8601 with an offset or "Z",
-                within years 2000-2100 (catches seconds sent as milliseconds)
+                within years 2000-2100 (catches seconds sent as milliseconds); `ingest_batch` also
+                refuses one more than `max_future_ms` ahead of the clock (streams.ingest_clock)
     type        str, stripped and lower-cased
     channel     str, stripped and lower-cased; derived (streams.channels) when missing or blank
     campaign    str or None: the event's, else utm_campaign of context.url
@@ -39,6 +40,7 @@ from typing import Any, Iterable
 
 from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, decode, validate_touchpoint
 from streams.channels import campaign_params, derive_channel, referrer_host
+from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS, ahead_reason
 from streams.pii import HASHED_TYPES, hash_identifier, redact_emails
 
 __all__ = [
@@ -299,7 +301,7 @@ def _as_bytes(raw: Any) -> bytes:
 
 def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]], *,
                  max_bytes: int = DEFAULT_MAX_BYTES,
-                 now_ms: int | None = None,
+                 now_ms: int | None = None, max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
                  source_key: str | None = None, source=None,
                  convert=None) -> tuple[list[dict], list[dict]]:
     """(raw bytes, topic, partition, offset) records -> (normalised touchpoints, dead letters).
@@ -307,7 +309,9 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
     Never raises: a record ingest cannot accept becomes a dead letter, and an unexpected exception
     becomes a dead letter with error "internal". Every input yields exactly one output; order is
     kept within each list. Duplicate event_ids are kept (the pipeline deduplicates). `now_ms` is
-    the `received_at` of the batch's dead letters (default: the clock, read once per batch).
+    the batch's clock (default: the wall clock, read once per batch): the `received_at` of its dead
+    letters, and an event more than `max_future_ms` ahead of it is refused with error "clock"
+    (streams.ingest_clock: one record dated 2099 would otherwise carry the watermark to 2099).
     With `source_key`, each touchpoint also carries its input partition (or `source`, when given)
     under that key (the pipeline's watermark is per partition; it removes the key). `convert`
     turns each raw record into the raw touchpoint it stands for first (preference records); it
@@ -315,7 +319,7 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
     """
     normalised: list[dict] = []
     dead: list[dict] = []
-    received_at = now_ms
+    now = _now_ms() if now_ms is None else now_ms
     for item in raws:
         raw = b""
         topic = partition = offset = None
@@ -324,17 +328,17 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
             raw = _as_bytes(value)
             tp = normalise(decode(raw if convert is None else convert(raw), max_bytes=max_bytes),
                            validated=True)
+            if tp["event_time"] - now > max_future_ms:
+                raise InvalidTouchpoint("clock", ahead_reason(tp["event_time"], now, max_future_ms))
             if source_key is not None:
                 tp[source_key] = partition if source is None else source
             normalised.append(tp)
         except Exception as exc:  # noqa: BLE001 - the contract is "never raise"
-            if received_at is None:
-                received_at = _now_ms()
             try:
                 dead.append(dead_letter(raw, exc, topic=topic, partition=partition,
-                                        offset=offset, now_ms=received_at))
+                                        offset=offset, now_ms=now))
             except Exception as inner:  # noqa: BLE001 - e.g. an exception whose str() fails
                 dead.append(dead_letter(raw, RuntimeError(type(inner).__name__),
                                         topic=topic, partition=partition, offset=offset,
-                                        now_ms=received_at))
+                                        now_ms=now))
     return normalised, dead

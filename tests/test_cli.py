@@ -51,9 +51,11 @@ def test_bad_kafka_url_is_one_line(tmp_path, url, fragment):
     one_line_error(run("worker", env=env, timeout=60), fragment)
 
 
-def test_bad_numbers_in_settings_are_one_line(tmp_path):
-    env = {"PARCOURS_METRICS_PORT": "ninety", "PARCOURS_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}"}
-    one_line_error(run("worker", env=env), "PARCOURS_METRICS_PORT")
+@pytest.mark.parametrize("name, value", [("PARCOURS_METRICS_PORT", "ninety"),
+                                         ("PARCOURS_MAX_FUTURE_SECONDS", "5m")])
+def test_bad_numbers_in_settings_are_one_line(tmp_path, name, value):
+    env = {name: value, "PARCOURS_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}"}
+    one_line_error(run("worker", env=env), name)
 
 
 def test_missing_replay_file_is_one_line(tmp_path):

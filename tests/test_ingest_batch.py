@@ -10,17 +10,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, encode_avro
-from streams import ingest, pii
+from streams import config, ingest, pii
 from streams.ingest import (
     DEAD_LETTER_OVERSIZED_KEEP,
     dead_letter,
     decode_and_normalise,
     ingest_batch,
 )
+from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS, readable_duration
 from tests.ingest_cases import EXPECTED_EXAMPLE
 from tests.test_codec import EXAMPLE, variant
 
-NOW = 1_795_200_000_000
+NOW = 1_795_200_000_000  # 2026-11-20T18:40:00Z
+
+
+def at(event_time: int | str) -> bytes:
+    """The design example as JSON bytes, at `event_time` (epoch ms or ISO 8601)."""
+    return orjson.dumps(variant(event_time=event_time))
 
 
 # --- dead letters --------------------------------------------------------------------------------
@@ -104,6 +110,82 @@ def test_ingest_batch_accepts_any_iterable_and_empty_input():
     assert good == [EXPECTED_EXAMPLE] and dead == []
 
 
+# --- event times ahead of the clock ---------------------------------------------------------------
+
+def test_an_event_far_ahead_of_the_clock_is_dead_lettered_with_how_far():
+    raw = at("2099-03-01T00:00:00Z")  # NOW is 2026-11-20T18:40:00Z
+    good, dead = ingest_batch([(raw, "touchpoints", 2, 40)], now_ms=NOW)
+    assert good == []
+    assert dead == [{"reason": "event_time 2099-03-01T00:00:00Z is 26,399 days ahead of the clock "
+                               "(PARCOURS_MAX_FUTURE_SECONDS=300)",
+                     "error": "clock", "topic": "touchpoints", "partition": 2, "offset": 40,
+                     "original": base64.b64encode(raw).decode(), "received_at": NOW}]
+
+
+def test_the_tolerance_is_inclusive_and_applies_to_every_wire_form():
+    raws = [(at(NOW + DEFAULT_MAX_FUTURE_MS), "t", 0, 0),           # exactly the tolerance: kept
+            (at(NOW + DEFAULT_MAX_FUTURE_MS + 1), "t", 0, 1),       # one millisecond more: refused
+            (encode_avro("touchpoint", variant(event_time=NOW + 3_600_000)), "t", 0, 2)]
+    good, dead = ingest_batch(raws, now_ms=NOW)  # the default tolerance
+    assert [tp["event_time"] for tp in good] == [NOW + DEFAULT_MAX_FUTURE_MS]
+    assert [(d["offset"], d["reason"]) for d in dead] == [
+        (1, "event_time 2026-11-20T18:45:00.001Z is 5 minutes 1 second ahead of the clock "
+            "(PARCOURS_MAX_FUTURE_SECONDS=300)"),
+        (2, "event_time 2026-11-20T19:40:00Z is 1 hour ahead of the clock "
+            "(PARCOURS_MAX_FUTURE_SECONDS=300)")]
+
+
+def test_the_tolerance_is_a_parameter():
+    raws = [(at(NOW + 29_000), "t", 0, 0), (at(NOW + 31_000), "t", 0, 1), (at(NOW + 1), "t", 0, 2)]
+    good, dead = ingest_batch(raws, now_ms=NOW, max_future_ms=30_000)
+    assert [tp["event_time"] for tp in good] == [NOW + 29_000, NOW + 1]
+    assert dead[0]["reason"].endswith("is 31 seconds ahead of the clock (PARCOURS_MAX_FUTURE_SECONDS=30)")
+    _, dead = ingest_batch(raws, now_ms=NOW, max_future_ms=0)
+    assert [d["offset"] for d in dead] == [0, 1, 2]
+
+
+def test_historical_events_are_accepted_whatever_their_age():
+    raws = [(at("2000-01-01T00:00:00Z"), "t", 0, 0), (at("2026-11-20T08:15:00+01:00"), "t", 0, 1),
+            (at(NOW), "t", 0, 2)]
+    good, dead = ingest_batch(raws, now_ms=NOW, max_future_ms=0)
+    assert dead == [] and [tp["event_time"] for tp in good] == [946_684_800_000, 1_795_158_900_000, NOW]
+
+
+def test_without_now_the_wall_clock_is_read_once_per_batch(monkeypatch):
+    reads = []
+    monkeypatch.setattr(ingest, "_now_ms", lambda: reads.append(NOW) or NOW)
+    good, dead = ingest_batch([(at(NOW - 1), "t", 0, 0), (at(NOW + 3_600_000), "t", 0, 1),
+                               (at(NOW + 7_200_000), "t", 0, 2)])
+    assert reads == [NOW] and len(good) == 1
+    assert [(d["error"], d["received_at"]) for d in dead] == [("clock", NOW), ("clock", NOW)]
+
+
+@pytest.mark.parametrize("ms, text", [
+    (1, "1 second"), (40_000, "40 seconds"), (59_999, "1 minute"), (90_000, "1 minute 30 seconds"),
+    (300_001, "5 minutes 1 second"), (630_500, "11 minutes"), (11_520_000, "3 hours 12 minutes"),
+    (190_800_001, "2 days 6 hours"), (2_308_521_600_005, "26,720 days"),
+])
+def test_durations_read_in_their_largest_units_rounded_up(ms, text):
+    assert readable_duration(ms) == text
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, 300_000), ("", 300_000), ("30", 30_000), ("0.5", 500), ("0", 0), (" 3600 ", 3_600_000),
+])
+def test_the_max_future_setting_in_seconds_defaults_to_5_minutes(value, expected):
+    env = {} if value is None else {"PARCOURS_MAX_FUTURE_SECONDS": value}
+    assert config.load(env).max_future_ms == expected
+    assert config.Settings("kafka://k:9092", "chdb:///x", ".").max_future_ms == 300_000
+
+
+@pytest.mark.parametrize("value", ["5m", "-1", "nan", "inf", "300 s"])
+def test_a_bad_max_future_setting_is_one_line_naming_it(value):
+    with pytest.raises(config.ConfigError) as info:
+        config.load({"PARCOURS_MAX_FUTURE_SECONDS": value})
+    assert str(info.value) == (f"PARCOURS_MAX_FUTURE_SECONDS={value!r}: expected seconds, 0 or more "
+                               "(e.g. 300 for 5 minutes)")
+
+
 near_json = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**64 - 1),
               st.floats(allow_nan=False), st.text()),
@@ -145,7 +227,7 @@ def test_ingest_batch_never_raises_and_accounts_for_every_record(raws):
         assert list(tp) == list(EXPECTED_EXAMPLE)  # exactly the normalised shape
         assert isinstance(tp["event_time"], int) and isinstance(tp["channel"], str) and tp["channel"]
     for d in dead:
-        assert d["error"] in {"decode", "format", "validation", "oversized"}, d["reason"]
+        assert d["error"] in {"decode", "format", "validation", "oversized", "clock"}, d["reason"]
         assert d["reason"] and "\n" not in d["reason"]
         assert base64.b64decode(d["original"]) == raws[d["offset"]]
 

@@ -253,19 +253,23 @@ async def _follow_inventory(bootstrap: str, topic: str, inventory, loaded: async
 
     from streams.kafka_fixes import true_end_offsets
     from streams.moments.feeds import apply_inventory
+    from streams.unreadable_batches import getmany_readable, install, is_unreadable
 
     # no group: every partition, from the start (auto_offset_reset) at every start of the worker
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 metadata_max_age_ms=5000, **(options or {}))
+    install()
     await consumer.start()
     applied = bad = 0
     ends = None
     try:
         while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
+            for records in (await getmany_readable(consumer, timeout_ms=200)).values():
                 for record in records:
-                    if apply_inventory(inventory, record.key, record.value):
+                    if is_unreadable(record):  # logged and counted where it was found
+                        bad += 1
+                    elif apply_inventory(inventory, record.key, record.value):
                         applied += 1
                     else:
                         bad += 1

@@ -296,6 +296,8 @@ def _as_bytes(raw: Any) -> bytes:
         return bytes(raw)
     if isinstance(raw, str):
         return raw.encode("utf-8", "surrogatepass")
+    if isinstance(raw, DecodeError):  # what the consumer could not read (an unreadable batch)
+        raise raw
     raise TypeError(f"record value has type {type(raw).__name__}, expected bytes")
 
 

@@ -11,6 +11,10 @@ records and dead letters were acknowledged by the broker (and its dead-letter ro
 once per `commit_interval` and always before a partition is given away in a rebalance (the listener
 waits for the batch in progress). Consumer group: `<app id>-ingest`, separate from Faust's own group
 (which carries Faust's assignor protocol and the stateful journey agent's partitions).
+
+A record batch that cannot be read (its codec's library missing, corrupt) arrives as one record at
+the batch's last offset whose value is an `UnreadableBatch` (streams/unreadable_batches.py): the
+handler dead-letters it like any bad record, and the records after it keep flowing.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+
+from streams import unreadable_batches
 
 log = logging.getLogger("parcours.ingest")
 
@@ -72,6 +78,7 @@ class IngestConsumer:
         if fetch_max_wait_ms:  # 0: aiokafka's own (500 ms)
             self._options["fetch_max_wait_ms"] = fetch_max_wait_ms
         self.consumer: AIOKafkaConsumer | None = None  # created in the worker's event loop
+        unreadable_batches.install()  # process-wide: Faust's consumer then names what it cannot read
 
     def assignment(self) -> set[TopicPartition]:
         return self.consumer.assignment() if self.consumer is not None else set()
@@ -107,8 +114,8 @@ class IngestConsumer:
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         try:
             while True:
-                batches = await self.consumer.getmany(timeout_ms=self.max_wait_ms,
-                                                      max_records=self.max_records)
+                batches = await unreadable_batches.getmany_readable(
+                    self.consumer, timeout_ms=self.max_wait_ms, max_records=self.max_records)
                 async with self.lock:
                     if batches:
                         await self._process(batches)

@@ -17,6 +17,9 @@ PHASE_SECONDS = Histogram("parcours_phase_seconds", "Time spent in each phase of
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 BATCH_SIZE = Histogram("parcours_batch_size", "Records per batch, by stage", ["stage"],
                        buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000))
+UNREADABLE_BATCHES = Counter("parcours_unreadable_batches",
+                             "Record batches a consumer could not read (codec library missing, corrupt)",
+                             ["topic", "partition"])
 SINK_ROWS = Counter("parcours_sink_rows", "Rows written to ClickHouse, by table", ["table"])
 SINK_ERRORS = Counter("parcours_sink_errors", "Failed ClickHouse writes, by table", ["table"])
 SINK_STALLS = Counter("parcours_sink_stalls", "Batches held because ClickHouse refused writes")

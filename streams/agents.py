@@ -16,9 +16,10 @@ import orjson
 from streams import metrics
 from streams.config import Topics
 from streams.ingest import ingest_batch
+from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS
 from streams.outputs import dead_letter_rows, table_rows, topic_messages
 from sinks.writer import SinkError
-from streams.pipeline import SOURCE, Emitted, Pipeline, ingest_preferences
+from streams.pipeline import OFFSET, SOURCE, Emitted, Pipeline, ingest_preferences
 
 log = logging.getLogger("parcours.agents")
 
@@ -60,14 +61,24 @@ class Shell:
     """State the agents share: the pipeline, the sink, where outputs go, progress for lag."""
 
     def __init__(self, pipeline: Pipeline, sink, topics: Topics, producer,
-                 changelog: Callable[[], list] = list):
+                 changelog: Callable[[], list[list]] = list,
+                 max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
         self.pipeline = pipeline
+        self.max_future_ms = max_future_ms  # ingest refuses events further ahead of its clock
         self.sink = sink
         self.topics = topics
         self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
-        self.changelog = changelog  # state changes flushed by the pipeline, as changelog records
+        # state changes flushed by the pipeline, as changelog records in phases sent one after
+        # the other: the last holds the input positions, so they never run ahead of the state
+        self.changelog = changelog
         self.positions: dict[tuple[str, int], int] = {}
         self.idle_sent: set[tuple[str, int]] = set()
+        # input partitions this worker told the journey hold the frontier (resumed, or forwarded
+        # from) since it started or reported them idle; `inputs` lists this worker's input
+        # partitions with their high-water marks (None: not known yet)
+        self.holding: set[tuple[str, int]] = set()
+        self.inputs: Callable[[], list[tuple[int, int | None]]] = list
+        self.skipped = 0  # stitch messages read again after a restart, applied before
         self.checked: dict[tuple[str, int], int] = {}  # position at the previous idle check
         self.retry_delay = 1.0
         self.max_retry_delay = 30.0
@@ -76,6 +87,28 @@ class Shell:
         last = {(msg.topic, msg.partition): msg.offset + 1 for msg in messages}
         self.positions.update(last)
         self.idle_sent.difference_update(last)
+
+    def _resumes(self, messages) -> list[dict]:
+        """Control records telling the journey that input partitions it may hold as idle have
+        records again, sent before this batch: a partition reported idle (or any, after a start,
+        since the journey's idle set outlives this process) whose high-water mark moved is held
+        again before newer records of other partitions can overtake its own."""
+        topic = self.topics.touchpoints
+        in_batch = {msg.partition for msg in messages}
+        resumes = []
+        for partition, highwater in self.inputs():
+            key = (topic, partition)
+            if key in self.holding:
+                continue
+            position = self.positions.get(key)
+            if partition in in_batch or highwater is None or position is None or highwater > position:
+                resumes.append({CONTROL: "resume", "source": str(partition)})
+                self.holding.add(key)
+        for partition in in_batch:  # a partition assigned since `inputs` was read
+            if (topic, partition) not in self.holding:
+                resumes.append({CONTROL: "resume", "source": str(partition)})
+                self.holding.add((topic, partition))
+        return resumes
 
     async def report_idle(self, partitions: list[tuple[int, int | None]],
                           started: Mapping[int, int] | None = None) -> int:
@@ -97,6 +130,7 @@ class Shell:
             if position >= highwater and previous == position:
                 idle.append({CONTROL: "idle", "source": str(partition)})
                 self.idle_sent.add(key)
+                self.holding.discard(key)
         if idle:
             await self.producer.send_all([(self.topics.stitch, None, orjson.dumps(idle))])
         return len(idle)
@@ -136,11 +170,14 @@ class Shell:
         the watermark)."""
         started = time.perf_counter()
         raws = [(m.value, m.topic, m.partition, m.offset) for m in messages]
+        resumes: list[dict] = []
         if preferences:
-            good, dead = ingest_preferences(raws)
+            good, dead = ingest_preferences(raws, max_future_ms=self.max_future_ms)
         else:
-            good, dead = ingest_batch(raws, source_key=SOURCE)
-        records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(good)]
+            good, dead = ingest_batch(raws, source_key=SOURCE, offset_key=OFFSET,
+                                      max_future_ms=self.max_future_ms)
+            resumes = self._resumes(messages)
+        records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(resumes + good)]
         records += [(self.topics.dead_letter, None, orjson.dumps(record)) for record in dead]
         await self.producer.send_all(records)
         for record in dead:
@@ -168,6 +205,8 @@ class Shell:
                 size, run = size + len(run), []
             if item[CONTROL] == "idle":
                 out.extend(self.pipeline.idle(item["source"], flush=False))
+            elif item[CONTROL] == "resume":
+                self.pipeline.resume(item["source"])
             elif item[CONTROL] == "forget":
                 out.extend(self.pipeline.forget(item["identifier"], request_id=item.get("request_id"),
                                                 flush=False))
@@ -189,7 +228,10 @@ class Shell:
         """Run the stateful pipeline over a batch of normalised touchpoints."""
         started = time.perf_counter()
         items = []
-        for event in events:
+        applied = self.pipeline.watermark.position  # messages up to it are in the state already
+        fresh = [event for event in events if event.message.offset > applied]
+        self.skipped += len(events) - len(fresh)
+        for event in fresh:
             try:
                 items.extend(orjson.loads(event.message.value))
             except orjson.JSONDecodeError as exc:  # only parcours writes this topic
@@ -197,6 +239,8 @@ class Shell:
                           event.message.offset, exc)
         phase = _Phases("journey")
         out, batch_size = self._run(items)
+        if fresh:
+            self.pipeline.watermark.set_position(max(e.message.offset for e in fresh))
         phase("pipeline")
         # outputs first (ClickHouse and topics), state last: a crash before the state reaches its
         # changelog replays the batch, which rewrites the same rows and records (idempotent sinks,
@@ -219,9 +263,12 @@ class Shell:
                     records.append((topic, ev["survivor"].encode(), None))
             await self.producer.send_all(records)
             phase("outputs")
-        # state last: the changelog records of this batch's state changes
+        # state last: the changelog records of this batch's state changes, the input positions
+        # (the clock store) after everything else is acknowledged
         self.pipeline.flush()
-        await self.producer.send_all(self.changelog())
+        for records_ in self.changelog():
+            if records_:
+                await self.producer.send_all(records_)
         phase("changelog")
         counts: dict[str, int] = {}
         for topic, _key, _value in records:
@@ -245,5 +292,12 @@ class Shell:
         watermark = self.pipeline.watermark.value
         if watermark > 0:
             metrics.WATERMARK.set(watermark / 1000)
+        metrics.HELD_EVENTS.set(len(self.pipeline.buffer))
+        if self.skipped:
+            metrics.REDELIVERED.labels("stitch").inc(self.skipped)
+            self.skipped = 0
+        if self.pipeline.redelivered:
+            metrics.REDELIVERED.labels("input").inc(self.pipeline.redelivered)
+            self.pipeline.redelivered = 0
         metrics.BATCH_SIZE.labels("journey").observe(batch_size)
         metrics.BATCH_SECONDS.labels("journey").observe(time.perf_counter() - started)

@@ -41,7 +41,7 @@ JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
 JOURNEY_WITHIN_S = 0.05  # a journey batch waits at most this long for more stitch messages
 TABLE_NAMES = {"ids": "identity-ids", "profiles": "identity-profiles", "paths": "journey-paths",
                "moments": "journey-moments", "prefs": "journey-preferences",
-               "timers": "journey-timers"}
+               "timers": "journey-timers", "pending": "journey-pending", "clock": "journey-clock"}
 
 
 class _TableStore:
@@ -150,16 +150,19 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         gc_tuning.freeze()  # the recovered state is long-lived: out of the collector's way
 
     async def timers_recovered() -> None:
-        pipeline.reset_caches()  # the timer index and the watermark are rebuilt from the tables
-        log.info("moment timers recovered: %d", len(stores["timers"]))
+        pipeline.reset_caches()  # the timer index, held events and the clock from the tables
+        log.info("recovered %d timers, %d held events", len(stores["timers"]), len(stores["pending"]))
 
     tables["profiles"].on_recover(after_recovery)
-    tables["timers"].on_recover(timers_recovered)
+    for name in ("timers", "pending", "clock"):
+        tables[name].on_recover(timers_recovered)
     pipeline = Pipeline(stores, rules=rules, attribution_config=attribution_config(settings))
     producer = BatchProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-outputs",
                              client_options=settings.kafka_options)
     shell = Shell(pipeline, sink, topics, producer,
-                  changelog=lambda: [r for store in stores.values() for r in store.drain()])
+                  changelog=lambda: [[r for name, store in stores.items() if name != "clock"
+                                      for r in store.drain()], stores["clock"].drain()],
+                  max_future_ms=settings.max_future_ms)
 
     @app.service
     class OutputProducer(mode.Service):
@@ -182,6 +185,12 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
                             fetch_max_wait_ms=settings.fetch_max_wait_ms,
                             session_timeout_s=settings.session_timeout,
                             client_options=settings.kafka_options)
+
+    def inputs() -> list[tuple[int, int | None]]:
+        return [(tp.partition, ingest.highwater(tp)) for tp in ingest.assignment()
+                if tp.topic == topics.touchpoints]
+
+    shell.inputs = inputs
 
     @app.task
     async def ingest_stage() -> None:

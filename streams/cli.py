@@ -116,7 +116,8 @@ def cmd_replay(args) -> int:
     sink = _open_sink(settings.clickhouse_url)
     try:
         result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size, pipeline=pipeline,
-                        preferences=Path(args.preferences) if args.preferences else None)
+                        preferences=Path(args.preferences) if args.preferences else None,
+                        max_future_ms=settings.max_future_ms)
     finally:
         sink.close()
     rate = result.lines / result.seconds if result.seconds else 0.0

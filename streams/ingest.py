@@ -304,7 +304,7 @@ def _as_bytes(raw: Any) -> bytes:
 def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]], *,
                  max_bytes: int = DEFAULT_MAX_BYTES,
                  now_ms: int | None = None, max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
-                 source_key: str | None = None, source=None,
+                 source_key: str | None = None, source=None, offset_key: str | None = None,
                  convert=None) -> tuple[list[dict], list[dict]]:
     """(raw bytes, topic, partition, offset) records -> (normalised touchpoints, dead letters).
 
@@ -315,7 +315,8 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
     letters, and an event more than `max_future_ms` ahead of it is refused with error "clock"
     (streams.ingest_clock: one record dated 2099 would otherwise carry the watermark to 2099).
     With `source_key`, each touchpoint also carries its input partition (or `source`, when given)
-    under that key (the pipeline's watermark is per partition; it removes the key). `convert`
+    under that key (the pipeline's watermark is per partition; it removes the key); with
+    `offset_key`, its input offset too (the pipeline applies each input record once). `convert`
     turns each raw record into the raw touchpoint it stands for first (preference records); it
     raises `DecodeError` for a record it cannot use, and the dead letter keeps the original bytes.
     """
@@ -334,6 +335,8 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
                 raise InvalidTouchpoint("clock", ahead_reason(tp["event_time"], now, max_future_ms))
             if source_key is not None:
                 tp[source_key] = partition if source is None else source
+            if offset_key is not None and offset is not None:
+                tp[offset_key] = offset
             normalised.append(tp)
         except Exception as exc:  # noqa: BLE001 - the contract is "never raise"
             try:

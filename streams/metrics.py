@@ -33,6 +33,11 @@ TRIGGERS = Counter("parcours_triggers", "Triggers sent, by rule and channel", ["
 SUPPRESSIONS = Counter("parcours_suppressions", "Candidate triggers not sent, by reason", ["reason"])
 LATE_EVENTS = Counter("parcours_late_events", "Events behind the watermark (moment rules skipped)")
 WATERMARK = Gauge("parcours_watermark_seconds", "Event-time watermark of the moments stage (epoch s)")
+HELD_EVENTS = Gauge("parcours_held_events",
+                    "Touchpoints held until every input partition has passed their event time")
+REDELIVERED = Counter("parcours_redelivered",
+                      "Records read again after a restart and skipped, already applied: input records "
+                      "forwarded twice (kind=input) and stitch messages (kind=stitch)", ["kind"])
 
 
 def serve(port: int | None) -> None:

@@ -1,13 +1,22 @@
-"""The pipeline: stages over a batch of normalised touchpoints, in event order.
+"""The pipeline: stages over a batch of normalised touchpoints, in event-time order.
 
 Pure: no Faust, no Kafka. The Faust `journey` agent and `parcours replay` both call
 `Pipeline.process(batch)`; state lives in the mappings passed in (dicts for replay, Faust tables in
 the worker) and is written once per key per batch.
 
+Order (streams/watermark.py): an arriving event moves its source partition's mark and is held
+(`streams/reorder.py`) until the frontier, the slowest partition's mark, has passed it. Held events
+are processed in (event time, event id) order, and each timer (absence, deferred trigger, credit,
+journey closing) fires at its place in that order: before the first event later than its deadline
+plus the allowed lateness. So when every input partition is in time order, the outputs are the
+same for any interleaving of the partitions, any batching and any restart: the stream gives what
+`parcours replay` gives. An event older than the clock (out of order within its partition) is
+processed where it arrives; one behind the watermark is late as well. An input record delivered
+twice (same source and offset) is applied once.
+
 Per event: identity resolves the profile (and may merge profiles); every merge is passed to each
 stage so state kept under an absorbed profile moves to the survivor before the event is seen; then
 each stage sees the stitched event: attribution, then moments (rules and the preferences gate).
-Before identity, the event's source partition moves the watermark and due timers fire.
 """
 from __future__ import annotations
 
@@ -21,20 +30,29 @@ from streams.identity import IdentityConfig, IdentityGraph
 from streams.moments.loader import load_default
 from streams.moments.rules import RulePack
 from streams.ingest import ingest_batch
+from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS
 from streams.moments.feeds import NOT_A_SOURCE, preference_raw
 from streams.moments.stage import MomentsStage, References
+from streams.reorder import ReorderBuffer
 from streams.state import BatchState
 from streams.timers import Timers
 from streams.watermark import Watermark
 
 SOURCE = "_src"  # set by ingest on each touchpoint: its input partition (the watermark's source)
-STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers")
+OFFSET = "_off"  # set by ingest on each touchpoint: its input offset (re-deliveries are skipped)
+# "clock" (the watermark's marks and the input positions) is the last store the worker writes
+STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers", "pending", "clock")
+ATTRIBUTION_TIMERS = frozenset({"path", "credit"})
 
 
-def ingest_preferences(raws) -> tuple[list[dict], list[dict]]:
+def ingest_preferences(raws, *, max_future_ms: int = DEFAULT_MAX_FUTURE_MS
+                       ) -> tuple[list[dict], list[dict]]:
     """`ingest_batch` for preference-centre records: consent touchpoints marked as outside the
-    stream's event time (the worker's preferences topic and `parcours replay --preferences`)."""
-    return ingest_batch(raws, source_key=SOURCE, source=NOT_A_SOURCE, convert=preference_raw)
+    stream's event time (the worker's preferences topic and `parcours replay --preferences`).
+    A record dated ahead of the clock is refused like a touchpoint (it would outrank every later
+    decision)."""
+    return ingest_batch(raws, source_key=SOURCE, source=NOT_A_SOURCE, convert=preference_raw,
+                        max_future_ms=max_future_ms)
 
 
 @dataclass
@@ -73,7 +91,9 @@ class AttributionStage:
         self.book = PathBook(state, config, timers)
 
     def on_event(self, tp: dict, out: Emitted) -> None:
-        self.book.on_event(tp, out.credits, out.paths)
+        refused = self.book.on_event(tp, out.credits, out.paths)
+        if refused and out.late and out.late[-1]["event_id"] == tp["event_id"]:
+            out.late[-1]["reason"] += f"; {refused}"
 
     def on_merge(self, survivor: str, absorbed: list) -> None:
         self.book.on_merge(survivor, absorbed)
@@ -82,7 +102,7 @@ class AttributionStage:
         self.book.on_forget(profile_id)
 
     def on_timer(self, value: dict, out: Emitted) -> None:
-        self.book.on_timer(value, out.paths)
+        self.book.on_timer(value, out.credits, out.paths)
 
 
 class Pipeline:
@@ -102,9 +122,11 @@ class Pipeline:
         self.identity = IdentityGraph(self.states["ids"], self.states["profiles"],
                                       identity_config or IdentityConfig())
         rules = rules if rules is not None else load_default()
-        self.watermark = Watermark(self.states["timers"], rules.lateness_ms,
+        self.watermark = Watermark(self.states["clock"], rules.lateness_ms,
                                    [str(i) for i in range(sources)])
         self.timers = Timers(self.states["timers"])
+        self.buffer = ReorderBuffer(self.states["pending"])
+        self.redelivered = 0  # input records skipped because they were applied before
         self.moments = MomentsStage(rules, self.states["moments"], self.states["prefs"],
                                     self.timers,
                                     references if references is not None else References.of(rules),
@@ -128,7 +150,10 @@ class Pipeline:
         out = Emitted()
         changed: dict[str, str | None] = {}
         for tp in batch:
-            self._process_one(tp, out, changed)
+            self._arrive(tp, out, changed)
+        return self._done(out, changed, flush)
+
+    def _done(self, out: Emitted, changed: dict, flush: bool) -> Emitted:
         if changed:
             now = self._now_ms()
             for key, profile_id in changed.items():
@@ -142,52 +167,93 @@ class Pipeline:
         return out
 
     # -- event time --------------------------------------------------------------------------------
-    def _on_time(self, tp: dict, source, out: Emitted) -> None:
-        """Move the watermark with this event (fire the timers it passes), or report it late."""
+    def _arrive(self, tp: dict, out: Emitted, changed: dict) -> None:
+        """An event comes in: held until the frontier passes it, or (older than the clock: events
+        newer than it were processed already) processed at once, late when behind the watermark."""
+        source = tp.pop(SOURCE, None)
+        offset = tp.pop(OFFSET, None)
         if source == NOT_A_SOURCE:  # a preference record: not part of the stream's event time
+            self._apply(tp, out, changed)
+            return
+        source = "" if source is None else str(source)
+        watermark = self.watermark
+        if offset is not None and watermark.seen(source, offset):
+            self.redelivered += 1  # this input record was applied before (re-read after a restart)
             return
         t = tp["event_time"]
-        before = self.watermark.value
-        source = "" if source is None else str(source)
-        if self.watermark.observe(source, t):
-            self.moments.skip(tp)
-            out.late.append({
-                "event_id": tp["event_id"], "event_time": t, "type": tp["type"], "source": source,
-                "watermark": before,
-                "reason": (f"event time {_iso(t)} is {(before - t) / 1000:.1f} s behind the "
-                           f"watermark {_iso(before)} (allowed lateness "
-                           f"{self.watermark.lateness_ms / 1000:.0f} s): moment rules skipped"),
-            })
-        elif self.watermark.value > before:
-            self._fire_due(out)
+        moved = watermark.observe(source, t)
+        if t >= watermark.clock:
+            self.buffer.add(tp, source, offset)
+        else:
+            before = watermark.value
+            if t < before:
+                self.moments.skip(tp)
+                out.late.append({
+                    "event_id": tp["event_id"], "event_time": t, "type": tp["type"],
+                    "source": source, "watermark": before,
+                    "reason": (f"event time {_iso(t)} is {(before - t) / 1000:.1f} s behind the "
+                               f"watermark {_iso(before)} (allowed lateness "
+                               f"{watermark.lateness_ms / 1000:.0f} s): moment rules skipped"),
+                })
+            self._apply(tp, out, changed)
+        if moved:
+            self._release(out, changed)
 
-    def _fire_due(self, out: Emitted) -> None:
-        for key, value in self.timers.due(self.watermark.value):
-            if value["k"] == "path":
+    def _release(self, out: Emitted, changed: dict) -> None:
+        """Process the held events the frontier has passed, in (event time, event id) order; the
+        timers the watermark passes fire between them, at their place in time."""
+        watermark = self.watermark
+        frontier = watermark.frontier()
+        if frontier <= watermark.clock:
+            return
+        lateness = watermark.lateness_ms
+        for tp in self.buffer.release(frontier):
+            self._fire_due(tp["event_time"] - lateness, out)
+            self._apply(tp, out, changed)
+        watermark.advance(frontier)
+        self._fire_due(watermark.value, out)
+
+    def _fire_due(self, watermark: int, out: Emitted) -> None:
+        for key, value in self.timers.due(watermark):
+            kind = value["k"]
+            if kind in ATTRIBUTION_TIMERS:
                 self.attribution.on_timer(value, out)
             else:
                 self.moments.on_timer(key, value, out)
 
     def set_sources(self, partitions: int) -> None:
-        """The input has `partitions` partitions: each holds the watermark back until it reports."""
+        """The input has `partitions` partitions: each holds the frontier until it reports."""
         self.watermark.sources = tuple(str(i) for i in range(partitions))
         self.watermark.reset()
 
     def idle(self, source: str, *, flush: bool = True) -> Emitted:
-        """Input partition `source` is idle (all consumed): the watermark stops waiting for it, and
-        the timers it passes fire."""
+        """Input partition `source` is idle (all consumed): the frontier stops waiting for it, and
+        the events and timers it passes are processed."""
         out = Emitted()
-        before = self.watermark.value
+        changed: dict[str, str | None] = {}
         self.watermark.mark_idle(str(source))
-        if self.watermark.value > before:
-            self._fire_due(out)
-        if flush:
-            self.flush()
-        return out
+        self._release(out, changed)
+        return self._done(out, changed, flush)
 
-    def _process_one(self, tp: dict, out: Emitted, changed: dict) -> None:
-        # event time first: timers the watermark passes fire before this event is seen
-        self._on_time(tp, tp.pop(SOURCE, None), out)
+    def resume(self, source: str) -> None:
+        """Input partition `source`, reported idle, has records again (ingest saw its high-water
+        mark move): it holds the frontier back again before any newer record of another
+        partition is processed."""
+        self.watermark.resume(str(source))
+
+    def end_of_input(self, *, flush: bool = True) -> Emitted:
+        """Nothing more will come (the end of a replayed file): every partition is idle, so every
+        held event is processed; the watermark stays at the newest event minus the lateness, as
+        in a stream whose partitions all went idle."""
+        out = Emitted()
+        changed: dict[str, str | None] = {}
+        for source in self.watermark.marks:
+            self.watermark.mark_idle(source)
+        self._release(out, changed)
+        return self._done(out, changed, flush)
+
+    def _apply(self, tp: dict, out: Emitted, changed: dict) -> None:
+        """One event through identity and every stage."""
         ids = tp.get("ids")
         if ids:
             res = self.identity.resolve(ids, tp["event_id"], tp["event_time"])
@@ -219,6 +285,10 @@ class Pipeline:
         out = Emitted()
         now = self._now_ms()
         gone = self.identity.forget(identifier)
+        if gone is not None:  # the person's events still held: erased before they are processed
+            keys = set(gone.identifiers)
+            self.buffer.drop(lambda tp: not any(f"{k}:{v}" in keys
+                                                for k, v in (tp.get("ids") or {}).items()))
         if gone is None:
             out.identity.append({"kind": "forget", "survivor": "", "absorbed": [],
                                  "identifiers": [identifier], "event_id": request_id,
@@ -243,6 +313,7 @@ class Pipeline:
         """Call after the backing stores were recovered (Faust table recovery)."""
         self.watermark.reset()
         self.timers.reset()
+        self.buffer.reset()
 
     def flush(self) -> int:
         return sum(state.flush() for state in self.states.values())

@@ -18,8 +18,9 @@ from typing import IO, Iterator
 import orjson
 
 from streams.ingest import ingest_batch
+from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS
 from streams.outputs import dead_letter_rows, table_rows
-from streams.pipeline import Pipeline, ingest_preferences
+from streams.pipeline import OFFSET, SOURCE, Emitted, Pipeline, ingest_preferences
 
 log = logging.getLogger("parcours.replay")
 
@@ -106,10 +107,12 @@ class _Inserts:
 
 
 def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
-           pipeline: Pipeline | None = None, preferences: Path | None = None) -> ReplayResult:
+           pipeline: Pipeline | None = None, preferences: Path | None = None,
+           max_future_ms: int = DEFAULT_MAX_FUTURE_MS) -> ReplayResult:
     """Run the pipeline over `path`; write DIR/*.jsonl and, when `sink` is given, ClickHouse rows.
     `preferences`: a file of preference-centre records, applied first (as the worker's
-    `preferences` topic would be)."""
+    `preferences` topic would be). Events more than `max_future_ms` ahead of the clock are
+    dead-lettered, as ingest does in the worker."""
     started = time.perf_counter()
     pipeline = pipeline or Pipeline()
     result = ReplayResult(out_dir=out_dir)
@@ -119,7 +122,10 @@ def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
     try:
         for source, is_preferences in sources + [(path, False)]:
             for batch in read_batches(source, batch_size):
-                _replay_batch(pipeline, batch, is_preferences, result, writers, inserts)
+                _replay_batch(pipeline, batch, is_preferences, result, writers, inserts,
+                              max_future_ms)
+        # the end of the file is the end of the input: the events still held are processed
+        _write_outputs(pipeline.end_of_input(), [], result, writers, inserts)
         writers.write("identity", pipeline.identity.export())
         if inserts is not None:
             inserts.wait()  # the last batch is in ClickHouse, or its error is raised here
@@ -132,17 +138,22 @@ def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
 
 
 def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result: ReplayResult,
-                  writers: _Writers, inserts: _Inserts | None) -> None:
+                  writers: _Writers, inserts: _Inserts | None, max_future_ms: int) -> None:
     """One batch of lines, as the worker's agents run one batch of messages."""
     result.lines += len(batch)
     if is_preferences:
-        good, dead = ingest_preferences(batch)
+        good, dead = ingest_preferences(batch, max_future_ms=max_future_ms)
     else:
-        good, dead = ingest_batch(batch)
+        good, dead = ingest_batch(batch, source_key=SOURCE, offset_key=OFFSET,
+                                  max_future_ms=max_future_ms)
     result.accepted += len(good)
     result.dead_lettered += len(dead)
     writers.write("dead_letter", dead)
-    out = pipeline.process(good)
+    _write_outputs(pipeline.process(good), dead, result, writers, inserts)
+
+
+def _write_outputs(out: Emitted, dead: list, result: ReplayResult, writers: _Writers,
+                   inserts: _Inserts | None) -> None:
     writers.write("triggers", out.triggers)
     writers.write("suppressions", out.suppressions)
     writers.write("attribution_credit", out.credits)

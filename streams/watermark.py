@@ -1,93 +1,161 @@
-"""Event time: per-partition watermarks with allowed lateness.
+"""Event time: the release frontier, the watermark, and the input position per partition.
 
 Each source partition (an input Kafka partition, or the file under `parcours replay`) has its own
-high mark: the newest event time seen on it. The watermark is the oldest of those marks, minus the
-allowed lateness: every partition has moved past it, and events up to `lateness` out of order are
-still ahead of it. While the input is caught up in chunks (a backlog, a restart), one partition may
-run hours ahead of another: the slowest one holds the watermark, so nothing becomes late.
+high mark: the newest event time seen on it. Two times are derived from the marks:
+
+- the **frontier** is the oldest mark of the partitions that are not idle: every partition has sent
+  an event at least that new, so (partitions being in time order) nothing older can still come. The
+  pipeline holds each event until the frontier has passed it, then processes the held events in
+  (event time, event id) order: the order of the stream no longer depends on how the partitions
+  interleaved on their way in. When every partition is idle, everything held is released.
+- the **clock** is where that ordered stream stands (the frontier at the last release, never moving
+  back), and the **watermark** (`value`) is the clock minus the allowed lateness: what depends on
+  having seen every earlier event (absences, credit, journeys closing) happens once the watermark
+  has passed it, so an event up to `lateness` out of order within its partition still counts.
+
+An event older than the clock arrives after newer events were processed: it is processed at once,
+where it arrives. One older than the watermark is also *late*: the moment rules skip it (it goes to
+the late-events output with the reason); identity and attribution still take it.
 
 The partitions the input has (`sources`) count from the start: one that has sent nothing yet holds
-the watermark back. An idle partition (fully consumed, nothing new: a processing-time fact only the
+the frontier back. An idle partition (fully consumed, nothing new: a processing-time fact only the
 worker knows) is declared with `mark_idle` and stops holding it back until it sends again; the
 worker does this from a timer (`PARCOURS_IDLE_SECONDS`), so an empty partition never freezes the
-absence timers.
+stream. Ingest reports an idle partition active again (`resume`) as soon as it sees records there,
+before it forwards newer records of other partitions, so its records are not overtaken. The idle
+set is part of the state: it survives a restart with the rest.
 
-An event older than the watermark is late: the moment rules skip it (it goes to the late-events
-output with the reason); identity and attribution still take it. Timers (absences, deferred
-triggers, journeys closing without a conversion) fire once the watermark has passed their deadline,
-so an event within the lateness always arrives in time to count. The marks live in the state store under one key, written once per batch.
+The position of each partition (the last input offset applied) is kept with the marks, so an input
+record delivered again (ingest re-reading after a restart forwards it a second time) is recognised
+and skipped; so is the worker's position in the stitch topic, so the messages re-read after a crash
+(touchpoints and control records such as idle reports) are skipped too: the state applies each
+input record and each stitch message once.
+
+The marks, the clock and the positions are one record of the `clock` store, written once per batch;
+the worker writes it after every other state change of the batch has reached its changelog.
 """
 from __future__ import annotations
 
 from streams.state import BatchState
-from streams.timers import WATERMARK_KEY
 
-KEY = WATERMARK_KEY
+KEY = "watermark"
 NEVER = -(2 ** 62)
+ALL = 2 ** 62  # the frontier when every partition is idle: release everything held
 
 
 class Watermark:
-    __slots__ = ("state", "lateness_ms", "sources", "idle", "_marks", "_value")
+    __slots__ = ("state", "lateness_ms", "sources", "_rec", "_front")
 
     def __init__(self, state: BatchState, lateness_ms: int, sources=()):
         self.state = state
         self.lateness_ms = lateness_ms
-        self.sources = tuple(sources)  # partitions expected: each holds the watermark until it reports
-        self.idle: set[str] = set()  # partitions declared idle, until they send again
-        self._marks: dict | None = None
-        self._value = NEVER
+        self.sources = tuple(sources)  # partitions expected: each holds the frontier until it reports
+        self._rec: dict | None = None
+        self._front: int | None = None  # the frontier last computed (None: to compute)
 
     def reset(self) -> None:
         """Forget cached values (after the backing store was recovered or replaced)."""
-        self._marks = None
-        self._value = NEVER
+        self._rec = None
+        self._front = None
+
+    def _record(self) -> dict:
+        rec = self._rec
+        if rec is None:
+            rec = self.state.get(KEY) or {"m": {}, "c": NEVER, "o": {}, "i": []}
+            self._rec = rec
+        return rec
+
+    def _writable(self) -> dict:
+        rec = self._record()
+        if not self.state.is_pending(KEY):
+            rec = self._rec = {**rec, "m": dict(rec["m"]), "o": dict(rec["o"]),
+                               "i": list(rec.get("i", ()))}
+            self.state.set(KEY, rec)
+        return rec
+
+    @property
+    def marks(self) -> dict:
+        return self._record()["m"]
+
+    @property
+    def idle(self) -> frozenset:
+        """Partitions declared idle, until they send again (or are reported active)."""
+        return frozenset(self._record().get("i", ()))
+
+    def _set_idle(self, source: str, idle: bool) -> None:
+        current = self._record().get("i", ())
+        if (source in current) != idle:
+            rec = self._writable()
+            rec["i"] = sorted({*rec["i"], source}) if idle else [s for s in rec["i"] if s != source]
+            self._front = None
+
+    @property
+    def clock(self) -> int:
+        """Event time of the ordered stream: every event before it has been processed."""
+        return self._record()["c"]
 
     @property
     def value(self) -> int:
-        if self._marks is None:
-            self._load()
-        return self._value
+        """The watermark: the clock minus the allowed lateness."""
+        clock = self._record()["c"]
+        return clock if clock == NEVER else clock - self.lateness_ms
 
-    def _load(self) -> None:
-        marks = self.state.get(KEY) or {}
-        self._marks = marks
-        self._value = self._compute(marks)
+    def frontier(self) -> int:
+        """The oldest mark of the partitions not idle (NEVER while one has not reported; ALL when
+        every partition is idle)."""
+        marks = self._record()["m"]
+        idle = self._record().get("i", ())
+        if not marks or any(s not in marks and s not in idle for s in self.sources):
+            front = NEVER
+        else:
+            active = [m for s, m in marks.items() if s not in idle]
+            front = min(active) if active else ALL
+        self._front = front
+        return front
 
-    def _compute(self, marks: dict) -> int:
-        if not marks:
-            return NEVER
-        idle = self.idle
-        if any(s not in marks and s not in idle for s in self.sources):
-            return NEVER
-        active = [m for s, m in marks.items() if s not in idle]
-        return (min(active) if active else max(marks.values())) - self.lateness_ms
+    @property
+    def position(self) -> int:
+        """The last offset of the stitch topic applied (-1: none): the worker skips what it
+        reads again at or before it (after a crash, the topic is re-read from its last commit)."""
+        return self._record().get("s", -1)
+
+    def set_position(self, offset: int) -> None:
+        if offset > self.position:
+            self._writable()["s"] = offset
+
+    def seen(self, source: str, offset: int) -> bool:
+        """True when input record `offset` of `source` was already applied; else note it."""
+        positions = self._record()["o"]
+        if offset <= positions.get(source, -1):
+            return True
+        self._writable()["o"][source] = offset
+        return False
+
+    def observe(self, source: str, event_time: int) -> bool:
+        """Account for an event of `source`; True when the frontier may have moved (only the
+        slowest partition, a newcomer or one back from idle moves it)."""
+        moved = False
+        if source in self._record().get("i", ()):
+            self._set_idle(source, False)
+            moved = True
+        previous = self._record()["m"].get(source)
+        if previous is None or event_time > previous:
+            self._writable()["m"][source] = event_time
+            front = self._front
+            moved = moved or front is None or previous is None or previous <= front
+        return moved
 
     def mark_idle(self, source: str) -> None:
         """`source` has nothing more to send for now: stop waiting for it."""
-        if source not in self.idle:
-            self.idle.add(source)
-            if self._marks is None:
-                self._load()
-            self._value = max(self._value, self._compute(self._marks))
+        self._set_idle(source, True)
 
-    def observe(self, source: str, event_time: int) -> bool:
-        """Account for an event of `source`; True when it is late (older than the watermark as it
-        stood before this event)."""
-        if self._marks is None:
-            self._load()
-        if event_time < self._value:
-            return True
-        if source in self.idle:
-            self.idle.discard(source)
-            self._value = max(self._value, self._compute(self._marks))
-        marks = self._marks
-        previous = marks.get(source, NEVER)
-        if event_time > previous:
-            if not self.state.is_pending(KEY):
-                marks = self._marks = dict(marks)
-                self.state.set(KEY, marks)
-            marks[source] = event_time
-            # only the slowest partition (or a newcomer, or the last idle one) moves the watermark
-            if previous - self.lateness_ms <= self._value or len(self.idle) >= len(marks) - 1:
-                self._value = max(self._value, self._compute(marks))
-        return False
+    def resume(self, source: str) -> None:
+        """`source`, declared idle, has records again: it holds the frontier from now on."""
+        self._set_idle(source, False)
+
+    def advance(self, frontier: int) -> None:
+        """The events before `frontier` were released: move the clock there (ALL: to the newest
+        mark)."""
+        target = max(self._record()["m"].values(), default=NEVER) if frontier == ALL else frontier
+        if target > self._record()["c"]:
+            self._writable()["c"] = target

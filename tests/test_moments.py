@@ -30,13 +30,18 @@ def ev(event_id: str, t: int, type_: str, channel_: str = "web", ids=None, conte
             "ids": ids or {"cookie": "c-1"}, "context": context or {}, "properties": props}
 
 
-def run(pipeline: Pipeline, events: list[dict], partition: int = 0, batch: int = 1000) -> Emitted:
+def run(pipeline: Pipeline, events: list[dict], partition: int = 0, batch: int = 1000,
+        end: bool | None = None) -> Emitted:
+    """Events of one partition through the pipeline. Without declared partitions (`sources`) each
+    run is a whole input, as a replayed file: its end releases the events still held."""
     out = Emitted()
     for i in range(0, len(events), batch):
         raws = [(orjson.dumps(e), "touchpoints", partition, n) for n, e in enumerate(events[i:i + batch])]
         good, dead = ingest_batch(raws, source_key=SOURCE)
         assert not dead, dead
         out.extend(pipeline.process(good))
+    if end if end is not None else not pipeline.watermark.sources:
+        out.extend(pipeline.end_of_input())
     return out
 
 

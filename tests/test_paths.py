@@ -18,10 +18,17 @@ def touch(event_id, t, channel, cookie="c-1"):
     return ev(event_id, t, "click", channel, ids={"cookie": cookie})
 
 
+def later(t):
+    """Someone else's page view an hour after `t`: the watermark passes `t`, so a conversion there
+    is credited (credit waits for every earlier event, within the allowed lateness)."""
+    return ev("tick", t + 3_600_000, "page_view", "web", ids={"cookie": "someone-else"})
+
+
 def test_a_conversion_closes_its_path_with_transitions_and_channel_set():
     p = Pipeline()
     out = run(p, [touch("a", at(9), "email"), touch("b", at(10), "display"),
-                  ev("buy", at(11), "purchase", "web", ids={"cookie": "c-1"}, revenue=100.0)])
+                  ev("buy", at(11), "purchase", "web", ids={"cookie": "c-1"}, revenue=100.0),
+                  later(at(11))])
     (path,) = out.paths
     assert (path["path_id"], path["converted"], path["revenue"], path["channels"]) == (
         "buy", 1, 100.0, ["email", "display"])
@@ -59,7 +66,7 @@ def test_lookback_per_conversion_type():
     cfg = AttributionConfig(lookback_days=30, lookback_days_by_type=(("lead", 1),))
     p = Pipeline(attribution_config=cfg)
     out = run(p, [touch("old", at(9), "display"), touch("new", at(9, days=2), "email"),
-                  ev("l", at(10, days=2), "lead", "web", ids={"cookie": "c-1"})])
+                  ev("l", at(10, days=2), "lead", "web", ids={"cookie": "c-1"}), later(at(10, days=2))])
     assert [x["channels"] for x in out.paths] == [["email"]]  # the display touch is 2 days old
     assert cfg.lookback_ms("purchase") == 30 * DAY_MS
 
@@ -108,7 +115,8 @@ def test_markov_and_shapley_credit_from_clickhouse_counts(client):
 def test_views_for_analysts(client):
     p = Pipeline()
     out = run(p, [ev("a", at(9), "click", "display", ids={"cookie": "u"}),
-                  ev("c", at(10), "purchase", "web", ids={"cookie": "u"}, revenue=80.0)])
+                  ev("c", at(10), "purchase", "web", ids={"cookie": "u"}, revenue=80.0),
+                  later(at(10))])
     for row in out.credits:
         row["publisher"] = "pub.example"
     sink = ClickHouseSink(client)

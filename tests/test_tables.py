@@ -97,4 +97,11 @@ def test_to_row_is_the_checked_conversion_whatever_the_values(table, data):
             spec.to_row(row)
         assert str(raised.value) == str(exc)
     else:
-        assert repr(spec.to_row(row)) == repr(expected)  # repr: 1 and 1.0 differ
+        actual = spec.to_row(row)
+        # a missing column stamped with the clock (received_at...) is read twice: the ms may tick
+        stamped = [i for i, (name, _kind) in enumerate(spec.columns)
+                   if row.get(name) is None and callable(spec.defaults.get(name))]
+        for i in stamped:
+            assert abs(actual[i] - expected[i]) < 1000
+        unstamped = lambda values: [v for i, v in enumerate(values) if i not in stamped]
+        assert repr(unstamped(actual)) == repr(unstamped(expected))  # repr: 1 and 1.0 differ

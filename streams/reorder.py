@@ -1,0 +1,66 @@
+"""Events held until the frontier passes them, then handed out in (event time, event id) order.
+
+One key of the `pending` store per held event (a Faust table in the worker, so a held event survives
+a restart with the input offsets that were committed past it), whose value is the normalised
+touchpoint. An in-memory heap orders the keys; it is rebuilt from the store at first use and after a
+recovery (`reset`). An event held and released within one batch never reaches the store's
+changelog (the batch's write and delete cancel out).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+
+from streams.state import BatchState
+
+
+class ReorderBuffer:
+    __slots__ = ("state", "_heap", "_seq")
+
+    def __init__(self, state: BatchState):
+        self.state = state
+        self._heap: list | None = None
+        self._seq = itertools.count()
+
+    def reset(self) -> None:
+        self._heap = None
+
+    def _ready(self) -> list:
+        if self._heap is None:
+            self._heap = [(v["event_time"], v["event_id"], k) for k, v in self.state.items()]
+            heapq.heapify(self._heap)
+        return self._heap
+
+    def __len__(self) -> int:
+        return len(self._ready())
+
+    def add(self, tp: dict, source: str, offset) -> None:
+        """Hold `tp` (from input record `offset` of `source`; None when it has no offset)."""
+        t, event_id = tp["event_time"], tp["event_id"]
+        where = f"{source}@{offset}" if offset is not None else f"#{next(self._seq)}"
+        key = f"{t:013d}|{where}|{event_id}"
+        self.state.set(key, tp)
+        heapq.heappush(self._ready(), (t, event_id, key))
+
+    def release(self, before: int):
+        """Yield the held events older than `before`, oldest first; each leaves the store."""
+        heap = self._ready()
+        state = self.state
+        while heap and heap[0][0] < before:
+            _t, _id, key = heapq.heappop(heap)
+            tp = state.get(key)
+            if tp is None:  # dropped (erasure)
+                continue
+            state.delete(key)
+            yield tp
+
+    def drop(self, keep) -> int:
+        """Delete the held events for which `keep(tp)` is false (erasure); returns how many."""
+        dropped = 0
+        for key, tp in list(self.state.items()):
+            if not keep(tp):
+                self.state.delete(key)
+                dropped += 1
+        if dropped:
+            self._heap = None
+        return dropped

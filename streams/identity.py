@@ -65,7 +65,7 @@ The event always resolves, to R. Limits apply to links only: an existing profile
 profile over a limit tightened later is kept as it is, but nothing more is linked to it).
 Every identifier the event carries counts as seen at `event_time`, linked or not.
 With limits the outcome depends on the order of the events (the first user of a tablet keeps its
-cookie); it is deterministic for a given order (the partition order).
+cookie); it is deterministic for a given order (the pipeline's: event time, then event id).
 
 Family tablet, with the default config:
     resolve({"user": "u-41", "cookie": "c-9"}, "e1", t1)  -> profile A (user u-41, cookie c-9)

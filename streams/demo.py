@@ -24,7 +24,7 @@ from streams.embedded import EmbeddedKafka
 from streams.ingest import normalise
 from streams.pii import hash_identifier
 from streams.report import chart, compare, credit_by, render
-from streams.runner import WorkerProcess, count_until
+from streams.runner import WorkerProcess, count_until, free_port
 
 DEMO_START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 CHART_MODELS = ["last_touch", "first_touch", "linear", "position_based", "time_decay", "markov",
@@ -49,7 +49,7 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
         console.print(f"[bold]broker[/] Tansu (embedded) at {kafka.bootstrap}")
         kafka.create_topics({topics.touchpoints: 4, topics.stitch: 1})
         worker = WorkerProcess(kafka.url, ch_url, data_dir, app_id="parcours-demo",
-                               log_path=out_dir / "worker.log")
+                               log_path=out_dir / "worker.log", metrics_port=free_port())
         with worker:
             console.print(f"[bold]worker[/] pid {worker.pid}, ClickHouse {ch_url}")
             started = time.perf_counter()
@@ -62,6 +62,7 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
                     counts = asyncio.run(count_until(
                         kafka.bootstrap, [topics.stitched, topics.dead_letter], total,
                         timeout=300, alive=worker.alive, key=_record_key))
+                    worker.wait_settled()
                 except (TimeoutError, RuntimeError) as exc:
                     console.print(f"[red]demo failed:[/] {exc}\n{worker.log_tail()}")
                     return 1

@@ -33,6 +33,7 @@ class WorkerProcess:
             **(extra_env or {}),
         }
         self.log_path = log_path
+        self.metrics_port = metrics_port
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "WorkerProcess":
@@ -55,6 +56,26 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def metric(self, name: str) -> float | None:
+        """The value of an unlabelled metric on the worker's /metrics (None before it is there)."""
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def wait_settled(self, timeout: float = 30.0) -> None:
+        """Once its outputs are out: wait until the journey holds no touchpoint (the gauge is set
+        when a batch has written its rows and its changelog, so its rows are in ClickHouse)."""
+        deadline = time.monotonic() + timeout
+        while self.metric("parcours_held_events") != 0:
+            if time.monotonic() > deadline or not self.alive():
+                raise TimeoutError(f"touchpoints still held after {timeout:.0f} s")
+            time.sleep(0.2)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (Faust shuts down cleanly: sink flushed, chDB closed), SIGKILL after `timeout`."""

@@ -5,14 +5,14 @@ SDKs key them (`parcours simulate --kafka`: the device, else the cookie, else th
 identifier), so one person's events sit on several partitions. A real `parcours worker` reads
 them into chDB: once uninterrupted, produced by librdkafka (confluent-kafka, the C client behind
 most non-Python producers) in lz4 batches, and once produced by aiokafka and killed with SIGKILL
-mid-stream, then restarted. The `FINAL` tables are compared with `parcours replay` of the same
-events, wall-clock columns left out. Nothing is mocked.
+mid-stream, then restarted. Amid them come hostile records: valid-looking touchpoints dated 2099 on
+every partition, and malformed ones; they are dead-lettered and move no partition's time. The
+`FINAL` tables are compared with `parcours replay` of the same records, wall-clock columns left
+out. Nothing is mocked.
 """
 from __future__ import annotations
 
 import asyncio
-import time
-import urllib.request
 from datetime import datetime, timezone
 
 import orjson
@@ -41,7 +41,9 @@ QUERIES = {  # every column but the wall-clock ones (computed_at, updated_at, in
     "identity_map": "SELECT identifier_type, identifier, profile_id, is_deleted FROM identity_map FINAL",
     "touchpoints": "SELECT event_id, event_time, profile_id FROM touchpoints FINAL",
     "late_events": "SELECT event_id FROM late_events FINAL",
+    "dead_letters": "SELECT error, count() FROM dead_letters FINAL GROUP BY error",
 }
+FUTURE, MALFORMED = 200, 20
 MARTIN_TOUCHES = ["martin-01", "martin-02", "martin-03", "martin-04", "martin-09", "martin-10"]
 
 
@@ -52,11 +54,20 @@ def events() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def replayed(events, tmp_path_factory) -> dict[str, list]:
-    """`parcours replay` of the events, read back from its own chDB."""
+def records(events) -> list:
+    """What the producers send: the events, with future-dated and malformed records halfway."""
+    future = [{"event_id": f"future-{i}", "event_time": "2099-03-01T00:00:00Z", "type": "page_view",
+               "channel": "web", "ids": {"cookie": f"c-future-{i}"}} for i in range(FUTURE)]
+    middle = len(events) // 2
+    return events[:middle] + future + simulate.malformed_events(MALFORMED, seed=5) + events[middle:]
+
+
+@pytest.fixture(scope="module")
+def replayed(records, tmp_path_factory) -> dict[str, list]:
+    """`parcours replay` of the records, read back from its own chDB."""
     root = tmp_path_factory.mktemp("replay")
     source = root / "input.jsonl"
-    simulate.write_jsonl(events, source)
+    simulate.write_jsonl(records, source)
     url = f"chdb://{root / 'ch'}"
     client = connect(url)
     migrate(client)
@@ -76,16 +87,16 @@ def _tables(url: str) -> dict[str, list]:
         close(client)
 
 
-def _produce(bootstrap: str, events: list[dict]) -> None:
-    assert asyncio.run(simulate.produce(events, bootstrap, TOPICS.touchpoints)) == len(events)
+def _produce(bootstrap: str, records: list) -> None:
+    assert asyncio.run(simulate.produce(records, bootstrap, TOPICS.touchpoints)) == len(records)
 
 
-def _produce_librdkafka(bootstrap: str, events: list[dict]) -> list[int]:
+def _produce_librdkafka(bootstrap: str, records: list) -> list[int]:
     """The same keys with librdkafka, lz4-compressed, and the Java client's partitioner (murmur2,
-    as aiokafka); returns the partition of each event."""
+    as aiokafka); returns the partition of each record."""
     from confluent_kafka import Producer
 
-    partitions: list[int] = [-1] * len(events)
+    partitions: list[int] = [-1] * len(records)
     failed: list = []
 
     def done(i):
@@ -99,8 +110,9 @@ def _produce_librdkafka(bootstrap: str, events: list[dict]) -> list[int]:
     producer = Producer({"bootstrap.servers": bootstrap, "compression.type": "lz4",
                          "partitioner": "murmur2_random", "linger.ms": 5,
                          "enable.idempotence": False, "acks": "all"})
-    for i, event in enumerate(events):
-        producer.produce(TOPICS.touchpoints, orjson.dumps(event), key=simulate._key(event, None),
+    for i, record in enumerate(records):
+        value = record if isinstance(record, bytes) else orjson.dumps(record)
+        producer.produce(TOPICS.touchpoints, value, key=simulate._key(record, None),
                          on_delivery=done(i))
         producer.poll(0)
     assert producer.flush(60) == 0 and not failed, failed
@@ -111,36 +123,31 @@ def _stitched_key(topic, record):
     return orjson.loads(record.value)["event_id"]
 
 
-def _settled(worker: WorkerProcess, port: int, events: list[dict], timeout: float = 240) -> None:
+def _settled(worker: WorkerProcess, events: list[dict], timeout: float = 240) -> None:
     """Every event is out on `touchpoints.stitched` (each is released once every partition has
     passed it, the last ones when every partition is idle), then its batch's rows are in."""
     try:
         asyncio.run(count_until(worker.env["PARCOURS_KAFKA_BOOTSTRAP"], [TOPICS.stitched], len(events),
                                 timeout=timeout, alive=worker.alive, key=_stitched_key))
+        worker.wait_settled()
     except (TimeoutError, RuntimeError) as exc:
         pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        held = [line for line in text.splitlines() if line.startswith("parcours_held_events ")]
-        if held and float(held[0].split()[1]) == 0:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"events still held after 30 s\n--- worker log ---\n{worker.log_tail(60)}")
 
 
-def _worker(kafka, tmp_path, url: str, name: str) -> tuple[WorkerProcess, int]:
-    port = free_port()
-    worker = WorkerProcess(kafka.url, url, tmp_path / "data", app_id=f"e2e-{name}",
-                           log_path=tmp_path / "worker.log", metrics_port=port,
-                           extra_env={"PARCOURS_IDLE_SECONDS": "2",
-                                      "PARCOURS_KAFKA_BOOTSTRAP": kafka.bootstrap})
-    return worker, port
+def _worker(kafka, tmp_path, url: str, name: str) -> WorkerProcess:
+    return WorkerProcess(kafka.url, url, tmp_path / "data", app_id=f"e2e-{name}",
+                         log_path=tmp_path / "worker.log", metrics_port=free_port(),
+                         extra_env={"PARCOURS_IDLE_SECONDS": "2",
+                                    "PARCOURS_KAFKA_BOOTSTRAP": kafka.bootstrap})
 
 
 def _assert_same(stream: dict[str, list], replayed: dict[str, list], events: list[dict]) -> None:
     assert stream["late_events"] == replayed["late_events"] == []
-    for name in QUERIES:
+    dead = dict(stream["dead_letters"])
+    # every hostile record is a dead letter (replay skips the empty ones: blank lines of its file)
+    assert dead.pop("clock") == dict(replayed["dead_letters"])["clock"] == FUTURE
+    assert sum(dead.values()) == MALFORMED
+    for name in QUERIES.keys() - {"dead_letters"}:
         assert stream[name] == replayed[name], name
     assert len(stream["touchpoints"]) == len(events)
     conversions = {e["event_id"] for e in events if e["type"] in ("purchase", "lead")}
@@ -151,35 +158,39 @@ def _assert_same(stream: dict[str, list], replayed: dict[str, list], events: lis
     assert martin == MARTIN_TOUCHES
 
 
-def test_four_partitions_keyed_by_device_give_the_replay(kafka, tmp_path, ch_url, events, replayed):
+def test_four_partitions_keyed_by_device_give_the_replay(kafka, tmp_path, ch_url, events, records,
+                                                         replayed):
     kafka.create_topics({TOPICS.touchpoints: PARTITIONS, TOPICS.stitch: 1})
     url = ch_url()
-    worker, port = _worker(kafka, tmp_path, url, "stream-replay")
+    worker = _worker(kafka, tmp_path, url, "stream-replay")
     with worker:
-        partitions = _produce_librdkafka(kafka.bootstrap, events)
-        _settled(worker, port, events)
+        partitions = _produce_librdkafka(kafka.bootstrap, records)
+        _settled(worker, events)
     assert worker.proc.returncode in (0, -15), worker.log_tail(60)
-    martin = {p for p, e in zip(partitions, events) if e["event_id"].startswith("martin")}
-    assert len(martin) >= 2, "Martin's events are spread over the partitions by their keys"
+    by_id = {r["event_id"]: p for p, r in zip(partitions, records) if isinstance(r, dict)}
+    assert len({by_id[e["event_id"]] for e in events if e["event_id"].startswith("martin")}) >= 2, \
+        "Martin's events are spread over the partitions by their keys"
+    assert len({by_id[f"future-{i}"] for i in range(FUTURE)}) == PARTITIONS
     _assert_same(_tables(url), replayed, events)
 
 
-def test_a_worker_killed_mid_stream_still_gives_the_replay(kafka, tmp_path, ch_url, events, replayed):
+def test_a_worker_killed_mid_stream_still_gives_the_replay(kafka, tmp_path, ch_url, events, records,
+                                                           replayed):
     kafka.create_topics({TOPICS.touchpoints: PARTITIONS, TOPICS.stitch: 1})
     url = ch_url()
-    first, _ = _worker(kafka, tmp_path, url, "stream-replay-kill")
+    first = _worker(kafka, tmp_path, url, "stream-replay-kill")
     half = len(events) // 2
     with first:
-        _produce(kafka.bootstrap, events[:half])
+        _produce(kafka.bootstrap, records[:half])
         try:  # killed while it works through the first half, some of it out, some not
             asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched], half // 3, timeout=180,
                                     alive=first.alive))
         except (TimeoutError, RuntimeError) as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{first.log_tail(60)}")
         first.kill()
-    second, port = _worker(kafka, tmp_path, url, "stream-replay-kill")
+    second = _worker(kafka, tmp_path, url, "stream-replay-kill")
     with second:
-        _produce(kafka.bootstrap, events[half:])
-        _settled(second, port, events)
+        _produce(kafka.bootstrap, records[half:])
+        _settled(second, events)
     assert second.proc.returncode in (0, -15), second.log_tail(60)
     _assert_same(_tables(url), replayed, events)

@@ -228,17 +228,20 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
 
     @app.timer(settings.idle_seconds)
     async def report_idle() -> None:
-        """Input partitions of this worker that are fully consumed stop holding the watermark."""
-        partitions, started = [], {}
-        for tp in ingest.assignment():
-            if tp.topic == topics.touchpoints:
-                try:
-                    partitions.append((tp.partition, ingest.highwater(tp)))
-                    if (tp.topic, tp.partition) not in shell.positions:  # nothing forwarded yet
-                        started[tp.partition] = await ingest.position(tp)
-                except Exception:  # not assigned any more / consumer restarting
-                    continue
-        await _or_die(shell.report_idle(partitions, started), "idle report")
+        """Input partitions of this worker that are fully consumed stop holding the frontier.
+        Under the ingest consumer's lock: an idle report never overtakes the records (and the
+        resume report) of a batch being forwarded."""
+        async with ingest.lock:
+            partitions, started = [], {}
+            for tp in ingest.assignment():
+                if tp.topic == topics.touchpoints:
+                    try:
+                        partitions.append((tp.partition, ingest.highwater(tp)))
+                        if (tp.topic, tp.partition) not in shell.positions:  # nothing forwarded yet
+                            started[tp.partition] = await ingest.position(tp)
+                    except Exception:  # not assigned any more / consumer restarting
+                        continue
+            await _or_die(shell.report_idle(partitions, started), "idle report")
 
     @app.timer(5.0)
     async def report_lag() -> None:

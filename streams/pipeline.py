@@ -207,8 +207,11 @@ class Pipeline:
         if frontier <= watermark.clock:
             return
         lateness = watermark.lateness_ms
+        timers = self.timers
         for tp in self.buffer.release(frontier):
-            self._fire_due(tp["event_time"] - lateness, out)
+            due = tp["event_time"] - lateness
+            if timers.earliest() < due:
+                self._fire_due(due, out)
             self._apply(tp, out, changed)
         watermark.advance(frontier)
         self._fire_due(watermark.value, out)
@@ -247,7 +250,7 @@ class Pipeline:
         in a stream whose partitions all went idle."""
         out = Emitted()
         changed: dict[str, str | None] = {}
-        for source in self.watermark.marks:
+        for source in {*self.watermark.sources, *self.watermark.marks}:
             self.watermark.mark_idle(source)
         self._release(out, changed)
         return self._done(out, changed, flush)
@@ -285,10 +288,10 @@ class Pipeline:
         out = Emitted()
         now = self._now_ms()
         gone = self.identity.forget(identifier)
-        if gone is not None:  # the person's events still held: erased before they are processed
-            keys = set(gone.identifiers)
-            self.buffer.drop(lambda tp: not any(f"{k}:{v}" in keys
-                                                for k, v in (tp.get("ids") or {}).items()))
+        # the person's events still held are erased before they are processed (all of them when
+        # the person is known only from held events)
+        keys = set(gone.identifiers) if gone is not None else {identifier}
+        self.buffer.drop(lambda tp: not any(f"{k}:{v}" in keys for k, v in (tp.get("ids") or {}).items()))
         if gone is None:
             out.identity.append({"kind": "forget", "survivor": "", "absorbed": [],
                                  "identifiers": [identifier], "event_id": request_id,

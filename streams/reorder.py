@@ -15,11 +15,12 @@ from streams.state import BatchState
 
 
 class ReorderBuffer:
-    __slots__ = ("state", "_heap", "_seq")
+    __slots__ = ("state", "_heap", "_held", "_seq")
 
     def __init__(self, state: BatchState):
         self.state = state
         self._heap: list | None = None
+        self._held = 0
         self._seq = itertools.count()
 
     def reset(self) -> None:
@@ -29,18 +30,24 @@ class ReorderBuffer:
         if self._heap is None:
             self._heap = [(v["event_time"], v["event_id"], k) for k, v in self.state.items()]
             heapq.heapify(self._heap)
+            self._held = len(self._heap)
         return self._heap
 
     def __len__(self) -> int:
-        return len(self._ready())
+        """Events held."""
+        self._ready()
+        return self._held
 
     def add(self, tp: dict, source: str, offset) -> None:
         """Hold `tp` (from input record `offset` of `source`; None when it has no offset)."""
         t, event_id = tp["event_time"], tp["event_id"]
         where = f"{source}@{offset}" if offset is not None else f"#{next(self._seq)}"
         key = f"{t:013d}|{where}|{event_id}"
+        heap = self._ready()  # before the write: a heap built now must not index it twice
+        if not self.state.get(key):
+            self._held += 1
         self.state.set(key, tp)
-        heapq.heappush(self._ready(), (t, event_id, key))
+        heapq.heappush(heap, (t, event_id, key))
 
     def release(self, before: int):
         """Yield the held events older than `before`, oldest first; each leaves the store."""
@@ -49,9 +56,10 @@ class ReorderBuffer:
         while heap and heap[0][0] < before:
             _t, _id, key = heapq.heappop(heap)
             tp = state.get(key)
-            if tp is None:  # dropped (erasure)
+            if tp is None:  # dropped (erasure), or indexed twice
                 continue
             state.delete(key)
+            self._held -= 1
             yield tp
 
     def drop(self, keep) -> int:

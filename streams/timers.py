@@ -36,14 +36,20 @@ class Timers:
         return self._heap
 
     def add(self, key: str, value: dict) -> None:
+        heap = self._ready()  # before the write: a heap built now must not index it twice
         self.state.set(key, value)
-        heapq.heappush(self._ready(), (value["at"], key))
+        heapq.heappush(heap, (value["at"], key))
 
     def get(self, key: str) -> dict | None:
         return self.state.get(key)
 
     def delete(self, key: str) -> None:
         self.state.delete(key)
+
+    def earliest(self) -> float:
+        """The earliest deadline indexed (a cancelled timer's included), or infinity."""
+        heap = self._ready()
+        return heap[0][0] if heap else float("inf")
 
     def due(self, watermark: int) -> list[tuple[str, dict]]:
         """Pop the timers strictly before `watermark`, oldest first; their keys are deleted."""

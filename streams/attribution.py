@@ -2,14 +2,15 @@
 
 Pure functions over plain data. A path is a list of touches ``[event_id, time_ms, channel, campaign,
 publisher]`` sorted by time; a conversion credits the touches at or before it within the lookback
-window, once the watermark has passed it, then starts a new path. Position-based models are computed here per conversion; the
-data-driven models (markov, shapley) need counts over all paths: every closed path is returned as
-a `path_record` (transitions, channel set), and `streams/datadriven.py` computes their credit from
-the sums ClickHouse keeps.
+window, once the watermark has passed it, then starts a new path. Position-based models are
+computed here per conversion; the data-driven models (markov, shapley) need counts over all paths:
+every closed path is returned as a `path_record` (transitions, channel set), and
+`streams/datadriven.py` computes their credit from the sums ClickHouse keeps.
 """
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -219,8 +220,9 @@ class PathBook:
                 self._save(profile_id, [as_touch(tp)], None, None)
                 return None
             if tp["event_time"] <= record.get("last", NO_CONVERSION):
-                return (f"touch not credited: its path closed with a conversion credited at "
-                        f"{record['last']}")
+                closed = datetime.fromtimestamp(record["last"] / 1000, timezone.utc)
+                return (f"touch not credited: its path closed with the conversion at "
+                        f"{closed.isoformat(timespec='milliseconds')}, already credited")
             touches = record["touches"]
             path = add_touch(touches, as_touch(tp), cfg.max_touches)
             if path is not touches:

@@ -36,7 +36,7 @@ from streams.moments.stage import MomentsStage, References
 from streams.reorder import ReorderBuffer
 from streams.state import BatchState
 from streams.timers import Timers
-from streams.watermark import Watermark
+from streams.watermark import HOLD, MOVED, SEEN, Watermark
 
 SOURCE = "_src"  # set by ingest on each touchpoint: its input partition (the watermark's source)
 OFFSET = "_off"  # set by ingest on each touchpoint: its input offset (re-deliveries are skipped)
@@ -177,12 +177,12 @@ class Pipeline:
             return
         source = "" if source is None else str(source)
         watermark = self.watermark
-        if offset is not None and watermark.seen(source, offset):
+        t = tp["event_time"]
+        flags = watermark.arrive(source, offset, t)
+        if flags == SEEN:
             self.redelivered += 1  # this input record was applied before (re-read after a restart)
             return
-        t = tp["event_time"]
-        moved = watermark.observe(source, t)
-        if t >= watermark.clock:
+        if flags & HOLD:
             self.buffer.add(tp, source, offset)
         else:
             before = watermark.value
@@ -196,7 +196,7 @@ class Pipeline:
                                f"{watermark.lateness_ms / 1000:.0f} s): moment rules skipped"),
                 })
             self._apply(tp, out, changed)
-        if moved:
+        if flags & MOVED:
             self._release(out, changed)
 
     def _release(self, out: Emitted, changed: dict) -> None:
@@ -214,7 +214,8 @@ class Pipeline:
                 self._fire_due(due, out)
             self._apply(tp, out, changed)
         watermark.advance(frontier)
-        self._fire_due(watermark.value, out)
+        if timers.earliest() < watermark.value:
+            self._fire_due(watermark.value, out)
 
     def _fire_due(self, watermark: int, out: Emitted) -> None:
         for key, value in self.timers.due(watermark):

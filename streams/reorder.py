@@ -44,23 +44,27 @@ class ReorderBuffer:
         where = f"{source}@{offset}" if offset is not None else f"#{next(self._seq)}"
         key = f"{t:013d}|{where}|{event_id}"
         heap = self._ready()  # before the write: a heap built now must not index it twice
-        if not self.state.get(key):
-            self._held += 1
+        self._held += 1  # keys are unique: the pipeline holds an input record once
         self.state.set(key, tp)
         heapq.heappush(heap, (t, event_id, key))
 
-    def release(self, before: int):
-        """Yield the held events older than `before`, oldest first; each leaves the store."""
-        heap = self._ready()
+    def release(self, before: int) -> list[dict]:
+        """The held events older than `before`, oldest first; they leave the store."""
+        heap = self._heap if self._heap is not None else self._ready()
+        if not heap or heap[0][0] >= before:
+            return []
         state = self.state
+        released = []
+        pop = heapq.heappop
         while heap and heap[0][0] < before:
-            _t, _id, key = heapq.heappop(heap)
+            key = pop(heap)[2]
             tp = state.get(key)
             if tp is None:  # dropped (erasure), or indexed twice
                 continue
             state.delete(key)
-            self._held -= 1
-            yield tp
+            released.append(tp)
+        self._held -= len(released)
+        return released
 
     def drop(self, keep) -> int:
         """Delete the held events for which `keep(tp)` is false (erasure); returns how many."""

@@ -41,10 +41,14 @@ from streams.state import BatchState
 KEY = "watermark"
 NEVER = -(2 ** 62)
 ALL = 2 ** 62  # the frontier when every partition is idle: release everything held
+# what `arrive` answers: the record was applied before, or it is held (not older than the clock),
+# or it is behind (older than the clock); MOVED is added when the frontier may have moved
+SEEN, HOLD, BEHIND, MOVED = 0, 1, 2, 4
+_EMPTY = {"m": {}, "c": NEVER, "o": {}, "i": [], "s": -1}
 
 
 class Watermark:
-    __slots__ = ("state", "lateness_ms", "sources", "_rec", "_front")
+    __slots__ = ("state", "lateness_ms", "sources", "_rec", "_front", "_pending_get")
 
     def __init__(self, state: BatchState, lateness_ms: int, sources=()):
         self.state = state
@@ -52,6 +56,7 @@ class Watermark:
         self.sources = tuple(sources)  # partitions expected: each holds the frontier until it reports
         self._rec: dict | None = None
         self._front: int | None = None  # the frontier last computed (None: to compute)
+        self._pending_get = state.lookups()[0]
 
     def reset(self) -> None:
         """Forget cached values (after the backing store was recovered or replaced)."""
@@ -61,15 +66,17 @@ class Watermark:
     def _record(self) -> dict:
         rec = self._rec
         if rec is None:
-            rec = self.state.get(KEY) or {"m": {}, "c": NEVER, "o": {}, "i": []}
+            stored = self.state.get(KEY)
+            rec = stored if stored is not None and stored.keys() >= _EMPTY.keys() else {
+                **_EMPTY, **(stored or {})}
             self._rec = rec
         return rec
 
     def _writable(self) -> dict:
-        rec = self._record()
-        if not self.state.is_pending(KEY):
-            rec = self._rec = {**rec, "m": dict(rec["m"]), "o": dict(rec["o"]),
-                               "i": list(rec.get("i", ()))}
+        """The record, copied into the state at its first change of a batch."""
+        rec = self._rec if self._rec is not None else self._record()
+        if self._pending_get(KEY) is not rec:
+            rec = self._rec = {**rec, "m": dict(rec["m"]), "o": dict(rec["o"]), "i": list(rec["i"])}
             self.state.set(KEY, rec)
         return rec
 
@@ -80,11 +87,10 @@ class Watermark:
     @property
     def idle(self) -> frozenset:
         """Partitions declared idle, until they send again (or are reported active)."""
-        return frozenset(self._record().get("i", ()))
+        return frozenset(self._record()["i"])
 
     def _set_idle(self, source: str, idle: bool) -> None:
-        current = self._record().get("i", ())
-        if (source in current) != idle:
+        if (source in self._record()["i"]) != idle:
             rec = self._writable()
             rec["i"] = sorted({*rec["i"], source}) if idle else [s for s in rec["i"] if s != source]
             self._front = None
@@ -92,24 +98,26 @@ class Watermark:
     @property
     def clock(self) -> int:
         """Event time of the ordered stream: every event before it has been processed."""
-        return self._record()["c"]
+        return (self._rec if self._rec is not None else self._record())["c"]
 
     @property
     def value(self) -> int:
         """The watermark: the clock minus the allowed lateness."""
-        clock = self._record()["c"]
+        clock = (self._rec if self._rec is not None else self._record())["c"]
         return clock if clock == NEVER else clock - self.lateness_ms
 
     def frontier(self) -> int:
         """The oldest mark of the partitions not idle (NEVER while one has not reported; ALL when
         every partition is idle)."""
-        marks = self._record()["m"]
-        idle = self._record().get("i", ())
-        if not marks or any(s not in marks and s not in idle for s in self.sources):
-            front = NEVER
-        else:
-            active = [m for s, m in marks.items() if s not in idle]
-            front = min(active) if active else ALL
+        rec = self._rec if self._rec is not None else self._record()
+        marks, idle = rec["m"], rec["i"]
+        front = NEVER
+        if marks and all(s in marks or s in idle for s in self.sources):
+            if not idle:
+                front = min(marks.values())
+            else:
+                active = [m for s, m in marks.items() if s not in idle]
+                front = min(active) if active else ALL
         self._front = front
         return front
 
@@ -117,33 +125,38 @@ class Watermark:
     def position(self) -> int:
         """The last offset of the stitch topic applied (-1: none): the worker skips what it
         reads again at or before it (after a crash, the topic is re-read from its last commit)."""
-        return self._record().get("s", -1)
+        return self._record()["s"]
 
     def set_position(self, offset: int) -> None:
         if offset > self.position:
             self._writable()["s"] = offset
 
-    def seen(self, source: str, offset: int) -> bool:
-        """True when input record `offset` of `source` was already applied; else note it."""
-        positions = self._record()["o"]
-        if offset <= positions.get(source, -1):
-            return True
-        self._writable()["o"][source] = offset
-        return False
-
-    def observe(self, source: str, event_time: int) -> bool:
-        """Account for an event of `source`; True when the frontier may have moved (only the
-        slowest partition, a newcomer or one back from idle moves it)."""
-        moved = False
-        if source in self._record().get("i", ()):
+    def arrive(self, source: str, offset: int | None, event_time: int) -> int:
+        """Account for an event of `source` (input record `offset`, None when not known): SEEN
+        when that record was applied before; else HOLD, or BEHIND when it is older than the
+        clock, plus MOVED when the frontier may have moved (only the slowest partition, a
+        newcomer or one back from idle moves it). The hot path: one call per event."""
+        rec = self._rec if self._rec is not None else self._record()
+        if offset is not None:
+            if offset <= rec["o"].get(source, -1):
+                return SEEN
+            if self._pending_get(KEY) is not rec:
+                rec = self._writable()
+            rec["o"][source] = offset
+        flags = HOLD if event_time >= rec["c"] else BEHIND
+        if rec["i"] and source in rec["i"]:
             self._set_idle(source, False)
-            moved = True
-        previous = self._record()["m"].get(source)
+            rec = self._rec
+            flags |= MOVED
+        previous = rec["m"].get(source)
         if previous is None or event_time > previous:
-            self._writable()["m"][source] = event_time
+            if self._pending_get(KEY) is not rec:
+                rec = self._writable()
+            rec["m"][source] = event_time
             front = self._front
-            moved = moved or front is None or previous is None or previous <= front
-        return moved
+            if front is None or previous is None or previous <= front:
+                flags |= MOVED
+        return flags
 
     def mark_idle(self, source: str) -> None:
         """`source` has nothing more to send for now: stop waiting for it."""
@@ -156,6 +169,7 @@ class Watermark:
     def advance(self, frontier: int) -> None:
         """The events before `frontier` were released: move the clock there (ALL: to the newest
         mark)."""
-        target = max(self._record()["m"].values(), default=NEVER) if frontier == ALL else frontier
-        if target > self._record()["c"]:
+        rec = self._rec if self._rec is not None else self._record()
+        target = max(rec["m"].values(), default=NEVER) if frontier == ALL else frontier
+        if target > rec["c"]:
             self._writable()["c"] = target

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.moments import first_seen
 from streams.moments.loader import DEFAULT_PACK
 from streams.runner import WorkerProcess
 from streams.simulate import _key
@@ -64,25 +65,6 @@ async def _offer_live(bootstrap: str, topic: str, events: list[dict], rate: int,
     return min(n, len(events))
 
 
-async def _collect(bootstrap: str, topic: str, sent_at: dict, until: float) -> dict[str, float]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    lags: dict[str, float] = {}
-    try:
-        while time.time() < until:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    conversion = orjson.loads(r.value)["conversion_id"]
-                    if conversion in sent_at and conversion not in lags:
-                        lags[conversion] = r.timestamp / 1000 - sent_at[conversion]
-    finally:
-        await consumer.stop()
-    return lags
-
-
 def bench_credit_lag(kafka, tmp: Path, events: list[dict], rate: int, seconds: float,
                      lateness_s: float = 5.0) -> dict:
     from streams.config import Topics
@@ -98,8 +80,9 @@ def bench_credit_lag(kafka, tmp: Path, events: list[dict], rate: int, seconds: f
         time.sleep(12)  # the worker joins its groups
 
         async def run() -> tuple[int, dict]:
-            collector = asyncio.create_task(_collect(kafka.bootstrap, t.credit, sent_at,
-                                                     time.time() + seconds + lateness_s + 20))
+            collector = asyncio.create_task(first_seen(
+                kafka.bootstrap, t.credit, sent_at, time.time() + seconds + lateness_s + 20,
+                id_of=lambda value: value["conversion_id"]))
             produced = await _offer_live(kafka.bootstrap, t.touchpoints, events, rate, seconds, sent_at)
             return produced, await collector
 

@@ -104,7 +104,10 @@ async def _offer_load(bootstrap: str, topic: str, events: list[dict], rate: int,
     return n
 
 
-async def _collect(bootstrap: str, topic: str, sent_at: dict, until: float) -> list[float]:
+async def first_seen(bootstrap: str, topic: str, sent_at: dict, until: float,
+                     id_of=lambda value: value.get("event_id", "")) -> dict[str, float]:
+    """Seconds from `sent_at[id]` to the first record of `topic` whose `id_of(value)` is that
+    id (its broker timestamp), for the records read until `until` (epoch s)."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
@@ -115,13 +118,12 @@ async def _collect(bootstrap: str, topic: str, sent_at: dict, until: float) -> l
         while time.time() < until:
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 for r in records:
-                    value = orjson.loads(r.value)
-                    eid = value.get("event_id", "")
-                    if eid in sent_at and eid not in latencies:
-                        latencies[eid] = r.timestamp / 1000 - sent_at[eid]
+                    key = id_of(orjson.loads(r.value))
+                    if key in sent_at and key not in latencies:
+                        latencies[key] = r.timestamp / 1000 - sent_at[key]
     finally:
         await consumer.stop()
-    return sorted(latencies.values())
+    return latencies
 
 
 def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: float,
@@ -140,10 +142,10 @@ def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: floa
         time.sleep(12)
 
         async def run() -> tuple[int, list[float]]:
-            collector = asyncio.create_task(_collect(kafka.bootstrap, t.trigger_topic("push"), sent_at,
-                                                     time.time() + seconds + 15))
+            collector = asyncio.create_task(first_seen(kafka.bootstrap, t.trigger_topic("push"),
+                                                       sent_at, time.time() + seconds + 15))
             produced = await _offer_load(kafka.bootstrap, t.touchpoints, events, rate, seconds, sent_at)
-            return produced, await collector
+            return produced, sorted((await collector).values())
 
         produced, latencies = asyncio.run(run())
     if not latencies:

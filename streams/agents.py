@@ -83,6 +83,17 @@ class Shell:
         self.retry_delay = 1.0
         self.max_retry_delay = 30.0
 
+    def forget_partitions(self, keys: list[tuple[str, int]]) -> None:
+        """Input partitions given away or assigned afresh (a rebalance): what this worker noted of
+        them is stale. Without it, a partition reported idle that comes back would never be
+        reported again (the frontier would wait for it), and one the journey holds as idle would
+        get no `resume` before its records."""
+        for key in keys:
+            self.positions.pop(key, None)
+            self.checked.pop(key, None)
+            self.idle_sent.discard(key)
+            self.holding.discard(key)
+
     def _note_positions(self, messages) -> None:
         last = {(msg.topic, msg.partition): msg.offset + 1 for msg in messages}
         self.positions.update(last)
@@ -108,6 +119,8 @@ class Shell:
             if (topic, partition) not in self.holding:
                 resumes.append({CONTROL: "resume", "source": str(partition)})
                 self.holding.add((topic, partition))
+        if resumes:
+            log.info("input partitions reported active: %s", ", ".join(r["source"] for r in resumes))
         return resumes
 
     async def report_idle(self, partitions: list[tuple[int, int | None]],
@@ -133,6 +146,7 @@ class Shell:
                 self.holding.discard(key)
         if idle:
             await self.producer.send_all([(self.topics.stitch, None, orjson.dumps(idle))])
+            log.info("input partitions reported idle: %s", ", ".join(i["source"] for i in idle))
         return len(idle)
 
     async def _write_sink(self, rows: dict[str, list[dict]]) -> None:

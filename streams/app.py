@@ -184,7 +184,8 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
                             max_records=settings.batch_size, max_wait_s=settings.batch_seconds,
                             fetch_max_wait_ms=settings.fetch_max_wait_ms,
                             session_timeout_s=settings.session_timeout,
-                            client_options=settings.kafka_options)
+                            client_options=settings.kafka_options,
+                            on_forget=shell.forget_partitions)
 
     def inputs() -> list[tuple[int, int | None]]:
         return [(tp.partition, ingest.highwater(tp)) for tp in ingest.assignment()
@@ -229,19 +230,32 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     @app.timer(settings.idle_seconds)
     async def report_idle() -> None:
         """Input partitions of this worker that are fully consumed stop holding the frontier.
-        Under the ingest consumer's lock: an idle report never overtakes the records (and the
-        resume report) of a batch being forwarded."""
+        Decided and sent under the ingest consumer's lock: an idle report never overtakes the
+        records (and the resume report) of a batch being forwarded. The consumer's positions of
+        partitions with nothing forwarded yet are read before (a lookup may wait)."""
+        started = {}
+        for tp in ingest.assignment():
+            if tp.topic == topics.touchpoints and (tp.topic, tp.partition) not in shell.positions:
+                try:
+                    started[tp.partition] = await ingest.position(tp)
+                except Exception:  # not assigned any more / consumer restarting
+                    continue
         async with ingest.lock:
-            partitions, started = [], {}
-            for tp in ingest.assignment():
-                if tp.topic == topics.touchpoints:
-                    try:
-                        partitions.append((tp.partition, ingest.highwater(tp)))
-                        if (tp.topic, tp.partition) not in shell.positions:  # nothing forwarded yet
-                            started[tp.partition] = await ingest.position(tp)
-                    except Exception:  # not assigned any more / consumer restarting
-                        continue
+            partitions = [(tp.partition, ingest.highwater(tp)) for tp in ingest.assignment()
+                          if tp.topic == topics.touchpoints]
             await _or_die(shell.report_idle(partitions, started), "idle report")
+
+    stuck = {"clock": None}
+
+    @app.timer(30.0)
+    async def report_stuck() -> None:
+        """A journey holding touchpoints while its clock has not moved for 30 s says which input
+        partitions hold the frontier (alert ParcoursEventTimeStuck)."""
+        clock, held = pipeline.watermark.clock, len(pipeline.buffer)
+        if held and clock == stuck["clock"]:
+            log.warning("%d touchpoints held, event time stuck: %s", held,
+                        pipeline.watermark.describe())
+        stuck["clock"] = clock
 
     @app.timer(5.0)
     async def report_lag() -> None:

@@ -197,8 +197,9 @@ class PathBook:
     as a non-converting path when the watermark passes the last touch + lookback (a "path" timer).
     Every closed path is also returned as a `path_record` for the data-driven models.
 
-    A touch at or before the last conversion credited belongs to a path already closed: it is not
-    added (a late touch, or one brought by a merge); a credited conversion is never re-issued.
+    A touch arriving behind the watermark at or before the last conversion credited belongs to a
+    path already closed: it is not added (the caller records why); a credited conversion is never
+    re-issued. A merge keeps every touch of both profiles (none is dropped).
     """
 
     state: object  # BatchState
@@ -274,7 +275,8 @@ class PathBook:
         self.timers.add(key, {"k": "credit", "at": at, "p": profile_id, "c": conversion})
         return key
 
-    def _convert(self, profile_id: str, conversion: dict, credits: list, paths: list) -> None:
+    def _convert(self, profile_id: str, conversion: dict, credits: list, paths: list,
+                 **changes) -> None:
         cfg = self.config
         record = self.state.get(profile_id) or {"touches": [], "conversions": []}
         at = conversion["event_time"]
@@ -285,7 +287,7 @@ class PathBook:
                                  conversion["type"], _revenue(conversion), cfg.markov_orders))
         later = [t for t in record["touches"] if t[1] > at]
         self._save(profile_id, later, record, record.get("close"),
-                   last=max(at, record.get("last", NO_CONVERSION)))
+                   last=max(at, record.get("last", NO_CONVERSION)), **changes)
 
     def on_timer(self, value: dict, credits: list, paths: list) -> None:
         if value["k"] == "credit":
@@ -300,9 +302,8 @@ class PathBook:
         if record is None:
             return
         key = timer_key(value["at"], profile_id, "credit", value["c"]["event_id"])
-        self._save(profile_id, record["touches"], record, record.get("close"),
-                   pend=[k for k in record.get("pend") or () if k != key])
-        self._convert(profile_id, value["c"], credits, paths)
+        self._convert(profile_id, value["c"], credits, paths,
+                      pend=[k for k in record.get("pend") or () if k != key])
 
     def _closed(self, value: dict, paths: list) -> None:
         """The watermark passed last touch + lookback: the journey closes without a conversion."""
@@ -343,7 +344,6 @@ class PathBook:
             self.state.delete(old)
             moved = True
         if moved:
-            touches = [t for t in touches if t[1] > last]  # earlier ones closed with a conversion
             changes = {"conversions": conversions, "pend": pend}
             if last != NO_CONVERSION:
                 changes["last"] = last

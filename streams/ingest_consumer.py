@@ -58,8 +58,10 @@ class IngestConsumer:
     def __init__(self, bootstrap: str, topics: list[str], group_id: str, handle: Handler, *,
                  max_records: int = 2000, max_wait_s: float = 0.5, fetch_max_wait_ms: int = 0,
                  session_timeout_s: float = 10.0, commit_interval: float = 1.0,
-                 client_options: dict | None = None):
+                 client_options: dict | None = None,
+                 on_forget: Callable[[list[tuple[str, int]]], None] | None = None):
         self.topics = topics
+        self.on_forget = on_forget  # told of partitions given away or assigned afresh
         self.handle = handle
         self.max_records = max_records
         self.max_wait_ms = max(1, int(max_wait_s * 1000))
@@ -93,9 +95,12 @@ class IngestConsumer:
 
     def forget(self, partitions) -> None:
         """Drop the offsets noted for these partitions (given away, or assigned afresh)."""
+        partitions = list(partitions)
         for tp in partitions:
             self.processed.pop(tp, None)
             self._committed.pop(tp, None)
+        if self.on_forget is not None:
+            self.on_forget([(tp.topic, tp.partition) for tp in partitions])
 
     async def commit(self) -> None:
         """Commit what has been fully processed (and not committed yet)."""

@@ -289,8 +289,9 @@ class Pipeline:
         out = Emitted()
         now = self._now_ms()
         gone = self.identity.forget(identifier)
-        # the person's events still held are erased before they are processed (all of them when
-        # the person is known only from held events)
+        # the person's held events are erased before they are processed: those carrying one of
+        # the profile's identifiers, or the identifier asked for when no profile holds it yet
+        # (a held event linked to the person only through another held event is not found)
         keys = set(gone.identifiers) if gone is not None else {identifier}
         self.buffer.drop(lambda tp: not any(f"{k}:{v}" in keys for k, v in (tp.get("ids") or {}).items()))
         if gone is None:

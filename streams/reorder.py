@@ -4,7 +4,9 @@ One key of the `pending` store per held event (a Faust table in the worker, so a
 a restart with the input offsets that were committed past it), whose value is the normalised
 touchpoint. An in-memory heap orders the keys; it is rebuilt from the store at first use and after a
 recovery (`reset`). An event held and released within one batch never reaches the store's
-changelog (the batch's write and delete cancel out).
+changelog (the batch's write and delete cancel out). A released touchpoint is handed out as stored
+(no copy, on the hot path): the pipeline adds its `profile_id`, which the next release of the same
+record (after a failed batch) sets again.
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ class ReorderBuffer:
         where = f"{source}@{offset}" if offset is not None else f"#{next(self._seq)}"
         key = f"{t:013d}|{where}|{event_id}"
         heap = self._ready()  # before the write: a heap built now must not index it twice
-        self._held += 1  # keys are unique: the pipeline holds an input record once
+        if key not in self.state:  # held again when a batch is re-applied after a crash
+            self._held += 1
         self.state.set(key, tp)
         heapq.heappush(heap, (t, event_id, key))
 

@@ -12,7 +12,7 @@ import heapq
 
 from streams.state import BatchState
 
-WATERMARK_KEY = "~watermark"  # the watermark's marks share the store; never a timer
+WATERMARK_KEY = "~watermark"  # where versions before the event-time order kept the marks; ignored
 
 
 def timer_key(deadline: int, *parts: str) -> str:
@@ -51,15 +51,15 @@ class Timers:
         heap = self._ready()
         return heap[0][0] if heap else float("inf")
 
-    def due(self, watermark: int) -> list[tuple[str, dict]]:
-        """Pop the timers strictly before `watermark`, oldest first; their keys are deleted."""
+    def due(self, watermark: int):
+        """Yield the timers strictly before `watermark`, oldest first, one at a time (a timer set
+        while one fires, earlier than the next, fires before it: the order depends on the
+        deadlines only, not on how far the watermark moved at once); their keys are deleted."""
         heap = self._ready()
-        fired = []
         while heap and heap[0][0] < watermark:
             _at, key = heapq.heappop(heap)
             value = self.state.get(key)
             if value is None or value["at"] != _at:  # cancelled, or re-set with another deadline
                 continue
             self.state.delete(key)
-            fired.append((key, value))
-        return fired
+            yield key, value

@@ -36,6 +36,8 @@ the worker writes it after every other state change of the batch has reached its
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from streams.state import BatchState
 
 KEY = "watermark"
@@ -158,6 +160,21 @@ class Watermark:
                 flags |= MOVED
         return flags
 
+    def describe(self) -> str:
+        """Which partitions hold the frontier, in one line (for an operator)."""
+        rec = self._record()
+        marks, idle = rec["m"], rec["i"]
+        missing = [s for s in self.sources if s not in marks and s not in idle]
+        if missing:
+            return f"no event yet from partition(s) {', '.join(missing)}"
+        active = {s: m for s, m in marks.items() if s not in idle}
+        if not active:
+            return "every partition idle"
+        slowest = min(active.values())
+        held_by = ", ".join(s for s, m in sorted(active.items()) if m == slowest)
+        return (f"partition(s) {held_by} at {_iso(slowest)} hold the frontier; clock "
+                f"{_iso(rec['c'])}; idle: {', '.join(idle) or 'none'}")
+
     def mark_idle(self, source: str) -> None:
         """`source` has nothing more to send for now: stop waiting for it."""
         self._set_idle(source, True)
@@ -173,3 +190,9 @@ class Watermark:
         target = max(rec["m"].values(), default=NEVER) if frontier == ALL else frontier
         if target > rec["c"]:
             self._writable()["c"] = target
+
+
+def _iso(ms: int) -> str:
+    if ms in (NEVER, ALL):
+        return "never"
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")

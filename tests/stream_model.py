@@ -118,6 +118,12 @@ class Worker:
         assert not dead, dead
         self.stitch.extend(good)
 
+    def rebalance(self, p: int, back: int) -> None:
+        """Partition `p` is given away and assigned back (a rebalance): ingest forgets what it
+        noted of it (`Shell.forget_partitions`) and re-reads it from its last commit."""
+        self.holding.discard(p)
+        self.read[p] = max(0, self.read[p] - back)
+
     def idle(self, p: int) -> None:
         """Partition `p` was read to its end: the worker's idle report goes through the log."""
         self.holding.discard(p)

@@ -39,7 +39,9 @@ def test_a_touch_behind_the_watermark_before_a_credited_conversion_is_not_credit
     assert [c["touchpoint_id"] for c in out.credits if c["model"] == "linear"] == ["t1"]
     out = arrive(p, 0, 3, touch("old", at(9, 30)))  # late, and its path closed at 10:00
     (late,) = out.late
-    assert late["event_id"] == "old" and "touch not credited: its path closed" in late["reason"]
+    assert late["event_id"] == "old" and late["reason"].endswith(
+        "; touch not credited: its path closed with the conversion at 2026-11-18T09:00:00.000+00:00, "
+        "already credited")
     assert p.attribution.book.path(out.stitched[0]["profile_id"]) == []
     out = arrive(p, 0, 4, ev("buy2", at(12, 30), "purchase", "web", ids={"cookie": "c-1"}))
     out.extend(p.end_of_input())

@@ -82,7 +82,7 @@ def test_any_schedule_gives_the_replay(partitions, data):
     steps = data.draw(st.integers(5, 60), label="steps")
     for _ in range(steps):
         action = data.draw(st.sampled_from(["produce", "consume", "consume", "batch", "idle",
-                                            "crash"]), label="action")
+                                            "crash", "rebalance"]), label="action")
         if action == "produce":
             worker.produce(data.draw(st.integers(1, len(EVENTS) // 4), label="produced"))
         elif action == "consume":
@@ -94,6 +94,9 @@ def test_any_schedule_gives_the_replay(partitions, data):
             p = data.draw(st.integers(0, partitions - 1), label="idle partition")
             if worker.available(p) == 0:
                 worker.idle(p)
+        elif action == "rebalance":
+            worker.rebalance(data.draw(st.integers(0, partitions - 1), label="moved partition"),
+                             data.draw(st.integers(0, 100), label="re-read"))
         else:
             worker.crash(data.draw(st.integers(0, 400), label="stitch re-read"),
                          [data.draw(st.integers(0, 200), label="re-read") for _ in range(partitions)])

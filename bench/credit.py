@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.load import offer
 from bench.moments import first_seen
 from streams.moments.loader import DEFAULT_PACK
 from streams.runner import WorkerProcess
@@ -39,30 +40,15 @@ def _pack(tmp: Path, lateness_s: float) -> Path:
 async def _offer_live(bootstrap: str, topic: str, events: list[dict], rate: int, seconds: float,
                       sent_at: dict) -> int:
     """Send `events` at `rate`/s, each dated the moment it is sent (epoch ms)."""
-    from aiokafka import AIOKafkaProducer
+    async def send(producer, chunk: list[dict], _elapsed: float) -> None:
+        now = time.time()
+        for event in chunk:
+            event = {**event, "event_time": int(now * 1000)}
+            await producer.send(topic, orjson.dumps(event), key=_key(event, None))
+            if event["type"] in CONVERSIONS:
+                sent_at[event["event_id"]] = now
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
-    await producer.start()
-    tick = 0.01
-    per_tick = max(1, int(rate * tick))
-    n = 0
-    started = time.perf_counter()
-    try:
-        while time.perf_counter() - started < seconds and n < len(events):
-            delay = started + (n // per_tick) * tick - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = time.time()
-            for event in events[n:n + per_tick]:
-                event = {**event, "event_time": int(now * 1000)}
-                await producer.send(topic, orjson.dumps(event), key=_key(event, None))
-                if event["type"] in CONVERSIONS:
-                    sent_at[event["event_id"]] = now
-            n += per_tick
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return min(n, len(events))
+    return await offer(bootstrap, events, rate, seconds, send)
 
 
 def bench_credit_lag(kafka, tmp: Path, events: list[dict], rate: int, seconds: float,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.load import offer
 from streams import simulate
 from streams.simulate.io import _key
 from streams.ingest import ingest_batch
@@ -70,38 +71,24 @@ def _probe(i: int, t_ms: int) -> tuple[bytes, bytes]:
 
 async def _offer_load(bootstrap: str, topic: str, events: list[dict], rate: int, seconds: float,
                       sent_at: dict) -> int:
-    from aiokafka import AIOKafkaProducer
+    ticks = probes = 0
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
-    await producer.start()
-    tick = 0.01
-    per_tick = max(1, int(rate * tick))
-    n = probes = 0
-    started = time.perf_counter()
-    try:
-        while time.perf_counter() - started < seconds and n < len(events):
-            due = started + (n // per_tick) * tick
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            chunk = events[n:n + per_tick]
-            n += len(chunk)
-            for e in chunk:
-                await producer.send(topic, orjson.dumps(e), key=_key(e, None))
-            # a probe every 50 ms, at the simulated time of the stream; none in the last second
-            # (the load's last events wait for the partitions' idle reports, not for the worker)
-            if n // per_tick % 5 == 0 and time.perf_counter() - started < seconds - 1:
-                t_ms = simulate.event_ms(chunk[-1])
-                consent, geofence = _probe(probes, t_ms)
-                key = f"probe-{probes}".encode()  # one person's events stay in order
-                await producer.send(topic, consent, key=key)
-                sent_at[f"probe-{probes}"] = time.time()
-                await producer.send(topic, geofence, key=key)
-                probes += 1
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return n
+    async def send(producer, chunk: list[dict], elapsed: float) -> None:
+        nonlocal ticks, probes
+        for e in chunk:
+            await producer.send(topic, orjson.dumps(e), key=_key(e, None))
+        ticks += 1
+        # a probe every 50 ms, at the simulated time of the stream; none in the last second
+        # (the load's last events wait for the partitions' idle reports, not for the worker)
+        if ticks % 5 == 0 and elapsed < seconds - 1:
+            consent, geofence = _probe(probes, simulate.event_ms(chunk[-1]))
+            key = f"probe-{probes}".encode()  # one person's events stay in order
+            await producer.send(topic, consent, key=key)
+            sent_at[f"probe-{probes}"] = time.time()
+            await producer.send(topic, geofence, key=key)
+            probes += 1
+
+    return await offer(bootstrap, events, rate, seconds, send)
 
 
 async def first_seen(bootstrap: str, topic: str, sent_at: dict, until: float,

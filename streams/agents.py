@@ -106,19 +106,16 @@ class Shell:
         again before newer records of other partitions can overtake its own."""
         topic = self.topics.touchpoints
         in_batch = {msg.partition for msg in messages}
+        highwaters = dict(self.inputs())  # a partition of the batch may be assigned since
         resumes = []
-        for partition, highwater in self.inputs():
+        for partition in sorted(highwaters.keys() | in_batch):
             key = (topic, partition)
             if key in self.holding:
                 continue
-            position = self.positions.get(key)
+            highwater, position = highwaters.get(partition), self.positions.get(key)
             if partition in in_batch or highwater is None or position is None or highwater > position:
                 resumes.append({CONTROL: "resume", "source": str(partition)})
                 self.holding.add(key)
-        for partition in in_batch:  # a partition assigned since `inputs` was read
-            if (topic, partition) not in self.holding:
-                resumes.append({CONTROL: "resume", "source": str(partition)})
-                self.holding.add((topic, partition))
         if resumes:
             log.info("input partitions reported active: %s", ", ".join(r["source"] for r in resumes))
         return resumes

@@ -76,7 +76,7 @@ class Watermark:
 
     def _writable(self) -> dict:
         """The record, copied into the state at its first change of a batch."""
-        rec = self._rec if self._rec is not None else self._record()
+        rec = self._record()
         if self._pending_get(KEY) is not rec:
             rec = self._rec = {**rec, "m": dict(rec["m"]), "o": dict(rec["o"]), "i": list(rec["i"])}
             self.state.set(KEY, rec)
@@ -100,12 +100,12 @@ class Watermark:
     @property
     def clock(self) -> int:
         """Event time of the ordered stream: every event before it has been processed."""
-        return (self._rec if self._rec is not None else self._record())["c"]
+        return self._record()["c"]
 
     @property
     def value(self) -> int:
         """The watermark: the clock minus the allowed lateness."""
-        clock = (self._rec if self._rec is not None else self._record())["c"]
+        clock = self._record()["c"]
         return clock if clock == NEVER else clock - self.lateness_ms
 
     def frontier(self) -> int:
@@ -137,7 +137,8 @@ class Watermark:
         """Account for an event of `source` (input record `offset`, None when not known): SEEN
         when that record was applied before; else HOLD, or BEHIND when it is older than the
         clock, plus MOVED when the frontier may have moved (only the slowest partition, a
-        newcomer or one back from idle moves it). The hot path: one call per event."""
+        newcomer or one back from idle moves it). The hot path: one call per event (the cached
+        record read inline, as in `frontier`)."""
         rec = self._rec if self._rec is not None else self._record()
         if offset is not None:
             if offset <= rec["o"].get(source, -1):
@@ -186,7 +187,7 @@ class Watermark:
     def advance(self, frontier: int) -> None:
         """The events before `frontier` were released: move the clock there (ALL: to the newest
         mark)."""
-        rec = self._rec if self._rec is not None else self._record()
+        rec = self._record()
         target = max(rec["m"].values(), default=NEVER) if frontier == ALL else frontier
         if target > rec["c"]:
             self._writable()["c"] = target

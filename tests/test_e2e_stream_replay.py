@@ -123,11 +123,11 @@ def _stitched_key(topic, record):
     return orjson.loads(record.value)["event_id"]
 
 
-def _settled(worker: WorkerProcess, events: list[dict], timeout: float = 240) -> None:
+def _settled(worker: WorkerProcess, bootstrap: str, events: list[dict], timeout: float = 240) -> None:
     """Every event is out on `touchpoints.stitched` (each is released once every partition has
     passed it, the last ones when every partition is idle), then its batch's rows are in."""
     try:
-        asyncio.run(count_until(worker.env["PARCOURS_KAFKA_BOOTSTRAP"], [TOPICS.stitched], len(events),
+        asyncio.run(count_until(bootstrap, [TOPICS.stitched], len(events),
                                 timeout=timeout, alive=worker.alive, key=_stitched_key))
         worker.wait_settled()
     except (TimeoutError, RuntimeError) as exc:
@@ -137,8 +137,7 @@ def _settled(worker: WorkerProcess, events: list[dict], timeout: float = 240) ->
 def _worker(kafka, tmp_path, url: str, name: str) -> WorkerProcess:
     return WorkerProcess(kafka.url, url, tmp_path / "data", app_id=f"e2e-{name}",
                          log_path=tmp_path / "worker.log", metrics_port=free_port(),
-                         extra_env={"PARCOURS_IDLE_SECONDS": "2",
-                                    "PARCOURS_KAFKA_BOOTSTRAP": kafka.bootstrap})
+                         extra_env={"PARCOURS_IDLE_SECONDS": "2"})
 
 
 def _assert_same(stream: dict[str, list], replayed: dict[str, list], events: list[dict]) -> None:
@@ -165,7 +164,7 @@ def test_four_partitions_keyed_by_device_give_the_replay(kafka, tmp_path, ch_url
     worker = _worker(kafka, tmp_path, url, "stream-replay")
     with worker:
         partitions = _produce_librdkafka(kafka.bootstrap, records)
-        _settled(worker, events)
+        _settled(worker, kafka.bootstrap, events)
     assert worker.proc.returncode in (0, -15), worker.log_tail(60)
     by_id = {r["event_id"]: p for p, r in zip(partitions, records) if isinstance(r, dict)}
     assert len({by_id[e["event_id"]] for e in events if e["event_id"].startswith("martin")}) >= 2, \
@@ -191,6 +190,6 @@ def test_a_worker_killed_mid_stream_still_gives_the_replay(kafka, tmp_path, ch_u
     second = _worker(kafka, tmp_path, url, "stream-replay-kill")
     with second:
         _produce(kafka.bootstrap, records[half:])
-        _settled(second, events)
+        _settled(second, kafka.bootstrap, events)
     assert second.proc.returncode in (0, -15), second.log_tail(60)
     _assert_same(_tables(url), replayed, events)

@@ -241,9 +241,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
                 except Exception:  # not assigned any more / consumer restarting
                     continue
         async with ingest.lock:
-            partitions = [(tp.partition, ingest.highwater(tp)) for tp in ingest.assignment()
-                          if tp.topic == topics.touchpoints]
-            await _or_die(shell.report_idle(partitions, started), "idle report")
+            await _or_die(shell.report_idle(inputs(), started), "idle report")
 
     stuck = {"clock": None}
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from streams.attribution import DAY_MS, AttributionConfig, credit_rows, path_record
-from streams.datadriven import markov_shares, shapley_credit
+from streams.attribution.datadriven import markov_shares, shapley_credit
 
 CHANNELS = ("search", "display", "email", "social", "video", "affiliate", "push", "sms", "web", "store")
 LIFT = {"search": 0.06, "email": 0.05, "store": 0.08, "display": 0.02, "social": 0.02, "video": 0.01,
@@ -94,7 +94,7 @@ def _from_clickhouse(records: list[dict]) -> dict:
     from sinks.clickhouse import close, connect
     from sinks.migrations import migrate
     from sinks.writer import ClickHouseSink
-    from streams.report import credit_by
+    from streams.cli.attribution import credit_by
 
     with tempfile.TemporaryDirectory() as tmp:
         client = connect(f"chdb://{Path(tmp) / 'ch'}")

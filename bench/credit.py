@@ -19,8 +19,8 @@ import orjson
 
 from bench.load import offer
 from bench.moments import first_seen
-from streams.moments.loader import DEFAULT_PACK
-from streams.runner import WorkerProcess
+from streams.moments.rules.loader import DEFAULT_PACK
+from streams.embedded.worker_process import WorkerProcess
 from streams.simulate import _key
 
 CONVERSIONS = ("purchase", "lead")

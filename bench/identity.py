@@ -14,7 +14,7 @@ import time
 import os
 import sys
 
-from streams.identity import IdentityGraph
+from streams.identity.graph import IdentityGraph
 
 BATCH = 2000  # flush every N events, as the journey agent does
 

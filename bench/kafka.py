@@ -40,7 +40,7 @@ async def produce(bootstrap: str, raws: list[bytes], partitions: int = 4) -> flo
 
 async def produce_batches(bootstrap: str, raws: list[bytes], batch: int = 2000) -> float:
     """Seconds to send `raws` as the worker sends its outputs (BatchProducer, acks=all, batches)."""
-    from streams.batch_producer import BatchProducer
+    from streams.kafka.producer import BatchProducer
 
     producer = BatchProducer(bootstrap, client_id="bench-outputs")
     await producer.start()
@@ -112,7 +112,7 @@ def bench_faust_floor(kafka_url: str, n: int, tmp: Path) -> float:
     import subprocess
     import sys
 
-    from streams.embedded import free_port
+    from streams.embedded.broker import free_port
 
     env = {**os.environ, "URL": kafka_url, "WEBPORT": str(free_port()), "N": str(n),
            "APP_ID": f"faust-floor-{os.getpid()}", "DATADIR": str(tmp / "faust-floor")}

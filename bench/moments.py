@@ -20,11 +20,11 @@ import orjson
 from bench.load import offer
 from streams import simulate
 from streams.simulate.io import _key
-from streams.ingest import ingest_batch
-from streams.moments.loader import load_default
-from streams.moments.rules import RulePack
+from streams.ingest.normalise import ingest_batch
+from streams.moments.rules.loader import load_default
+from streams.moments.rules.model import RulePack
 from streams.pipeline import Pipeline
-from streams.runner import WorkerProcess
+from streams.embedded.worker_process import WorkerProcess
 
 PARIS_15 = {"lat": 48.8437, "lon": 2.2958, "tz": "Europe/Paris"}
 

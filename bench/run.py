@@ -42,12 +42,13 @@ from bench.kafka import (bench_aiokafka, bench_faust_floor, cpu_seconds, produce
                          vm_hwm_mb, watch_outputs)
 from bench.moments import bench_latency, bench_rules
 from bench.stages import bench_stages
-from streams import gc_tuning, simulate
+from streams import simulate
+from streams.worker import gc_tuning
 from streams.config import Topics
-from streams.embedded import EmbeddedKafka
-from streams.ingest import ingest_batch
+from streams.embedded.broker import EmbeddedKafka
+from streams.ingest.normalise import ingest_batch
 from streams.pipeline import Pipeline
-from streams.runner import WorkerProcess
+from streams.embedded.worker_process import WorkerProcess
 
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 TOPICS = Topics()
@@ -79,12 +80,12 @@ def bench_core(raws: list[bytes], batch: int = 5000) -> float:
 
 
 def bench_replay(raws: list[bytes], tmp: Path) -> dict[str, float]:
-    """Seconds of `parcours replay` (streams.replay.replay, as the command calls it) over the same
+    """Seconds of `parcours replay` (streams.cli.replay.replay, as the command calls it) over the same
     touchpoints written as a JSON-lines file: outputs to files only, then also into chDB."""
     from sinks.clickhouse import close, connect
     from sinks.migrations import migrate
     from sinks.writer import ClickHouseSink
-    from streams.replay import replay
+    from streams.cli.replay import replay
 
     path = tmp / "replay-input.jsonl"
     path.write_bytes(b"\n".join(raws) + b"\n")

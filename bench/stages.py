@@ -27,15 +27,16 @@ from types import SimpleNamespace
 
 import orjson
 
-from streams.agents import chunk_json_lists
-from streams.app import _TableStore
+from streams.worker.shell import chunk_json_lists
+from streams.worker.app import _TableStore
 from streams.config import Topics
-from streams.ingest import ingest_batch
-from streams.moments.loader import load_default
-from streams.moments.rules import RulePack
-from streams.outputs import table_rows, topic_messages
-from streams.pipeline import SOURCE, STORES, Pipeline
-from streams.reorder import ReorderBuffer
+from streams.ingest.normalise import ingest_batch
+from streams.moments.rules.loader import load_default
+from streams.moments.rules.model import RulePack
+from streams.worker.outputs import table_rows, topic_messages
+from streams.ingest import SOURCE
+from streams.pipeline import STORES, Pipeline
+from streams.eventtime.reorder import ReorderBuffer
 from streams.state import BatchState
 
 TOPICS = Topics()

@@ -12,14 +12,14 @@ stage refused the record and whose `reason` is one readable line for the dead-le
 
 The contract check (`validate_touchpoint`) is written by hand rather than by calling
 fastavro.validation: it runs on every event, and a few isinstance checks with precise messages
-are both faster and more useful to a producer than "record does not match". tests/test_codec.py
+are both faster and more useful to a producer than "record does not match". tests/unit/schemas/test_codec.py
 proves it agrees with fastavro.validation.validate on generated good and bad records. Two
 deliberate leniencies for JSON producers: `null` means "absent" for optional fields, including
 `ids: null` and `null` values inside `ids` (dropped). Two deliberate strictnesses: `event_id` and
 `type` must not be empty or blank.
 
 Values are only type-checked here; meaning (timestamp syntax and range, finite revenue, hashing)
-is `streams.ingest.normalise`.
+is `streams.ingest.normalise.normalise`.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from typing import Any
 import fastavro
 import orjson
 
+from streams.errors import InputError
 from schemas import registry
 
 __all__ = [
@@ -54,13 +55,13 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
-class DecodeError(Exception):
+class DecodeError(InputError):
     """A record that cannot become a touchpoint.
 
     `kind` is the stage that refused it: "decode" (bytes do not parse: bad JSON, truncated Avro),
     "format" (unknown wire format or schema id), "validation" (parsed, but breaks the contract),
     "oversized" (larger than the limit, not parsed), "clock" (event time further ahead of ingest's
-    clock than the tolerance: streams.ingest_clock). `reason` is one readable line.
+    clock than the tolerance: streams.ingest.clock). `reason` is one readable line.
     """
 
     KINDS = frozenset({"decode", "format", "validation", "oversized", "clock"})
@@ -202,7 +203,7 @@ def _is_boolean(v: Any) -> bool:
 _CHECKS = {"string": _is_str, "long": _is_long, "int": _is_int, "double": _is_double,
            "boolean": _is_boolean}
 
-# Optional fields of touchpoint.avsc: name -> Avro type. tests/test_codec.py checks these tables
+# Optional fields of touchpoint.avsc: name -> Avro type. tests/unit/schemas/test_codec.py checks these tables
 # against the schema, so a field added to the .avsc without a line here fails the tests.
 TOP_LEVEL_OPTIONAL = {"channel": "string", "campaign": "string", "publisher": "string"}
 CONTEXT_FIELDS = {"url": "string", "referrer": "string", "store_id": "string", "beacon_id": "string",

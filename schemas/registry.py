@@ -30,6 +30,8 @@ import avro.schema
 import fastavro
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
+from streams.errors import ConfigError, ParcoursError
+
 __all__ = [
     "IncompatibleSchema",
     "UnknownSchema",
@@ -46,14 +48,14 @@ __all__ = [
 _PACKAGE = files(__package__ or "schemas")
 
 
-class UnknownSchema(LookupError):
+class UnknownSchema(ParcoursError, LookupError):
     """A schema name or wire-format id that registry.json does not list."""
 
     def __str__(self) -> str:  # LookupError would quote the message
         return str(self.args[0]) if self.args else "unknown schema"
 
 
-class IncompatibleSchema(ValueError):
+class IncompatibleSchema(ConfigError):
     """Data written with the old schema cannot be read with the new one; the message says why."""
 
 

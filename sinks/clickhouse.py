@@ -33,13 +33,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.binding import quote_identifier
 
+from streams.errors import ConfigError
+
 ENV = "PARCOURS_CLICKHOUSE_URL"
 USAGE = "use chdb:///path or http://user:pw@host:8123/db"
 _DB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _HTTP_OPTIONS = {"connect_timeout": float, "send_receive_timeout": float, "verify": bool}
 
 
-class SinkConfigError(ValueError):
+class SinkConfigError(ConfigError):
     """The ClickHouse URL is unusable; the message is one line for the operator."""
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.exceptions import DataError, ProgrammingError
 
+from streams.errors import ServiceError
 from sinks.tables import TABLES, Table
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ OnFlush = Callable[[str, int, float], None]
 OnError = Callable[[str, BaseException], None]
 
 
-class SinkError(RuntimeError):
+class SinkError(ServiceError):
     """Rows could not be written; they are still buffered. The message is one line."""
 
 

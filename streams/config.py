@@ -11,15 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from streams import kafka_security
-from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS
-from streams.kafka_security import KafkaSecurity
+from streams.errors import ConfigError  # noqa: F401  (streams.config.ConfigError, as before)
+from streams.kafka import security as kafka_security
+from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
+from streams.kafka.security import KafkaSecurity
 
 DEFAULT_DATA_DIR = ".parcours"
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message is one line for the operator."""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Pure: no Faust, no Kafka. The Faust `journey` agent and `parcours replay` both c
 `Pipeline.process(batch)`; state lives in the mappings passed in (dicts for replay, Faust tables in
 the worker) and is written once per key per batch.
 
-Order (streams/watermark.py): an arriving event moves its source partition's mark and is held
-(`streams/reorder.py`) until the frontier, the slowest partition's mark, has passed it. Held events
+Order (streams/eventtime/watermark.py): an arriving event moves its source partition's mark and is held
+(`streams/eventtime/reorder.py`) until the frontier, the slowest partition's mark, has passed it. Held events
 are processed in (event time, event id) order, and each timer (absence, deferred trigger, credit,
 journey closing) fires at its place in that order: before the first event later than its deadline
 plus the allowed lateness. So when every input partition is in time order, the outputs are the
@@ -25,34 +25,21 @@ from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Callable, MutableMapping, Protocol
 
-from streams.attribution import AttributionConfig, PathBook
-from streams.identity import IdentityConfig, IdentityGraph
-from streams.moments.loader import load_default
-from streams.moments.rules import RulePack
-from streams.ingest import ingest_batch
-from streams.ingest_clock import DEFAULT_MAX_FUTURE_MS
-from streams.moments.feeds import NOT_A_SOURCE, preference_raw
+from streams.attribution.config import AttributionConfig
+from streams.attribution.stage import AttributionStage
+from streams.identity.graph import IdentityConfig, IdentityGraph
+from streams.moments.rules.loader import load_default
+from streams.moments.rules.model import RulePack
+from streams.ingest.touchpoint import NOT_A_SOURCE, OFFSET, SOURCE
 from streams.moments.stage import MomentsStage, References
-from streams.reorder import ReorderBuffer
+from streams.eventtime.reorder import ReorderBuffer
 from streams.state import BatchState
-from streams.timers import Timers
-from streams.watermark import HOLD, MOVED, SEEN, Watermark
+from streams.eventtime.timers import Timers
+from streams.eventtime.watermark import HOLD, MOVED, SEEN, Watermark
 
-SOURCE = "_src"  # set by ingest on each touchpoint: its input partition (the watermark's source)
-OFFSET = "_off"  # set by ingest on each touchpoint: its input offset (re-deliveries are skipped)
 # "clock" (the watermark's marks and the input positions) is the last store the worker writes
 STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers", "pending", "clock")
 ATTRIBUTION_TIMERS = frozenset({"path", "credit"})
-
-
-def ingest_preferences(raws, *, max_future_ms: int = DEFAULT_MAX_FUTURE_MS
-                       ) -> tuple[list[dict], list[dict]]:
-    """`ingest_batch` for preference-centre records: consent touchpoints marked as outside the
-    stream's event time (the worker's preferences topic and `parcours replay --preferences`).
-    A record dated ahead of the clock is refused like a touchpoint (it would outrank every later
-    decision)."""
-    return ingest_batch(raws, source_key=SOURCE, source=NOT_A_SOURCE, convert=preference_raw,
-                        max_future_ms=max_future_ms)
 
 
 @dataclass
@@ -84,25 +71,6 @@ class Stage(Protocol):
     def on_merge(self, survivor: str, absorbed: list) -> None: ...
 
     def on_forget(self, profile_id: str) -> None: ...
-
-
-class AttributionStage:
-    def __init__(self, state: BatchState, config: AttributionConfig, timers: Timers | None = None):
-        self.book = PathBook(state, config, timers)
-
-    def on_event(self, tp: dict, out: Emitted) -> None:
-        refused = self.book.on_event(tp, out.credits, out.paths)
-        if refused and out.late and out.late[-1]["event_id"] == tp["event_id"]:
-            out.late[-1]["reason"] += f"; {refused}"
-
-    def on_merge(self, survivor: str, absorbed: list) -> None:
-        self.book.on_merge(survivor, absorbed)
-
-    def on_forget(self, profile_id: str) -> None:
-        self.book.on_forget(profile_id)
-
-    def on_timer(self, value: dict, out: Emitted) -> None:
-        self.book.on_timer(value, out.credits, out.paths)
 
 
 class Pipeline:

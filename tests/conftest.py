@@ -61,7 +61,7 @@ def kafka():
         with ContainerKafka() as broker:
             yield broker
         return
-    from streams.embedded import EmbeddedKafka
+    from streams.embedded.broker import EmbeddedKafka
 
     with EmbeddedKafka() as broker:
         yield broker

@@ -5,7 +5,7 @@ default everywhere else (this machine and CI have no Docker engine).
 """
 from __future__ import annotations
 
-from streams.topic_admin import create_topics
+from streams.kafka.admin import create_topics
 
 
 class ContainerKafka:

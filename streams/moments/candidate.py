@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streams.moments.rules import Message, Rule
-from streams.moments.syntax import PLACEHOLDER_RE
+from streams.moments.rules.model import Message, Rule
+from streams.moments.rules.syntax import PLACEHOLDER_RE
 
 
 

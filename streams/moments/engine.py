@@ -26,11 +26,11 @@ from typing import Callable
 
 from streams.moments.candidate import Candidate, candidate_for
 from streams.moments.matching import chain_bindings, count_match, sequence_match
-from streams.moments.predicates import Matcher, compile_predicate, field_getter
-from streams.moments.rules import (AbsencePattern, CountPattern, EventPattern, Rule,
+from streams.moments.rules.predicates import Matcher, compile_predicate, field_getter
+from streams.moments.rules.model import (AbsencePattern, CountPattern, EventPattern, Rule,
                                    RulePack, SequencePattern)
 from streams.state import BatchState
-from streams.timers import Timers, timer_key
+from streams.eventtime.timers import Timers, timer_key
 
 IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
 INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})

@@ -18,13 +18,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from streams.errors import ConfigError
+
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
 STORE_COLUMNS = ("store_id", "name", "lat", "lon", "tz")
 INVENTORY_COLUMNS = ("store_id", "product_id", "quantity")
 
 
-class ReferenceDataError(ValueError):
+class ReferenceDataError(ConfigError):
     """A reference file is missing or malformed. `errors` holds one `FILE:LINE: message` per
     problem; `str()` is those lines joined by newlines."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from streams.moments.candidate import Candidate
 from streams.moments.engine import MomentEngine
-from streams.moments.gate import GateConfig, PreferenceGate
-from streams.moments.rules import RulePack
+from streams.preferences.gate import GateConfig, PreferenceGate
+from streams.moments.rules.model import RulePack
 from streams.state import BatchState
-from streams.timers import Timers
+from streams.eventtime.timers import Timers
 
 
 class References:

@@ -1,0 +1,31 @@
+"""The attribution stage of the pipeline: a profile's path book, fed each stitched touchpoint."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streams.attribution.config import AttributionConfig
+from streams.attribution.paths import PathBook
+from streams.eventtime.timers import Timers
+from streams.state import BatchState
+
+if TYPE_CHECKING:
+    from streams.pipeline import Emitted
+
+
+class AttributionStage:
+    def __init__(self, state: BatchState, config: AttributionConfig, timers: Timers | None = None):
+        self.book = PathBook(state, config, timers)
+
+    def on_event(self, tp: dict, out: Emitted) -> None:
+        refused = self.book.on_event(tp, out.credits, out.paths)
+        if refused and out.late and out.late[-1]["event_id"] == tp["event_id"]:
+            out.late[-1]["reason"] += f"; {refused}"
+
+    def on_merge(self, survivor: str, absorbed: list) -> None:
+        self.book.on_merge(survivor, absorbed)
+
+    def on_forget(self, profile_id: str) -> None:
+        self.book.on_forget(profile_id)
+
+    def on_timer(self, value: dict, out: Emitted) -> None:
+        self.book.on_timer(value, out.credits, out.paths)

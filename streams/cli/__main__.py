@@ -1,0 +1,6 @@
+"""`python -m streams.cli`: the `parcours` command."""
+import sys
+
+from streams.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""Attribution read-outs from ClickHouse: credit per channel / campaign / publisher, as a table,
+JSON, CSV or a chart. Analysts can run the same SQL; this is what `parcours attribution` prints."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from streams.errors import ConfigError
+from streams.attribution import ALL_MODELS, PATH_MODELS
+
+GROUPINGS = ("channel", "campaign", "publisher")
+
+
+class ReportError(ConfigError):
+    """A request the report cannot answer; the message is one line."""
+
+
+def _parse_day(value: str | None, flag: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReportError(f"{flag} {value!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _range(column: str, start: str | None, end: str | None) -> tuple[list[str], dict]:
+    where: list[str] = []
+    params: dict = {}
+    since, until = _parse_day(start, "--from"), _parse_day(end, "--to")
+    if since:
+        where.append(f"{column} >= {{since:DateTime64(3, 'UTC')}}")
+        params["since"] = since
+    if until:
+        where.append(f"{column} < {{until:DateTime64(3, 'UTC')}}")
+        params["until"] = until
+    return where, params
+
+
+def credit_by(client, model: str, by: str = "channel", start: str | None = None,
+              end: str | None = None, order: int = 1) -> list[dict]:
+    """[{by: ..., "conversions": float, "revenue": float}] for one model, largest revenue first.
+    markov and shapley are computed from the path counts (`attribution_paths`) of the range."""
+    if model not in ALL_MODELS:
+        raise ReportError(f"unknown model {model!r}; choose one of {', '.join(ALL_MODELS)}")
+    if by not in GROUPINGS:
+        raise ReportError(f"--by {by!r}: choose one of {', '.join(GROUPINGS)}")
+    if model not in PATH_MODELS:
+        if by != "channel":
+            raise ReportError(f"model {model!r} credits channels (its states are channels): use --by channel")
+        return datadriven_credit(client, model, start, end, order=order)
+    where, params = _range("conversion_time", start, end)
+    where.append("model = {model:String}")
+    params["model"] = model
+    sql = (f"SELECT {by} AS key, sum(credit) AS conversions, sum(revenue_credit) AS revenue "
+           f"FROM attribution_credit FINAL WHERE {' AND '.join(where)} "
+           "GROUP BY key ORDER BY revenue DESC, conversions DESC, key")
+    result = client.query(sql, parameters=params)
+    return [{by: key, "conversions": float(conv), "revenue": float(rev)}
+            for key, conv, rev in result.result_rows]
+
+
+def datadriven_credit(client, model: str, start: str | None = None, end: str | None = None,
+                      order: int = 1) -> list[dict]:
+    """Markov or Shapley credit per channel for the paths closed in [start, end), from the additive
+    counts in `attribution_paths`. Conversions with no touch are credited to "direct", as the
+    heuristic models do."""
+    from streams.attribution.datadriven import markov_shares, shapley_credit
+
+    where, params = _range("closed_at", start, end)
+    cond = " AND ".join(where) or "1"
+    (touched, touched_revenue, untouched, untouched_revenue), = client.query(
+        "SELECT sumIf(converted, touches > 0), sumIf(revenue, converted AND touches > 0), "
+        "sumIf(converted, touches = 0), sumIf(revenue, converted AND touches = 0) "
+        f"FROM attribution_paths FINAL WHERE {cond}", parameters=params).result_rows
+    credit: dict[str, tuple[float, float]] = {}
+    if model == "markov":
+        rows = client.query(
+            "SELECT tupleElement(t, 2), tupleElement(t, 3), sum(tupleElement(t, 4)) "
+            f"FROM attribution_paths FINAL ARRAY JOIN transitions AS t "
+            f"WHERE tupleElement(t, 1) = {{order:UInt8}} AND touches > 0 AND {cond} "
+            "GROUP BY tupleElement(t, 2), tupleElement(t, 3)",
+            parameters={**params, "order": order}).result_rows
+        if not rows and touched:
+            raise ReportError(f"no order-{order} transitions are stored (orders written: "
+                              "AttributionConfig.markov_orders)")
+        shares = markov_shares({(a, b): float(n) for a, b, n in rows})
+        credit = {c: (share * float(touched), share * float(touched_revenue)) for c, share in shares.items()}
+    else:
+        rows = client.query(
+            "SELECT channel_set, count(), sum(converted), sum(revenue * converted) "
+            f"FROM attribution_paths FINAL WHERE touches > 0 AND {cond} GROUP BY channel_set",
+            parameters=params).result_rows
+        try:
+            credit = shapley_credit((tuple(s), n, c, r) for s, n, c, r in rows)
+        except ValueError as exc:
+            raise ReportError(str(exc)) from None
+    if untouched:
+        conv, rev = credit.get("direct", (0.0, 0.0))
+        credit["direct"] = (conv + float(untouched), rev + float(untouched_revenue))
+    out = [{"channel": c, "conversions": conv, "revenue": rev} for c, (conv, rev) in credit.items()]
+    out.sort(key=lambda r: (-r["revenue"], -r["conversions"], r["channel"]))
+    return out
+
+
+def with_payouts(rows: list[dict], by: str, pool: float) -> list[dict]:
+    """Each row's share of the credited revenue, and its payout from a commission pool."""
+    total = sum(r["revenue"] for r in rows)
+    return [{**r, "share": (r["revenue"] / total if total else 0.0),
+             "payout": (pool * r["revenue"] / total if total else 0.0)} for r in rows]
+
+
+def compare(client, models: list[str], start: str | None = None, end: str | None = None) -> list[dict]:
+    """[{"channel", "<model>": revenue credited, ...}] for every channel, side by side."""
+    data = {m: {r["channel"]: r["revenue"] for r in credit_by(client, m, "channel", start, end)}
+            for m in models}
+    channels = sorted({c for per in data.values() for c in per},
+                      key=lambda c: -max(per.get(c, 0.0) for per in data.values()))
+    return [{"channel": c, **{m: data[m].get(c, 0.0) for m in models}} for c in channels]
+
+
+def render(rows: list[dict], fmt: str, by: str = "channel", title: str = "") -> str:
+    columns = list(rows[0]) if rows else [by, "conversions", "revenue"]
+    if fmt == "json":
+        return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode()
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+    if fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title or None)
+        for col in columns:
+            table.add_column(col, justify="left" if col == by else "right")
+        for row in rows:
+            table.add_row(*(_cell(col, row[col], by) for col in columns))
+        buf = io.StringIO()
+        Console(file=buf, width=140, force_terminal=False).print(table)
+        return buf.getvalue()
+    raise ReportError(f"--format {fmt!r}: choose table, json or csv")
+
+
+def _cell(column: str, value, by: str) -> str:
+    if column == by:
+        return value or "(none)"
+    if column == "share":
+        return f"{value:.1%}"
+    if column == "conversions":
+        return f"{value:.2f}"
+    return f"{value:,.2f}"
+
+
+def chart(rows: list[dict], models: list[str], path: Path) -> Path:
+    """A grouped bar chart of `compare` rows: revenue credited per channel under each model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    channels = [r["channel"] for r in rows]
+    fig, ax = plt.subplots(figsize=(11, 5))
+    width = 0.8 / max(1, len(models))
+    for i, model in enumerate(models):
+        xs = [j + i * width for j in range(len(channels))]
+        ax.bar(xs, [r[model] for r in rows], width, label=model)
+    ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(channels))])
+    ax.set_xticklabels(channels, rotation=30, ha="right")
+    ax.set_ylabel("revenue credited")
+    ax.set_title("parcours: revenue credited per channel and attribution model")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,66 @@
+"""`parcours publish`: reference data to the worker's topics, checked before anything is sent.
+
+inventory: a `store_id,product_id,quantity` CSV -> the compacted `reference.inventory` topic, one
+record per store and product (key `store_id|product_id`); preferences: preference-centre records
+(JSON lines, `streams/moments/feeds.py`) -> the `preferences` topic. A bad file stops with one line
+naming the file (and line) and sends nothing; the CLI checks the broker and sends.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from streams.errors import ConfigError
+from streams.moments.feeds import inventory_key
+from streams.preferences.records import preference_touchpoint
+from streams.moments.reference import Inventory, ReferenceDataError
+
+
+class PublishError(ConfigError):
+    """A file that cannot be published; the message is one line."""
+
+
+def _inventory_records(path: Path) -> list[tuple[bytes | None, bytes]]:
+    try:
+        inventory = Inventory.load(path)
+    except ReferenceDataError as exc:
+        raise PublishError(f"publish: {str(exc).splitlines()[0]}") from None
+    return [(inventory_key(store_id, product_id),
+             orjson.dumps({"store_id": store_id, "product_id": product_id, "quantity": quantity}))
+            for store_id, product_id, quantity in inventory.rows()]
+
+
+def _preference_records(path: Path) -> list[tuple[bytes | None, bytes]]:
+    records = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            preference_touchpoint(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise PublishError(f"publish: {path}:{number}: {exc}") from None
+        records.append((None, line))
+    return records
+
+
+def read_records(what: str, path: Path, topics) -> tuple[list[tuple[bytes | None, bytes]], str]:
+    """(the records of the file, the topic they go to); PublishError for a bad file."""
+    if not path.is_file():
+        raise PublishError(f"publish: no such file: {path}")
+    if what == "inventory":
+        return _inventory_records(path), topics.inventory
+    return _preference_records(path), topics.preferences
+
+
+async def send(bootstrap: str, topic: str, records: list, options: dict) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **options)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()

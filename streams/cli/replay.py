@@ -1,0 +1,169 @@
+"""`parcours replay`: the stream's pipeline over a JSON-lines file, with no broker.
+
+Same functions as the worker (`ingest_batch`, `Pipeline.process`, `table_rows`), in-memory state,
+so a backfill gives what the stream gives. Reads the file in batches: memory stays flat in its size.
+A batch's ClickHouse rows are converted at once and inserted on a thread while the next batch runs
+(ClickHouse parses and writes them outside the GIL); at most one insert is in flight, and its
+error stops the replay at the next batch.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator
+
+import orjson
+
+from streams.ingest.normalise import ingest_batch
+from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
+from streams.worker.outputs import dead_letter_rows, table_rows
+from streams.ingest import OFFSET, SOURCE, ingest_preferences
+from streams.pipeline import Emitted, Pipeline
+
+log = logging.getLogger("parcours.replay")
+
+OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit",
+                "late_events", "attribution_paths")
+
+
+@dataclass
+class ReplayResult:
+    lines: int = 0
+    accepted: int = 0
+    dead_lettered: int = 0
+    counts: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    out_dir: Path | None = None
+
+
+def read_batches(path: Path, batch_size: int) -> Iterator[list[tuple[bytes, str, None, int]]]:
+    """Batches of (raw bytes, source, partition None, line number); blank lines are skipped."""
+    source = str(path)
+    batch = []
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            batch.append((line, source, None, number))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+class _Writers:
+    def __init__(self, out_dir: Path):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, IO[bytes]] = {name: open(out_dir / f"{name}.jsonl", "wb")
+                                            for name in OUTPUT_FILES}
+
+    def write(self, name: str, records) -> None:
+        fh = self.files[name]
+        for record in records:
+            fh.write(orjson.dumps(record))
+            fh.write(b"\n")
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()
+
+
+class _Inserts:
+    """The sink's writes and flushes on one background thread, one batch at a time (a full table
+    buffer flushes inside `write`, so both go to the thread)."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="replay-insert")
+        self.pending: Future | None = None
+
+    def write(self, rows: dict[str, list[dict]]) -> None:
+        self.wait()  # the previous batch is in ClickHouse (or its error is raised here)
+        self.pending = self.pool.submit(self._insert, rows)
+
+    def _insert(self, rows: dict[str, list[dict]]) -> None:
+        for table, table_rows_ in rows.items():
+            self.sink.write(table, table_rows_)
+        self.sink.flush()
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Stop the thread once the insert in flight is done. Only reached with one in flight
+        when the replay is already failing: that error is the one raised, this one is logged."""
+        try:
+            self.wait()
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("ClickHouse insert failed while the replay was stopping")
+        finally:
+            self.pool.shutdown()
+
+
+def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
+           pipeline: Pipeline | None = None, preferences: Path | None = None,
+           max_future_ms: int = DEFAULT_MAX_FUTURE_MS) -> ReplayResult:
+    """Run the pipeline over `path`; write DIR/*.jsonl and, when `sink` is given, ClickHouse rows.
+    `preferences`: a file of preference-centre records, applied first (as the worker's
+    `preferences` topic would be). Events more than `max_future_ms` ahead of the clock are
+    dead-lettered, as ingest does in the worker."""
+    started = time.perf_counter()
+    pipeline = pipeline or Pipeline()
+    result = ReplayResult(out_dir=out_dir)
+    writers = _Writers(out_dir)
+    inserts = _Inserts(sink) if sink is not None else None
+    sources = [(preferences, True)] if preferences else []
+    try:
+        for source, is_preferences in sources + [(path, False)]:
+            for batch in read_batches(source, batch_size):
+                _replay_batch(pipeline, batch, is_preferences, result, writers, inserts,
+                              max_future_ms)
+        # the end of the file is the end of the input: the events still held are processed
+        _write_outputs(pipeline.end_of_input(), [], result, writers, inserts)
+        writers.write("identity", pipeline.identity.export())
+        if inserts is not None:
+            inserts.wait()  # the last batch is in ClickHouse, or its error is raised here
+    finally:
+        writers.close()
+        if inserts is not None:
+            inserts.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result: ReplayResult,
+                  writers: _Writers, inserts: _Inserts | None, max_future_ms: int) -> None:
+    """One batch of lines, as the worker's agents run one batch of messages."""
+    result.lines += len(batch)
+    if is_preferences:
+        good, dead = ingest_preferences(batch, max_future_ms=max_future_ms)
+    else:
+        good, dead = ingest_batch(batch, source_key=SOURCE, offset_key=OFFSET,
+                                  max_future_ms=max_future_ms)
+    result.accepted += len(good)
+    result.dead_lettered += len(dead)
+    writers.write("dead_letter", dead)
+    _write_outputs(pipeline.process(good), dead, result, writers, inserts)
+
+
+def _write_outputs(out: Emitted, dead: list, result: ReplayResult, writers: _Writers,
+                   inserts: _Inserts | None) -> None:
+    writers.write("triggers", out.triggers)
+    writers.write("suppressions", out.suppressions)
+    writers.write("attribution_credit", out.credits)
+    writers.write("late_events", out.late)
+    writers.write("attribution_paths", out.paths)
+    for name, n in out.counts().items():
+        result.counts[name] = result.counts.get(name, 0) + n
+    if inserts is not None:
+        rows = table_rows(out, int(time.time() * 1000))
+        if dead:
+            rows["dead_letters"] = dead_letter_rows(dead)
+        inserts.write(rows)

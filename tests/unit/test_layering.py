@@ -1,0 +1,77 @@
+"""The functional core imports no Faust, no Kafka client and nothing of the shell.
+
+The core (ingest, identity, attribution, moments, preferences, event time, the pipeline and its
+state) is plain functions and classes over plain data: `parcours replay` and the worker's agents run
+the same code. Every import statement of every core module is read, including the ones inside
+functions, so a lazy import cannot slip through either.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import streams
+
+STREAMS = Path(streams.__file__).resolve().parent
+CORE = ("ingest", "identity", "attribution", "moments", "preferences", "eventtime",
+        "pipeline.py", "state.py", "errors.py")
+# the Kafka clients and Faust, and the shell's packages; streams.config reads the environment and
+# the Kafka security settings, so the core takes its settings as arguments instead
+FORBIDDEN = ("faust", "aiokafka", "confluent_kafka", "kafka", "mode", "streams.worker", "streams.kafka",
+             "streams.cli", "streams.embedded", "streams.config")
+
+
+def imports_of(path: Path, root: Path = STREAMS) -> list[tuple[int, str]]:
+    """(line, module) of every import in a file, relative imports made absolute."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(root.parent).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.append((node.lineno, base))
+            if base == "streams":  # `from streams import worker` names a package
+                found += [(node.lineno, f"streams.{alias.name}") for alias in node.names]
+    return found
+
+
+def violations(root: Path = STREAMS) -> list[str]:
+    files = []
+    for name in CORE:
+        target = root / name
+        files += sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    bad = []
+    for path in files:
+        for line, module in imports_of(path, root):
+            if any(module == f or module.startswith(f + ".") for f in FORBIDDEN):
+                bad.append(f"{path.relative_to(root.parent)}:{line} imports {module}")
+    return bad
+
+
+def test_the_core_imports_no_faust_no_kafka_and_no_shell():
+    assert violations() == []
+
+
+def test_a_planted_import_is_found(tmp_path):
+    # A copy of the tree with one shell import planted in a core module, and one lazy import.
+    copy = tmp_path / "streams"
+    for path in STREAMS.rglob("*.py"):
+        target = copy / path.relative_to(STREAMS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+    graph = copy / "identity" / "graph.py"
+    graph.write_text(graph.read_text() + "\nfrom streams.worker.metrics import HELD\n")
+    moments = copy / "moments" / "engine.py"
+    moments.write_text(moments.read_text() + "\n\ndef _late():\n    import aiokafka\n")
+    stage = copy / "attribution" / "stage.py"
+    stage.write_text(stage.read_text() + "\nfrom ..kafka import clients\n")
+    found = violations(copy)
+    assert [v.split(" imports ")[1] for v in found] == ["streams.worker.metrics", "streams.kafka",
+                                                        "aiokafka"]
+    assert [v.split(":")[0] for v in found] == ["streams/identity/graph.py", "streams/attribution/stage.py",
+                                                "streams/moments/engine.py"]

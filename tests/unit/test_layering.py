@@ -75,3 +75,24 @@ def test_a_planted_import_is_found(tmp_path):
                                                         "aiokafka"]
     assert [v.split(":")[0] for v in found] == ["streams/identity/graph.py", "streams/attribution/stage.py",
                                                 "streams/moments/engine.py"]
+
+
+def private_imports(root: Path = STREAMS.parent, packages=("streams", "sinks", "schemas", "bench")) -> list[str]:
+    """`from a.b import _name` across modules: a private name is its module's own business. Ruff's
+    PLC2701 sees only imports from other top-level packages, so this reads every module of ours."""
+    bad = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0]
+                                                         in packages):
+                    for alias in node.names:
+                        if alias.name.startswith("_") and not alias.name.startswith("__"):
+                            bad.append(f"{path.relative_to(root)}:{node.lineno} imports {alias.name} "
+                                       f"from {node.module}")
+    return bad
+
+
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports() == []

@@ -31,8 +31,8 @@ from typing import Any
 import fastavro
 import orjson
 
-from streams.errors import InputError
 from schemas import registry
+from streams.errors import InputError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

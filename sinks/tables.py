@@ -33,7 +33,6 @@ from typing import Any
 
 import orjson
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 

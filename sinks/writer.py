@@ -28,8 +28,8 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.exceptions import DataError, ProgrammingError
 
-from streams.errors import ServiceError
 from sinks.tables import TABLES, Table
+from streams.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from streams.errors import ConfigError  # noqa: F401  (streams.config.ConfigError, as before)
-from streams.kafka import security as kafka_security
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
+from streams.kafka import security as kafka_security
 from streams.kafka.security import KafkaSecurity
 
 DEFAULT_DATA_DIR = ".parcours"

@@ -22,8 +22,8 @@ from sinks.clickhouse import close, connect
 from sinks.migrations import migrate
 from sinks.writer import ClickHouseSink
 from streams import simulate
-from streams.config import Topics
 from streams.cli.replay import replay
+from streams.config import Topics
 from streams.embedded.worker_process import WorkerProcess, count_until, free_port
 
 pytestmark = pytest.mark.e2e

@@ -17,15 +17,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sinks.clickhouse import close, connect
+from sinks.migrations import migrate
+from sinks.writer import ClickHouseSink
 from streams import simulate
+from streams.cli.replay import replay
 from streams.config import Topics
+from streams.embedded.worker_process import WorkerProcess, count_until, free_port
 from streams.ingest.normalise import ingest_batch
 from streams.kafka.patches import true_end_offsets
 from streams.pipeline import Pipeline
-from streams.cli.replay import replay
-from streams.embedded.worker_process import WorkerProcess, count_until, free_port
-from sinks.migrations import migrate
-from sinks.writer import ClickHouseSink
 
 pytestmark = pytest.mark.e2e
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)

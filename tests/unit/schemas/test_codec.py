@@ -15,7 +15,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from schemas import codec, registry
-from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, decode, decode_avro, encode_avro, encode_json
+from schemas.codec import (
+    DEFAULT_MAX_BYTES,
+    DecodeError,
+    decode,
+    decode_avro,
+    encode_avro,
+    encode_json,
+)
 
 # The worked example of DESIGN.md, verbatim.
 EXAMPLE = {

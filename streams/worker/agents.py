@@ -1,0 +1,194 @@
+"""The worker's agents, tasks and timers: what runs on the Faust app, handing batches to the shell.
+
+`Agents.register` puts them on the app in start-up order:
+- the output producer (a service: the batch producer's connection lives as long as the worker);
+- `declare_outputs`, `ingest_stage` (raw touchpoints and preference records -> the stitch topic,
+  with its own group consumer, streams/kafka/consumer.py) and `follow_inventory` (tasks);
+- the `journey` agent on `parcours.stitch` (the stateful pipeline);
+- the `report_idle`, `report_stuck` and `report_lag` timers.
+A batch that fails for an unexpected reason stops the process before it is acknowledged (`or_die`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+
+import faust
+import mode
+from aiokafka import TopicPartition
+from faust.types import TP
+
+from streams.config import Settings
+from streams.kafka.clients import KafkaClients
+from streams.kafka.consumer import IngestConsumer
+from streams.worker import metrics
+from streams.worker.followers import follow_inventory
+from streams.worker.shell import Shell
+
+log = logging.getLogger("parcours.app")
+
+EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
+JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
+JOURNEY_WITHIN_S = 0.05  # a journey batch waits at most this long for more stitch messages
+INVENTORY_WAIT_S = 60  # the journey starts without an inventory that has not caught up by then
+STUCK_REPORT_S = 30.0
+LAG_REPORT_S = 5.0
+
+
+@dataclass(frozen=True)
+class AppTopics:
+    """The Faust topics of the worker: its inputs, the stitch topic, the outputs it declares."""
+
+    touchpoints: faust.TopicT
+    stitch: faust.TopicT
+    preferences: faust.TopicT
+    outputs: list[faust.TopicT] = field(default_factory=list)
+
+
+class Agents:
+    """The agents, tasks and timers of one worker: the Faust app, its settings and its shell, and
+    the ingest stage's consumer (built here: its handler is `ingest_records`)."""
+
+    def __init__(self, app: faust.App, settings: Settings, clients: KafkaClients, shell: Shell,
+                 topics: AppTopics):
+        self.app = app
+        self.settings = settings
+        self.clients = clients
+        self.shell = shell
+        self.topics = topics
+        self.names = settings.topics
+        self.ingest = IngestConsumer(
+            clients.bootstrap, [self.names.touchpoints, self.names.preferences],
+            f"{settings.app_id}-ingest", self.ingest_records,
+            max_records=settings.batch_size, max_wait_s=settings.batch_seconds,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_s=settings.session_timeout,
+            client_options=clients.security.client_options(),
+            on_forget=shell.forget_partitions)
+        shell.inputs = self.inputs
+        self.inventory_loaded = asyncio.Event()
+        self.stuck_clock = None  # the journey's clock at the previous stuck check
+
+    def register(self) -> None:
+        """Everything on the app, in start-up order (services, tasks, the agent, the timers)."""
+        app = self.app
+        app.service(output_producer(self.shell.producer))
+        app.task(self.declare_outputs)
+        app.task(self.ingest_stage)
+        app.task(self.follow_inventory)
+        app.agent(self.topics.stitch, name="journey")(self.journey)
+        app.timer(self.settings.idle_seconds)(self.report_idle)
+        app.timer(STUCK_REPORT_S)(self.report_stuck)
+        app.timer(LAG_REPORT_S)(self.report_lag)
+
+    def inputs(self) -> list[tuple[int, int | None]]:
+        """This worker's input partitions with their high-water marks (None: not known yet)."""
+        return [(tp.partition, self.ingest.highwater(tp)) for tp in self.ingest.assignment()
+                if tp.topic == self.names.touchpoints]
+
+    async def ingest_records(self, topic: str, records: list) -> None:
+        await or_die(self.shell.ingest(records, preferences=topic == self.names.preferences),
+                     "ingest")
+
+    async def declare_outputs(self) -> None:
+        for topic in self.topics.outputs:
+            await topic.maybe_declare()
+
+    async def ingest_stage(self) -> None:
+        """Raw touchpoints and preferences -> the stitch topic (streams/kafka/consumer.py)."""
+        for topic in (self.topics.touchpoints, self.topics.preferences):
+            await topic.maybe_declare()
+        await or_die(self.ingest.run(), "ingest consumer")
+
+    async def follow_inventory(self) -> None:
+        """Keep the rules' inventory up to date from the compacted inventory topic (read from its
+        start at every start; the journey agent waits until it has caught up)."""
+        inventory = self.shell.pipeline.moments.references.inventory
+        if inventory is None:
+            self.inventory_loaded.set()
+            return
+        await or_die(follow_inventory(self.clients, self.names.inventory, inventory,
+                                      self.inventory_loaded), "inventory follower")
+
+    async def journey(self, stream):
+        try:
+            await asyncio.wait_for(self.inventory_loaded.wait(), INVENTORY_WAIT_S)
+        except asyncio.TimeoutError:
+            log.warning("inventory topic %s not caught up after %d s; starting anyway",
+                        self.names.inventory, INVENTORY_WAIT_S)
+        # the watermark waits for every input partition: ask the broker how many there are
+        shell = self.shell
+        shell.pipeline.set_sources(await shell.producer.partition_count(self.names.touchpoints))
+        # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
+        within = min(JOURNEY_WITHIN_S, self.settings.batch_seconds)
+        async for events in stream.take_events(JOURNEY_MAX_MESSAGES, within=within):
+            await or_die(shell.journey(events), "journey")
+
+    async def report_idle(self) -> None:
+        """Input partitions of this worker that are fully consumed stop holding the frontier.
+        Decided and sent under the ingest consumer's lock: an idle report never overtakes the
+        records (and the resume report) of a batch being forwarded. The consumer's positions of
+        partitions with nothing forwarded yet are read before (a lookup may wait)."""
+        started = {}
+        for tp in self.ingest.assignment():
+            if (tp.topic == self.names.touchpoints
+                    and (tp.topic, tp.partition) not in self.shell.positions):
+                try:
+                    started[tp.partition] = await self.ingest.position(tp)
+                except Exception:  # not assigned any more / consumer restarting
+                    continue
+        async with self.ingest.lock:
+            await or_die(self.shell.report_idle(self.inputs(), started), "idle report")
+
+    async def report_stuck(self) -> None:
+        """A journey holding touchpoints while its clock has not moved for 30 s says which input
+        partitions hold the frontier (alert ParcoursEventTimeStuck)."""
+        pipeline = self.shell.pipeline
+        clock, held = pipeline.watermark.clock, len(pipeline.buffer)
+        if held and clock == self.stuck_clock:
+            log.warning("%d touchpoints held, event time stuck: %s", held,
+                        pipeline.watermark.describe())
+        self.stuck_clock = clock
+
+    async def report_lag(self) -> None:
+        for (topic, partition), position in list(self.shell.positions.items()):
+            try:
+                if topic == self.names.stitch:
+                    highwater = self.app.consumer.highwater(TP(topic, partition))
+                else:
+                    highwater = self.ingest.highwater(TopicPartition(topic, partition))
+            except Exception:  # not assigned any more / consumer restarting
+                continue
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, highwater - position))
+
+
+def output_producer(producer) -> type[mode.Service]:
+    """The app service owning the batch producer's connection."""
+
+    class OutputProducer(mode.Service):
+        """Owns the batch producer's connection for the worker's lifetime."""
+
+        async def on_stop(self) -> None:
+            await producer.stop()
+
+    return OutputProducer
+
+
+async def or_die(step, stage: str) -> None:
+    """Run one batch; on an unexpected error stop the process at once.
+
+    Faust's `take_events` acknowledges a batch when its body raises, and its supervisor restarts
+    the agent: the failed batch would be committed unprocessed. Input errors never get here (they
+    are dead-lettered) and ClickHouse outages are waited out by the shell; what is left is a bug or
+    a broken environment, where exiting before the acknowledgement is the safe answer: the
+    restarted worker (Kubernetes, systemd, docker restart policy) resumes from the last commit.
+    """
+    try:
+        await step
+    except Exception:
+        log.critical("%s batch failed; exiting without acknowledging it", stage, exc_info=True)
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)

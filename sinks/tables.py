@@ -2,16 +2,16 @@
 
 A `Table` turns the plain dicts the pipeline produces into insert rows, column by column, by kind:
 
-| kind    | ClickHouse type                      | accepts                                            |
-|---------|--------------------------------------|----------------------------------------------------|
-| `str`   | String / LowCardinality(String)      | str                                                |
-| `str?`  | LowCardinality(Nullable(String))     | str or None                                        |
-| `time`  | DateTime64(3, 'UTC')                 | epoch ms (int) or datetime (naive = UTC) -> ms     |
-| `json`  | String holding JSON text             | dict / list (serialised, sorted keys), str, None   |
-| `map`   | Map(String, String)                  | mapping (keys, values -> str; None values dropped) |
-| `array` | Array(String)                        | list / tuple of str                                |
-| `float` | Float64                              | int or float                                       |
-| `int`   | UInt8 / Int32 / Int64                | int                                                |
+| kind    | ClickHouse type                  | accepts                                            |
+|---------|----------------------------------|----------------------------------------------------|
+| `str`   | String / LowCardinality(String)  | str                                                |
+| `str?`  | LowCardinality(Nullable(String)) | str or None                                        |
+| `time`  | DateTime64(3, 'UTC')             | epoch ms (int) or datetime (naive = UTC) -> ms     |
+| `json`  | String holding JSON text         | dict / list (serialised, sorted keys), str, None   |
+| `map`   | Map(String, String)              | mapping (keys, values -> str; None values dropped) |
+| `array` | Array(String)                    | list / tuple of str                                |
+| `float` | Float64                          | int or float                                       |
+| `int`   | UInt8 / Int32 / Int64            | int                                                |
 
 A row may omit a column only when `defaults` has it (a callable default is called per row, e.g. the
 ingestion time); None counts as omitted. `key` is the ReplacingMergeTree ORDER BY (the identity that
@@ -20,7 +20,8 @@ they are left out of the insert deduplication token, so a replayed batch with ne
 recognised as the same batch.
 
 Conversion happens when rows are added to a writer, so a malformed row is refused at once with a
-`ValueError` naming the table and column, instead of poisoning a batch that would fail at every retry.
+`ValueError` naming the table and column, instead of poisoning a batch that would fail at every
+retry.
 """
 from __future__ import annotations
 
@@ -127,10 +128,12 @@ class Table:
         for name, kind in self.columns:
             if kind not in CONVERTERS:
                 raise ValueError(f"table {self.name}: column {name} has unknown kind {kind!r}")
-        for label, listed in (("key", self.key), ("volatile", self.volatile), ("defaults", self.defaults)):
+        for label, listed in (("key", self.key), ("volatile", self.volatile),
+                              ("defaults", self.defaults)):
             stray = set(listed) - names
             if stray:
-                raise ValueError(f"table {self.name}: {label} names unknown columns {sorted(stray)}")
+                raise ValueError(f"table {self.name}: {label} names unknown columns "
+                                 f"{sorted(stray)}")
         if set(self.key) & self.volatile:
             raise ValueError(f"table {self.name}: a key column cannot be volatile")
 
@@ -148,7 +151,8 @@ class Table:
 
     @cached_property
     def _plan(self) -> tuple[tuple[str, Callable[[Any], Any], Any], ...]:
-        return tuple((name, CONVERTERS[kind], self.defaults.get(name, _MISSING)) for name, kind in self.columns)
+        return tuple((name, CONVERTERS[kind], self.defaults.get(name, _MISSING))
+                     for name, kind in self.columns)
 
     def to_row(self, record: Mapping[str, Any]) -> tuple:
         """One pipeline dict -> one insert row in column order; ValueError names the bad column."""
@@ -172,7 +176,8 @@ class Table:
             try:
                 row.append(convert(value))
             except (TypeError, ValueError, OverflowError) as exc:
-                raise ValueError(f"{self.name}: column {name!r}: {exc} (got {value!r:.80})") from None
+                raise ValueError(f"{self.name}: column {name!r}: {exc} "
+                                 f"(got {value!r:.80})") from None
         return tuple(row)
 
     @cached_property
@@ -225,8 +230,8 @@ _FAST_KIND: dict[str, tuple[str, ...]] = {
 def _table(name: str, columns: str, key: str, volatile: str = "",
            defaults: Mapping[str, Any] | None = None) -> Table:
     pairs = tuple(tuple(spec.split(":")) for spec in columns.split())
-    return Table(name=name, columns=pairs, key=tuple(key.split()), volatile=frozenset(volatile.split()),
-                 defaults=dict(defaults or {}))
+    return Table(name=name, columns=pairs, key=tuple(key.split()),
+                 volatile=frozenset(volatile.split()), defaults=dict(defaults or {}))
 
 
 TOUCHPOINTS = _table(
@@ -238,7 +243,8 @@ TOUCHPOINTS = _table(
               "revenue": 0.0, "currency": "", "ingested_at": utc_now_ms},
 )
 IDENTITY_MAP = _table(
-    "identity_map", "identifier_type:str identifier:str profile_id:str updated_at:time is_deleted:int",
+    "identity_map",
+    "identifier_type:str identifier:str profile_id:str updated_at:time is_deleted:int",
     key="identifier_type identifier", defaults={"is_deleted": 0},
 )
 IDENTITY_EVENTS = _table(
@@ -249,8 +255,8 @@ IDENTITY_EVENTS = _table(
 )
 TRIGGERS = _table(
     "triggers",
-    "trigger_id:str fired_at:time profile_id:str moment:str channel:str event_id:str code:str payload:map "
-    "rule:str story:str message:str matched:array reason:str",
+    "trigger_id:str fired_at:time profile_id:str moment:str channel:str event_id:str code:str "
+    "payload:map rule:str story:str message:str matched:array reason:str",
     key="trigger_id",
     defaults={"event_id": "", "code": "", "payload": {}, "rule": "", "story": "", "message": "",
               "matched": [], "reason": ""},
@@ -274,19 +280,22 @@ LATE_EVENTS = _table(
 )
 ATTRIBUTION_CREDIT = _table(
     "attribution_credit",
-    "conversion_id:str conversion_time:time profile_id:str model:str touchpoint_id:str touchpoint_time:time "
-    "channel:str campaign:str? publisher:str? credit:float revenue_credit:float computed_at:time",
+    "conversion_id:str conversion_time:time profile_id:str model:str touchpoint_id:str "
+    "touchpoint_time:time channel:str campaign:str? publisher:str? credit:float "
+    "revenue_credit:float computed_at:time",
     key="model conversion_id touchpoint_id", volatile="computed_at",
-    defaults={"campaign": None, "publisher": None, "revenue_credit": 0.0, "computed_at": utc_now_ms},
+    defaults={"campaign": None, "publisher": None, "revenue_credit": 0.0,
+              "computed_at": utc_now_ms},
 )
 DEAD_LETTERS = _table(
     "dead_letters",
     "received_at:time error:str reason:str topic:str partition:int offset:int original:str",
     key="topic partition offset original", volatile="received_at",
-    defaults={"received_at": utc_now_ms, "topic": "", "partition": -1, "offset": -1, "original": ""},
+    defaults={"received_at": utc_now_ms, "topic": "", "partition": -1, "offset": -1,
+              "original": ""},
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (
-    TOUCHPOINTS, IDENTITY_MAP, IDENTITY_EVENTS, TRIGGERS, SUPPRESSIONS, ATTRIBUTION_CREDIT, DEAD_LETTERS,
-    LATE_EVENTS, ATTRIBUTION_PATHS,
+    TOUCHPOINTS, IDENTITY_MAP, IDENTITY_EVENTS, TRIGGERS, SUPPRESSIONS, ATTRIBUTION_CREDIT,
+    DEAD_LETTERS, LATE_EVENTS, ATTRIBUTION_PATHS,
 )}

@@ -8,9 +8,10 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_IN = Counter("parcours_events_in", "Records read, by topic", ["topic"])
 EVENTS_OUT = Counter("parcours_events_out", "Records sent, by topic", ["topic"])
-DEAD_LETTERS = Counter("parcours_dead_letters", "Records sent to the dead-letter topic, by error kind",
-                       ["error"])
-BATCH_SECONDS = Histogram("parcours_batch_seconds", "Time to process one batch, by stage", ["stage"],
+DEAD_LETTERS = Counter("parcours_dead_letters",
+                       "Records sent to the dead-letter topic, by error kind", ["error"])
+BATCH_SECONDS = Histogram("parcours_batch_seconds", "Time to process one batch, by stage",
+                          ["stage"],
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 PHASE_SECONDS = Histogram("parcours_phase_seconds", "Time spent in each phase of a batch",
                           ["stage", "phase"],
@@ -18,26 +19,30 @@ PHASE_SECONDS = Histogram("parcours_phase_seconds", "Time spent in each phase of
 BATCH_SIZE = Histogram("parcours_batch_size", "Records per batch, by stage", ["stage"],
                        buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000))
 UNREADABLE_BATCHES = Counter("parcours_unreadable_batches",
-                             "Record batches a consumer could not read (codec library missing, corrupt)",
-                             ["topic", "partition"])
+                             "Record batches a consumer could not read "
+                             "(codec library missing, corrupt)", ["topic", "partition"])
 SINK_ROWS = Counter("parcours_sink_rows", "Rows written to ClickHouse, by table", ["table"])
 SINK_ERRORS = Counter("parcours_sink_errors", "Failed ClickHouse writes, by table", ["table"])
 SINK_STALLS = Counter("parcours_sink_stalls", "Batches held because ClickHouse refused writes")
-SINK_PENDING = Gauge("parcours_sink_pending_rows", "Rows buffered for ClickHouse, by table", ["table"])
+SINK_PENDING = Gauge("parcours_sink_pending_rows", "Rows buffered for ClickHouse, by table",
+                     ["table"])
 CONSUMER_LAG = Gauge("parcours_consumer_lag", "High-water mark minus committed position",
                      ["topic", "partition"])
 IDENTITY_MERGES = Counter("parcours_identity_merges", "Profiles merged into a survivor")
 IDENTITY_REFUSALS = Counter("parcours_identity_refusals", "Links refused by identity rules",
                             ["reason"])
 TRIGGERS = Counter("parcours_triggers", "Triggers sent, by rule and channel", ["rule", "channel"])
-SUPPRESSIONS = Counter("parcours_suppressions", "Candidate triggers not sent, by reason", ["reason"])
+SUPPRESSIONS = Counter("parcours_suppressions", "Candidate triggers not sent, by reason",
+                       ["reason"])
 LATE_EVENTS = Counter("parcours_late_events", "Events behind the watermark (moment rules skipped)")
-WATERMARK = Gauge("parcours_watermark_seconds", "Event-time watermark of the moments stage (epoch s)")
+WATERMARK = Gauge("parcours_watermark_seconds",
+                  "Event-time watermark of the moments stage (epoch s)")
 HELD_EVENTS = Gauge("parcours_held_events",
                     "Touchpoints held until every input partition has passed their event time")
 REDELIVERED = Counter("parcours_redelivered",
-                      "Records read again after a restart and skipped, already applied: input records "
-                      "forwarded twice (kind=input) and stitch messages (kind=stitch)", ["kind"])
+                      "Records read again after a restart and skipped, already applied: input "
+                      "records forwarded twice (kind=input) and stitch messages (kind=stitch)",
+                      ["kind"])
 
 
 def serve(port: int | None) -> None:

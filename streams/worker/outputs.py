@@ -1,4 +1,4 @@
-"""Where a batch's results go: topic messages and ClickHouse rows, shared by the worker and replay."""
+"""Where a batch's results go: topic messages and ClickHouse rows (the worker's and replay's)."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -71,6 +71,7 @@ def _touchpoint_row(tp: dict, now_ms: int) -> dict:
 def dead_letter_rows(dead: list[dict]) -> list[dict]:
     return [{
         "received_at": d["received_at"], "error": d["error"], "reason": d["reason"],
-        "topic": d.get("topic") or "", "partition": -1 if d.get("partition") is None else d["partition"],
+        "topic": d.get("topic") or "",
+        "partition": -1 if d.get("partition") is None else d["partition"],
         "offset": -1 if d.get("offset") is None else d["offset"], "original": d["original"],
     } for d in dead]

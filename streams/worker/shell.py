@@ -1,8 +1,9 @@
 """Bodies of the Faust agents: move batches between Kafka, the pure core and ClickHouse.
 
-Nothing here decides anything about touchpoints: `ingest_batch` and `Pipeline.process` do. The agents
-batch (`take_events`), send outputs, write the sink once per batch (before the batch is acknowledged,
-so a committed offset never lies ahead of ClickHouse) and count what they did.
+Nothing here decides anything about touchpoints: `ingest_batch` and `Pipeline.process` do. The
+agents (streams/worker/agents.py) batch (`take_events`); the shell sends outputs, writes the sink
+once per batch (before the batch is acknowledged, so a committed offset never lies ahead of
+ClickHouse) and counts what they did.
 """
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from typing import Callable, Mapping
 
 import orjson
 
-from streams.worker import metrics
-from streams.config import Topics
-from streams.ingest.normalise import ingest_batch
-from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
-from streams.worker.outputs import dead_letter_rows, table_rows, topic_messages
 from sinks.writer import SinkError
+from streams.config import Topics
 from streams.ingest import OFFSET, SOURCE, ingest_preferences
+from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
+from streams.ingest.normalise import ingest_batch
 from streams.pipeline import Emitted, Pipeline
+from streams.worker import metrics
+from streams.worker.outputs import dead_letter_rows, table_rows, topic_messages
 
 log = logging.getLogger("parcours.agents")
 
@@ -29,7 +30,7 @@ CONTROL = "_control"  # a stitch-topic item with this key is a command (erasure)
 
 
 def chunk_json_lists(items: list[dict], max_bytes: int = MAX_CHUNK_BYTES) -> list[bytes]:
-    """Encode touchpoints as JSON arrays of at most ~max_bytes each (at least one item per chunk)."""
+    """Encode touchpoints as JSON arrays of ~max_bytes at most (at least one item per chunk)."""
     chunks, current, size = [], [], 2
     for item in items:
         encoded = orjson.dumps(item)
@@ -114,11 +115,13 @@ class Shell:
             if key in self.holding:
                 continue
             highwater, position = highwaters.get(partition), self.positions.get(key)
-            if partition in in_batch or highwater is None or position is None or highwater > position:
+            if (partition in in_batch or highwater is None or position is None
+                    or highwater > position):
                 resumes.append({CONTROL: "resume", "source": str(partition)})
                 self.holding.add(key)
         if resumes:
-            log.info("input partitions reported active: %s", ", ".join(r["source"] for r in resumes))
+            log.info("input partitions reported active: %s",
+                     ", ".join(r["source"] for r in resumes))
         return resumes
 
     async def report_idle(self, partitions: list[tuple[int, int | None]],
@@ -220,8 +223,8 @@ class Shell:
             elif item[CONTROL] == "resume":
                 self.pipeline.resume(item["source"])
             elif item[CONTROL] == "forget":
-                out.extend(self.pipeline.forget(item["identifier"], request_id=item.get("request_id"),
-                                                flush=False))
+                out.extend(self.pipeline.forget(item["identifier"],
+                                                request_id=item.get("request_id"), flush=False))
             else:
                 log.error("unknown control record %r ignored", item[CONTROL])
         if run:

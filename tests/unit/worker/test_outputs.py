@@ -19,12 +19,13 @@ def test_compiled_rows_equal_the_checked_rows_for_everything_the_pipeline_writes
     for every row of every table a pipeline run produces, and is the path those rows take."""
     from streams import simulate
     from streams.ingest.normalise import ingest_batch
-    from streams.worker.outputs import dead_letter_rows, table_rows
     from streams.pipeline import Pipeline
+    from streams.worker.outputs import dead_letter_rows, table_rows
 
     start = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
+    population = simulate.Population(profiles=200, seed=5, start=start)
     raws = [json.dumps(e).encode() for e in simulate.in_time_order(
-        simulate.martin_journey(start), simulate.Population(profiles=200, seed=5, start=start).events())]
+        simulate.martin_journey(start), population.events())]
     good, dead = ingest_batch([(raw, "t", 0, i) for i, raw in enumerate(raws + [b"{not json"])])
     rows = table_rows(Pipeline().process(good), T0)
     rows["dead_letters"] = dead_letter_rows(dead)
@@ -50,8 +51,8 @@ def test_compiled_rows_leave_unusual_values_to_the_checked_path():
         with pytest.raises(ValueError, match=message):
             table.to_row(bad)
     credit = TABLES["attribution_credit"]
-    assert credit._fast({"conversion_id": "c", "conversion_time": 1, "profile_id": "p", "model": "m",
-                         "touchpoint_id": "t", "touchpoint_time": 1, "channel": "web",
+    assert credit._fast({"conversion_id": "c", "conversion_time": 1, "profile_id": "p",
+                         "model": "m", "touchpoint_id": "t", "touchpoint_time": 1, "channel": "web",
                          "credit": True, "computed_at": 2}) is None  # bool is not a number here
     with pytest.raises(ValueError, match="a row must be a dict"):
         credit.to_row(["not", "a", "dict"])

@@ -8,9 +8,9 @@ import pytest
 from sinks.clickhouse import connect
 from sinks.migrations import migrate
 from sinks.writer import ClickHouseSink, ClickHouseTableWriter
-from streams.worker.shell import Shell, chunk_json_lists
 from streams.config import Topics
 from streams.pipeline import Pipeline
+from streams.worker.shell import Shell, chunk_json_lists
 
 
 class _FlakyWriter(ClickHouseTableWriter):
@@ -42,8 +42,9 @@ def test_a_clickhouse_outage_holds_the_batch_until_it_is_written(tmp_path):
     _FlakyWriter.failures = 3
     shell = Shell(Pipeline(), sink, Topics(), _Producer())
     shell.retry_delay = shell.max_retry_delay = 0.01
-    rows = {"touchpoints": [{"event_id": f"e{i}", "event_time": 1795158900000 + i, "profile_id": "p",
-                             "type": "click", "channel": "display"} for i in range(10)]}
+    rows = {"touchpoints": [{"event_id": f"e{i}", "event_time": 1795158900000 + i,
+                             "profile_id": "p", "type": "click", "channel": "display"}
+                            for i in range(10)]}
     asyncio.run(shell._write_sink(rows))
     assert _FlakyWriter.failures == 0
     assert client.query("SELECT count() FROM touchpoints").result_rows[0][0] == 10
@@ -70,7 +71,8 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     shell = Shell(pipeline, None, topics, producer)
     shell.positions[(topics.touchpoints, 0)] = 10
     # partition 0: consumed to its high-water mark; partition 1: 5 records not consumed yet
-    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0  # first look: not quiet long enough
+    # first look: not quiet long enough
+    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0
     assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 1
     assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0  # reported once
     (topic, _key, value), = producer.records

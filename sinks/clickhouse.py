@@ -15,9 +15,9 @@ by another process) raises `SinkConfigError` whose message is one line starting 
 `PARCOURS_CLICKHOUSE_URL:`; passwords never appear in messages.
 
 chDB hosts one engine per process, on one directory, and a directory can be opened by one process
-(ClickHouse flocks `<dir>/status`). `connect()` therefore keeps one client per chDB directory for the
-whole process and hands the same client to every caller, counting them; `close(client)` releases one
-reference and closes the engine with the last one. Do not call `client.close()` on a shared chDB
+(ClickHouse flocks `<dir>/status`). `connect()` therefore keeps one client per chDB directory for
+the whole process and hands the same client to every caller, counting them; `close(client)` releases
+one reference and closes the engine with the last one. Do not call `client.close()` on a shared chDB
 client yourself. `close_all()` runs at interpreter exit. HTTP clients are not shared: each `connect`
 returns a new one, which `close(client)` closes.
 """
@@ -72,7 +72,8 @@ def _fail(message: str) -> SinkConfigError:
 
 
 def parse_url(url: str) -> Target:
-    """Check and split a ClickHouse URL; relative chDB paths are resolved against the current dir."""
+    """Check and split a ClickHouse URL; relative chDB paths are resolved against the current
+    dir."""
     raw = (url or "").strip()
     if not raw:
         raise _fail(f"is empty ({USAGE})")
@@ -214,8 +215,9 @@ def _connect_chdb(target: Target):
             return shared.client
         if _chdb:
             other = next(iter(_chdb))
-            raise _fail(f"this process already has the chDB directory {other!r} open; one process can "
-                        f"open one chDB directory (close it before opening {path!r})")
+            raise _fail(f"this process already has the chDB directory {other!r} open; "
+                        "one process can open one chDB directory (close it before opening "
+                        f"{path!r})")
         _make_directory(path)
         holder = lock_holder(path)
         if holder is not None and holder != os.getpid():
@@ -266,16 +268,17 @@ def lock_holder(path: str) -> int | None:
 
 def _locked(path: str, pid: int) -> SinkConfigError:
     who = f"process {pid}" if pid else "another process"
-    return _fail(f"the chDB directory {path!r} is in use by {who}; only one process may open a chDB "
-                 f"directory (stop it, or give this process another directory)")
+    return _fail(f"the chDB directory {path!r} is in use by {who}; only one process may open a "
+                 f"chDB directory (stop it, or give this process another directory)")
 
 
 def _chdb_failure(path: str, exc: BaseException) -> SinkConfigError:
     text = str(exc)
     other = re.search(r"already initialized with path '([^']*)'", text)
     if other:
-        return _fail(f"this process already has the chDB directory {other.group(1)!r} open; one process "
-                     f"can open one chDB directory (close it before opening {path!r})")
+        return _fail(f"this process already has the chDB directory {other.group(1)!r} open; "
+                     "one process can open one chDB directory (close it before opening "
+                     f"{path!r})")
     holder = lock_holder(path)
     if holder is not None and holder != os.getpid():
         return _locked(path, holder)
@@ -298,7 +301,8 @@ def _connect_http(target: Target):
             autogenerate_session_id=False,
         )
     except Exception as exc:  # noqa: BLE001 - mapped to one line
-        raise _fail(f"cannot connect to ClickHouse at {where}: {_reason(str(exc), target.password)}") from exc
+        raise _fail(f"cannot connect to ClickHouse at {where}: "
+                    f"{_reason(str(exc), target.password)}") from exc
     if target.database:
         try:
             client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(target.database)}")

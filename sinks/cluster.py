@@ -1,11 +1,13 @@
-"""The ClickHouse DDL for a cluster, derived from the single-node migrations (`sinks/migrations.py`).
+"""The ClickHouse DDL for a cluster, derived from the single-node migrations
+(`sinks/migrations.py`).
 
 Each table `t` becomes, ON CLUSTER:
-- `t_local`: the same columns, with the Replicated variant of its engine (ReplicatedReplacingMergeTree
-  with the usual `/clickhouse/tables/{shard}/{database}/t_local` path and `{replica}` macro);
-- `t`: a Distributed table over `t_local`, sharded by a hash of the table's ORDER BY key, so the rows
-  that ReplacingMergeTree collapses (the same key) always land on the same shard, and `FINAL` stays
-  exact per shard.
+- `t_local`: the same columns, with the Replicated variant of its engine
+  (ReplicatedReplacingMergeTree with the usual `/clickhouse/tables/{shard}/{database}/t_local` path
+  and `{replica}` macro);
+- `t`: a Distributed table over `t_local`, sharded by a hash of the table's ORDER BY key, so the
+  rows that ReplacingMergeTree collapses (the same key) always land on the same shard, and `FINAL`
+  stays exact per shard.
 Views keep their names and read the Distributed tables. Column changes (ALTER ... ADD COLUMN) go to
 both tables. The worker writes to and reads from the same names as on one node, so nothing else
 changes; apply this DDL (`parcours ddl --cluster NAME`) before the first worker starts: its own
@@ -27,7 +29,8 @@ _VIEW = re.compile(r"CREATE VIEW IF NOT EXISTS (\w+) AS")
 def _table(statement: str, cluster: str) -> list[str]:
     name = _CREATE.search(statement).group(1)
     local = f"{name}_local"
-    body = _CREATE.sub(f"CREATE TABLE IF NOT EXISTS {local} ON CLUSTER '{cluster}' (", statement, count=1)
+    body = _CREATE.sub(f"CREATE TABLE IF NOT EXISTS {local} ON CLUSTER '{cluster}' (", statement,
+                       count=1)
     engine = _ENGINE.search(body)
     args = [f"'/clickhouse/tables/{{shard}}/{{database}}/{local}'", "'{replica}'"]
     if engine.group(2):
@@ -39,7 +42,8 @@ def _table(statement: str, cluster: str) -> list[str]:
     key = _ORDER.search(statement).group(1).strip()
     key = key[1:-1] if key.startswith("(") and key.endswith(")") else key
     distributed = (f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER '{cluster}' AS {local}\n"
-                   f"ENGINE = Distributed('{cluster}', currentDatabase(), {local}, cityHash64({key}))")
+                   f"ENGINE = Distributed('{cluster}', currentDatabase(), {local}, "
+                   f"cityHash64({key}))")
     return [body.strip(), distributed]
 
 

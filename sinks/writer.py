@@ -1,16 +1,16 @@
-"""Batching writers: one base with size/age flushes, retries and an explicit backpressure error, and the
-ClickHouse sink built on it.
+"""Batching writers: one base with size/age flushes, retries and an explicit backpressure error, and
+the ClickHouse sink built on it.
 
 Delivery contract (at-least-once upstream, so every write must be safe to repeat):
 - `flush()` writes the buffer in chunks of `max_rows` taken from its head. A chunk that fails every
   attempt stays at the head of the buffer, so the next flush sends exactly the same chunk again.
 - `ClickHouseTableWriter` sends each chunk with `insert_deduplication_token = sha256(content)`: the
   same chunk sent twice (a retry after a timeout whose insert did land, a re-flush) is dropped by
-  ClickHouse. Rows replayed after a crash arrive in other chunks; the tables' ReplacingMergeTree keys
-  collapse those (read with FINAL).
-- `add()` never blocks on a broken database for long and never grows without bound: when an automatic
-  flush fails it records the error (counters, `on_error`, `last_error`) and keeps the rows; once the
-  buffer would exceed `max_pending` it refuses new rows with `BackpressureError`.
+  ClickHouse. Rows replayed after a crash arrive in other chunks; the tables' ReplacingMergeTree
+  keys collapse those (read with FINAL).
+- `add()` never blocks on a broken database for long and never grows without bound: when an
+  automatic flush fails it records the error (counters, `on_error`, `last_error`) and keeps the
+  rows; once the buffer would exceed `max_pending` it refuses new rows with `BackpressureError`.
 
 Not thread-safe by itself: `ClickHouseSink` serialises access with a lock (the Faust agent calls it
 through `asyncio.to_thread`).
@@ -42,7 +42,8 @@ class SinkError(ServiceError):
 
 
 class BackpressureError(SinkError):
-    """The buffer is full because the database is not keeping up; the offered rows were not taken."""
+    """The buffer is full because the database is not keeping up; the offered rows were not
+    taken."""
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
@@ -60,8 +61,9 @@ class BatchingWriter:
 
     def __init__(self, name: str, *, max_rows: int = 5000, max_age_s: float = 1.0,
                  max_pending: int = 200_000, max_attempts: int = 5, base_delay_s: float = 0.2,
-                 max_delay_s: float = 5.0, on_flush: OnFlush | None = None, on_error: OnError | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+                 max_delay_s: float = 5.0, on_flush: OnFlush | None = None,
+                 on_error: OnError | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         if max_rows < 1 or max_attempts < 1:
             raise ValueError("max_rows and max_attempts must be at least 1")
         if max_pending < max_rows:
@@ -120,7 +122,8 @@ class BatchingWriter:
                 cause = f"; last error: {one_line(self.last_error)}" if self.last_error else ""
                 raise BackpressureError(
                     f"sink {self.name!r} has {len(self._buffer)} rows pending and cannot take "
-                    f"{len(prepared)} more (limit {self.max_pending}): the database is not keeping up{cause}"
+                    f"{len(prepared)} more (limit {self.max_pending}): the database is not "
+                    f"keeping up{cause}"
                 )
         if not self._buffer:
             self._oldest_at = self._clock()
@@ -280,7 +283,8 @@ class ClickHouseSink:
         try:
             return self._writers[table]
         except KeyError:
-            raise ValueError(f"unknown table {table!r} (known: {', '.join(sorted(self._writers))})") from None
+            raise ValueError(f"unknown table {table!r} "
+                             f"(known: {', '.join(sorted(self._writers))})") from None
 
     def write(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
         """Buffer rows for `table` (dicts keyed by column name); flushes when due.

@@ -4,19 +4,20 @@ Two formats are accepted, told apart by the first byte:
 
 - JSON (orjson) when the first non-whitespace byte is `{` (or `[`, which then fails as "not an
   object");
-- Confluent Avro when the first byte is 0x00: a 4-byte big-endian schema id (`schemas/registry.json`)
-  then the Avro binary body. Only schema id 1 (touchpoint) is accepted as input.
+- Confluent Avro when the first byte is 0x00: a 4-byte big-endian schema id
+  (`schemas/registry.json`) then the Avro binary body. Only schema id 1 (touchpoint) is accepted as
+  input.
 
 Anything else is rejected without parsing. Every failure is a `DecodeError` whose `kind` says which
 stage refused the record and whose `reason` is one readable line for the dead-letter topic.
 
 The contract check (`validate_touchpoint`) is written by hand rather than by calling
 fastavro.validation: it runs on every event, and a few isinstance checks with precise messages
-are both faster and more useful to a producer than "record does not match". tests/unit/schemas/test_codec.py
-proves it agrees with fastavro.validation.validate on generated good and bad records. Two
-deliberate leniencies for JSON producers: `null` means "absent" for optional fields, including
-`ids: null` and `null` values inside `ids` (dropped). Two deliberate strictnesses: `event_id` and
-`type` must not be empty or blank.
+are both faster and more useful to a producer than "record does not match".
+tests/unit/schemas/test_codec.py proves it agrees with fastavro.validation.validate on generated
+good and bad records. Two deliberate leniencies for JSON producers: `null` means "absent" for
+optional fields, including `ids: null` and `null` values inside `ids` (dropped). Two deliberate
+strictnesses: `event_id` and `type` must not be empty or blank.
 
 Values are only type-checked here; meaning (timestamp syntax and range, finite revenue, hashing)
 is `streams.ingest.normalise.normalise`.
@@ -44,7 +45,8 @@ __all__ = [
     "validate_touchpoint",
 ]
 
-DEFAULT_MAX_BYTES = 262_144  # a touchpoint is ~1 KB; the cap keeps every output under the producer batch size
+# a touchpoint is ~1 KB; the cap keeps every output under the producer batch size
+DEFAULT_MAX_BYTES = 262_144
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">BI")  # magic byte, schema id
 _JSON_WHITESPACE = b" \t\r\n"
@@ -127,7 +129,8 @@ def _json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
         try:
             bytes(raw).decode("utf-8")
         except UnicodeDecodeError as ude:
-            return f"invalid JSON at byte {ude.start}: not valid UTF-8 (byte 0x{raw[ude.start]:02x})"
+            return (f"invalid JSON at byte {ude.start}: not valid UTF-8 "
+                    f"(byte 0x{raw[ude.start]:02x})")
         return f"invalid JSON: {exc.msg}"
     # orjson reports a character position in the decoded text; producers think in bytes
     doc = exc.doc if isinstance(exc.doc, str) else ""
@@ -162,7 +165,8 @@ def _read_avro_body(raw: bytes, name: str, parsed: Any) -> Any:
     buf.seek(_HEADER.size)
     try:
         value = fastavro.schemaless_reader(buf, parsed, None)
-    except Exception as exc:  # fastavro raises EOFError, UnicodeDecodeError, ValueError, ... on bad bytes
+    except Exception as exc:
+        # fastavro raises EOFError, UnicodeDecodeError, ValueError, ... on bad bytes
         detail = str(exc).strip() or "unexpected end of data"
         raise DecodeError("decode", f"invalid Avro body for schema {name}: "
                                     f"{type(exc).__name__}: {_one_line(detail)}") from None
@@ -203,11 +207,13 @@ def _is_boolean(v: Any) -> bool:
 _CHECKS = {"string": _is_str, "long": _is_long, "int": _is_int, "double": _is_double,
            "boolean": _is_boolean}
 
-# Optional fields of touchpoint.avsc: name -> Avro type. tests/unit/schemas/test_codec.py checks these tables
-# against the schema, so a field added to the .avsc without a line here fails the tests.
+# Optional fields of touchpoint.avsc: name -> Avro type. tests/unit/schemas/test_codec.py checks
+# these tables against the schema, so a field added to the .avsc without a line here fails the
+# tests.
 TOP_LEVEL_OPTIONAL = {"channel": "string", "campaign": "string", "publisher": "string"}
-CONTEXT_FIELDS = {"url": "string", "referrer": "string", "store_id": "string", "beacon_id": "string",
-                  "tz": "string", "user_agent": "string", "lat": "double", "lon": "double"}
+CONTEXT_FIELDS = {"url": "string", "referrer": "string", "store_id": "string",
+                  "beacon_id": "string", "tz": "string", "user_agent": "string", "lat": "double",
+                  "lon": "double"}
 PROPERTIES_FIELDS = {"product_id": "string", "currency": "string", "order_id": "string",
                      "channel": "string", "quiet_hours": "string", "price": "double",
                      "revenue": "double", "in_stock": "boolean", "opt_in": "boolean",

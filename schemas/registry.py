@@ -72,14 +72,17 @@ def _without_logical_types(node: Any) -> Any:
     return node
 
 
-def _load() -> tuple[dict[str, int], dict[int, str], dict[str, dict], dict[str, Any], dict[str, Any]]:
+def _load() -> tuple[dict[str, int], dict[int, str], dict[str, dict], dict[str, Any],
+                     dict[str, Any]]:
     ids: dict[str, int] = dict(_read_json("registry.json")["schemas"])
     by_id: dict[int, str] = {}
     for name, sid in ids.items():
         if not isinstance(sid, int) or isinstance(sid, bool) or not 0 < sid < 2**31:
-            raise ValueError(f"registry.json: schema id of {name!r} must be a positive 32-bit int, got {sid!r}")
+            raise ValueError(f"registry.json: schema id of {name!r} must be a positive 32-bit int, "
+                             f"got {sid!r}")
         if sid in by_id:
-            raise ValueError(f"registry.json: id {sid} is given to both {by_id[sid]!r} and {name!r}")
+            raise ValueError(f"registry.json: id {sid} is given to both {by_id[sid]!r} "
+                             f"and {name!r}")
         by_id[sid] = name
     raw: dict[str, dict] = {}
     parsed: dict[str, Any] = {}
@@ -100,7 +103,8 @@ def names() -> tuple[str, ...]:
 
 
 def schema(name: str) -> Any:
-    """The parsed (fastavro) schema of `name`, logical types included. Parsed once; do not mutate."""
+    """The parsed (fastavro) schema of `name`, logical types included. Parsed once; do not
+    mutate."""
     try:
         return _PARSED[name]
     except KeyError:
@@ -180,7 +184,8 @@ def _fullname(node: dict, namespace: str) -> tuple[str, str]:
 
 
 def _sample(node: Any, variant: int, namespace: str, named: dict[str, Any], depth: int) -> Any:
-    """A value of schema `node`; `variant` picks the union branch (modulo width) and collection size."""
+    """A value of schema `node`; `variant` picks the union branch (modulo width) and collection
+    size."""
     if isinstance(node, str):
         if node in _PRIMITIVES:
             return _primitive_sample(node, variant)
@@ -206,7 +211,8 @@ def _sample(node: Any, variant: int, namespace: str, named: dict[str, Any], dept
             return node["symbols"][variant % len(node["symbols"])]
         if kind == "fixed":
             return bytes([variant % 256]) * node["size"]
-        return {f["name"]: _sample(f["type"], variant, ns, named, depth + 1) for f in node["fields"]}
+        return {f["name"]: _sample(f["type"], variant, ns, named, depth + 1)
+                for f in node["fields"]}
     if kind == "array":
         if variant == 0 or depth > _MAX_DEPTH:
             return []
@@ -281,4 +287,5 @@ def check_compatible(old_schema_json: str | Mapping, new_schema_json: str | Mapp
                 f"{type(exc).__name__}: {exc}") from exc
         if buf.tell() != written:
             raise IncompatibleSchema(
-                f"sample record {i}: the new schema read {buf.tell()} of the {written} bytes written")
+                f"sample record {i}: the new schema read {buf.tell()} of the {written} "
+                "bytes written")

@@ -52,7 +52,8 @@ class Settings:
     batch_seconds: float = 0.5
     session_timeout: float = 10.0
     fetch_max_wait_ms: int = 20  # how long the broker may hold a fetch (0: the clients' defaults)
-    idle_seconds: float = 5.0  # an input partition fully consumed this long stops holding the watermark
+    # an input partition fully consumed this long stops holding the watermark
+    idle_seconds: float = 5.0
     max_future_ms: int = DEFAULT_MAX_FUTURE_MS  # ingest refuses events further ahead of its clock
     rules_file: str | None = None  # the moment rule pack (default: the pack shipped with parcours)
     lookback_days: float = 30.0  # attribution lookback (and inactivity that closes a journey)
@@ -129,7 +130,8 @@ def _float(env: dict, name: str, default: float) -> float:
 def load(env: dict | None = None, **overrides) -> Settings:
     """Read settings from `env` (default: os.environ); keyword overrides win (CLI flags)."""
     env = dict(os.environ if env is None else env)
-    data_dir = Path(overrides.pop("data_dir", None) or env.get("PARCOURS_DATA_DIR") or DEFAULT_DATA_DIR)
+    data_dir = Path(overrides.pop("data_dir", None) or env.get("PARCOURS_DATA_DIR")
+                    or DEFAULT_DATA_DIR)
     kafka_url = overrides.pop("kafka_url", None) or env.get("PARCOURS_KAFKA_URL") or "kafka://127.0.0.1:9092"
     ch_url = (overrides.pop("clickhouse_url", None) or env.get("PARCOURS_CLICKHOUSE_URL")
               or f"chdb://{(data_dir / 'clickhouse').resolve()}")

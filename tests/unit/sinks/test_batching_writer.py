@@ -60,12 +60,13 @@ def test_retry_then_success_with_exponential_backoff():
 
 def test_failure_keeps_rows_buffered_and_resends_the_same_batches():
     writer = FlakyWriter(10**6, max_rows=4, max_attempts=3, max_age_s=3600)
-    writer.add(list(range(6)))  # due: the automatic flush fails, add() records it and keeps the rows
+    # due: the automatic flush fails, add() records it and keeps the rows
+    writer.add(list(range(6)))
     assert writer.pending == 6 and writer.errors == 3 and writer.sleeps == [0.2, 0.4]
     with pytest.raises(SinkError) as info:  # an explicit flush raises
         writer.flush()
-    assert str(info.value) == ("sink 'attribution_credit': writing 4 rows failed after 3 attempt(s): "
-                               "connection reset by peer")
+    assert str(info.value) == ("sink 'attribution_credit': writing 4 rows failed after "
+                               "3 attempt(s): connection reset by peer")
     assert isinstance(info.value.__cause__, ConnectionError)
     assert writer.pending == 6 and writer.errors == 6
     assert all(call == [0, 1, 2, 3] for call in writer.calls)
@@ -96,7 +97,8 @@ def test_backpressure_at_the_limit():
     assert str(info.value) == (
         "sink 'attribution_credit' has 30 rows pending and cannot take 1 more (limit 30): "
         "the database is not keeping up; last error: connection reset by peer")
-    assert isinstance(info.value, RuntimeError) and writer.pending == 30  # the offered row was not taken
+    # the offered row was not taken
+    assert isinstance(info.value, RuntimeError) and writer.pending == 30
     writer.failures = 0
     now[0] = 10.0  # after the hold-off, the database is back: room is made again
     writer.add([1])

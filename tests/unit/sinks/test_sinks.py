@@ -47,7 +47,8 @@ def count(client, table: str, final: bool = False) -> int:
 def credit_rows(n: int, conversions: int = 5, model: str = "linear") -> list[dict]:
     channels = ["email", "display", "web", "push"]
     return [
-        {"conversion_id": f"c-{i % conversions}", "conversion_time": T0 + (i % conversions) * 86_400_000,
+        {"conversion_id": f"c-{i % conversions}",
+         "conversion_time": T0 + (i % conversions) * 86_400_000,
          "profile_id": f"p-{i % conversions}", "model": model, "touchpoint_id": f"e-{i}",
          "touchpoint_time": T0 - i * 1000, "channel": channels[i % len(channels)],
          "campaign": "winter-suv" if i % 2 else None, "publisher": "autonews.example",
@@ -84,17 +85,20 @@ def test_migration_list_must_increase():
 
 def test_writer_schemas_match_the_ddl(ch):
     tables = {name: (sorting_key, comment) for name, sorting_key, comment in ch.query(
-        "SELECT name, sorting_key, comment FROM system.tables WHERE database = currentDatabase()").result_rows}
+        "SELECT name, sorting_key, comment FROM system.tables "
+        "WHERE database = currentDatabase()").result_rows}
     for name, table in TABLES.items():
         columns = [c for (c,) in ch.query(
-            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
+            "SELECT name FROM system.columns "
+            "WHERE database = currentDatabase() AND table = {t:String} "
             "ORDER BY position", parameters={"t": name}).result_rows]
         assert list(table.column_names) == columns, name
         sorting_key, comment = tables[name]
         assert all(k in sorting_key for k in table.key), (name, sorting_key)
         assert comment.startswith("parcours:"), name
         times = {c for c, t in ch.query(
-            "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {t:String}",
+            "SELECT name, type FROM system.columns "
+            "WHERE database = currentDatabase() AND table = {t:String}",
             parameters={"t": name}).result_rows if t.startswith("DateTime64(3, 'UTC')")}
         assert times == table.of_kind("time"), name
     assert tables["attribution_daily"][1].startswith("parcours:")
@@ -133,8 +137,8 @@ def test_parse_url_forms(tmp_path, monkeypatch):
         ("ch.example", 8124, "an@lyst", "p:ss", "parcours")
     assert target.options == {"connect_timeout": 2.0}
     assert "p:ss" not in target.display() and "p:ss" not in repr(target)
-    assert (parse_url("https://h").port, parse_url("http://h").port, parse_url("http://h").database) == \
-        (8443, 8123, None)
+    assert (parse_url("https://h").port, parse_url("http://h").port,
+            parse_url("http://h").database) == (8443, 8123, None)
     monkeypatch.chdir(tmp_path)
     assert parse_url("chdb://./data/ch").path == str(tmp_path / "data" / "ch")
     assert parse_url("chdb:///abs/dir/").path == "/abs/dir"
@@ -172,7 +176,8 @@ def test_chdb_client_is_shared_per_process_and_reference_counted(tmp_path):
     close(second)
     reopened = connect(url)  # closed with its last user: opens again, data persisted
     assert reopened is not first and reopened.command("SELECT x FROM kept") == 7
-    reopened.close()  # closed behind the cache's back (not through close()): forgotten, not an obstacle
+    # closed behind the cache's back (not through close()): forgotten, not an obstacle
+    reopened.close()
     other = connect(f"chdb://{tmp_path / 'other'}")  # the engine can move once everything is closed
     close(other)
 
@@ -181,7 +186,8 @@ def test_engine_opened_elsewhere_in_this_process(tmp_path):
     import clickhouse_connect
     outside = clickhouse_connect.get_client(interface="chdb", path=str(tmp_path / "a"))
     try:
-        with pytest.raises(SinkConfigError, match=r"already has the chDB directory '.*/a' open") as info:
+        with pytest.raises(SinkConfigError,
+                           match=r"already has the chDB directory '.*/a' open") as info:
             connect(f"chdb://{tmp_path / 'b'}")
         assert "\n" not in str(info.value)
         same = connect(f"chdb://{tmp_path / 'a'}")  # same directory: a second handle on the engine
@@ -209,13 +215,15 @@ def test_chdb_directory_locked_by_another_process(tmp_path):
             connect(f"chdb://{path}")
         text = str(info.value)
         assert "\n" not in text
-        assert f"is in use by process {holder.pid}; only one process may open a chDB directory" in text
-        # What chDB itself says (behind our pre-check) is generic; the real reason ("Cannot lock file
-        # <dir>/status") only goes to the C-level stderr. That error is mapped the same way.
+        assert (f"is in use by process {holder.pid}; only one process may open a chDB directory"
+                in text)
+        # What chDB itself says (behind our pre-check) is generic; the real reason ("Cannot lock
+        # file <dir>/status") only goes to the C-level stderr. That error is mapped the same way.
         import clickhouse_connect
         with pytest.raises(Exception, match="Error initializing EmbeddedServer") as raw:
             clickhouse_connect.get_client(interface="chdb", path=str(path))
-        assert f"in use by process {holder.pid}" in str(clickhouse._chdb_failure(str(path), raw.value))
+        assert (f"in use by process {holder.pid}"
+                in str(clickhouse._chdb_failure(str(path), raw.value)))
     finally:
         holder.kill()  # a crash: the stale status file stays behind, unlocked
         holder.wait(timeout=20)
@@ -231,36 +239,44 @@ def test_rows_round_trip_with_types(ch):
     paris = timezone(timedelta(hours=1))
     sink = ClickHouseSink(ch)
     sink.write("touchpoints", [
-        {"event_id": "e-1", "event_time": T0, "profile_id": "p-1", "type": "price_view", "channel": "web",
-         "campaign": "winter-suv", "publisher": None, "ids": {"cookie": "c-9", "email": "ab" * 32},
-         "context": {"url": "https://brand.example/suv", "lat": 48.84}, "properties": {"price": 32900.0},
-         "revenue": 0, "currency": "EUR"},
+        {"event_id": "e-1", "event_time": T0, "profile_id": "p-1", "type": "price_view",
+         "channel": "web", "campaign": "winter-suv", "publisher": None,
+         "ids": {"cookie": "c-9", "email": "ab" * 32},
+         "context": {"url": "https://brand.example/suv", "lat": 48.84},
+         "properties": {"price": 32900.0}, "revenue": 0, "currency": "EUR"},
         {"event_id": "e-2", "event_time": datetime(2025, 11, 20, 9, 0, 0, 123456, tzinfo=paris),
          "profile_id": "p-1", "type": "purchase", "channel": "store", "ids": {"loyalty": "L-77"},
          "properties": '{"revenue": 32900.0}', "revenue": 32900.0, "currency": "EUR"},
     ])
-    sink.write("identity_events", [{"at": T0, "kind": "merge", "survivor": "p-1", "absorbed": ["p-2"],
-                                    "identifiers": ["cookie:c-9"], "event_id": "e-2", "reason": "loyalty"}])
-    sink.write("triggers", [{"trigger_id": "t-1", "fired_at": T0, "profile_id": "p-1", "moment": "near_store",
-                             "channel": "push", "event_id": "e-1", "code": "XPGJRL",
+    sink.write("identity_events", [{"at": T0, "kind": "merge", "survivor": "p-1",
+                                    "absorbed": ["p-2"], "identifiers": ["cookie:c-9"],
+                                    "event_id": "e-2", "reason": "loyalty"}])
+    sink.write("triggers", [{"trigger_id": "t-1", "fired_at": T0, "profile_id": "p-1",
+                             "moment": "near_store", "channel": "push", "event_id": "e-1",
+                             "code": "XPGJRL",
                              "payload": {"store_id": "paris-15", "discount": 10, "none": None}}])
     sink.write("dead_letters", [{"error": "validation", "reason": "missing field 'event_id'",
-                                 "topic": None, "partition": None, "offset": None, "original": "e30="}])
+                                 "topic": None, "partition": None, "offset": None,
+                                 "original": "e30="}])
     assert sink.flush() == 5
-    rows = ch.query("SELECT event_id, event_time, campaign, publisher, ids, context, properties, revenue, "
-                    "currency, ingested_at FROM touchpoints ORDER BY event_id").result_rows
+    rows = ch.query("SELECT event_id, event_time, campaign, publisher, ids, context, properties, "
+                    "revenue, currency, ingested_at FROM touchpoints ORDER BY event_id").result_rows
     e1, e2 = rows
     assert e1[1] == datetime(2025, 11, 20, 7, 15)  # naive UTC
     assert e2[1] == datetime(2025, 11, 20, 8, 0, 0, 123000)  # +01:00 -> UTC, millisecond precision
     assert (e1[2], e1[3], e2[2]) == ("winter-suv", None, None)
     assert e1[4] == {"cookie": "c-9", "email": "ab" * 32}
     assert json.loads(e1[5]) == {"url": "https://brand.example/suv", "lat": 48.84}
-    assert (json.loads(e1[6]), json.loads(e2[6]), e2[5]) == ({"price": 32900.0}, {"revenue": 32900.0}, "{}")
+    assert (json.loads(e1[6]), json.loads(e2[6]), e2[5]) == ({"price": 32900.0},
+                                                             {"revenue": 32900.0}, "{}")
     assert (e1[7], e2[7], e2[8]) == (0.0, 32900.0, "EUR")
     assert abs(e1[9] - datetime.now(timezone.utc).replace(tzinfo=None)) < timedelta(minutes=1)
-    assert ch.query("SELECT absorbed, identifiers FROM identity_events").result_rows == [(["p-2"], ["cookie:c-9"])]
-    assert ch.query("SELECT payload FROM triggers").result_rows == [({"store_id": "paris-15", "discount": "10"},)]
-    assert ch.query("SELECT topic, partition, offset FROM dead_letters").result_rows == [("", -1, -1)]
+    assert ch.query("SELECT absorbed, identifiers FROM identity_events").result_rows == [
+        (["p-2"], ["cookie:c-9"])]
+    assert ch.query("SELECT payload FROM triggers").result_rows == [
+        ({"store_id": "paris-15", "discount": "10"},)]
+    assert ch.query("SELECT topic, partition, offset FROM dead_letters").result_rows == [
+        ("", -1, -1)]
 
 
 def test_malformed_row_is_refused_whole(ch):
@@ -284,7 +300,8 @@ def test_replayed_identical_batch_is_dropped_by_its_token(ch):
     assert count(ch, "attribution_credit") == 40  # without FINAL: the second insert never landed
     touch = [{"event_id": f"e-{i}", "event_time": T0 + i, "profile_id": "p-1", "type": "click",
               "channel": "display"} for i in range(10)]
-    for _ in range(2):  # touchpoints: ingested_at is stamped at each write, and is left out of the token
+    # touchpoints: ingested_at is stamped at each write, and is left out of the token
+    for _ in range(2):
         writer = ClickHouseTableWriter(ch, "touchpoints")
         writer.add(touch)
         writer.flush()
@@ -300,7 +317,8 @@ def test_same_rows_in_another_split_collapse_under_final(ch):
     second.add(rows)
     second.flush()
     assert count(ch, "attribution_credit") > 30  # different batches, different tokens: inserted
-    assert count(ch, "attribution_credit", final=True) == 30  # the ReplacingMergeTree key collapses them
+    # the ReplacingMergeTree key collapses them
+    assert count(ch, "attribution_credit", final=True) == 30
 
 
 def test_changed_row_with_same_key_is_not_mistaken_for_a_replay(ch):
@@ -310,7 +328,8 @@ def test_changed_row_with_same_key_is_not_mistaken_for_a_replay(ch):
     for row in (v1, v2, v1):  # the last one is a stale replay of the first batch
         writer.add([row])
         writer.flush()
-    assert count(ch, "identity_map") == 2  # v2 landed although its key equals v1's; the replay did not
+    # v2 landed although its key equals v1's; the replay did not
+    assert count(ch, "identity_map") == 2
     assert ch.query("SELECT profile_id FROM identity_map FINAL").result_rows == [("p-2",)]
     writer.add([{**v2, "updated_at": T0 + 2000, "is_deleted": 1}])  # forgotten
     writer.flush()
@@ -325,7 +344,8 @@ def test_database_failure_keeps_rows_until_it_recovers(ch):
     ch.command("DROP TABLE triggers")  # e.g. an operator mistake, or a server that lost the table
     sink.write("triggers", [{"trigger_id": f"t-{i}", "fired_at": T0, "profile_id": "p-1",
                              "moment": "near_store", "channel": "push"} for i in range(3)])
-    with pytest.raises(SinkError, match=r"sink 'triggers': writing 3 rows failed after 2 attempt\(s\): .*triggers"):
+    with pytest.raises(SinkError, match=r"sink 'triggers': writing 3 rows failed after "
+                                        r"2 attempt\(s\): .*triggers"):
         sink.flush()
     assert sink.pending == 3 and errors == ["triggers", "triggers"]
     for statement in [_TRIGGERS, *_TRIGGERS_V2]:
@@ -342,9 +362,10 @@ def test_attribution_daily_view_sums_without_double_counting(ch):
                                            ("c-3", day2, 80.0, {"email": 0.25, "display": 0.75})):
         for channel, credit in split.items():
             rows.append({"conversion_id": conversion, "conversion_time": at, "profile_id": "p-1",
-                         "model": "linear", "touchpoint_id": f"{conversion}-{channel}", "touchpoint_time": at - 5,
-                         "channel": channel, "campaign": "winter-suv", "publisher": "autonews.example",
-                         "credit": credit, "revenue_credit": credit * revenue})
+                         "model": "linear", "touchpoint_id": f"{conversion}-{channel}",
+                         "touchpoint_time": at - 5, "channel": channel, "campaign": "winter-suv",
+                         "publisher": "autonews.example", "credit": credit,
+                         "revenue_credit": credit * revenue})
     sink = ClickHouseSink(ch, max_rows=2)
     sink.write("attribution_credit", rows)
     sink.flush()
@@ -352,7 +373,8 @@ def test_attribution_daily_view_sums_without_double_counting(ch):
     sink.flush()
     got = ch.query("SELECT day, channel, conversions, revenue, touches FROM attribution_daily "
                    "WHERE model = 'linear' ORDER BY day, channel").result_rows
-    d1, d2 = datetime.fromtimestamp(T0 / 1000, timezone.utc).date(), datetime.fromtimestamp(day2 / 1000, timezone.utc).date()
+    d1, d2 = (datetime.fromtimestamp(T0 / 1000, timezone.utc).date(),
+              datetime.fromtimestamp(day2 / 1000, timezone.utc).date())
     assert got == [(d1, "display", 0.5, 50.0, 1), (d1, "email", 1.5, 100.0, 2),
                    (d2, "display", 0.75, 60.0, 1), (d2, "email", 0.25, 20.0, 1)]
 

@@ -54,7 +54,8 @@ def ch_url(tmp_path, _clickhouse_server):
 
 @pytest.fixture
 def kafka():
-    """A fresh Kafka-protocol broker per test (topics and offsets never leak between tests): `.bootstrap`, `.url`, `.create_topics({name: n})`."""
+    """A fresh Kafka-protocol broker per test (topics and offsets never leak between tests):
+    `.bootstrap`, `.url`, `.create_topics({name: n})`."""
     if _use_containers():
         from tests.containers import ContainerKafka
 

@@ -17,8 +17,8 @@ CORE = ("ingest", "identity", "attribution", "moments", "preferences", "eventtim
         "pipeline.py", "state.py", "errors.py")
 # the Kafka clients and Faust, and the shell's packages; streams.config reads the environment and
 # the Kafka security settings, so the core takes its settings as arguments instead
-FORBIDDEN = ("faust", "aiokafka", "confluent_kafka", "kafka", "mode", "streams.worker", "streams.kafka",
-             "streams.cli", "streams.embedded", "streams.config")
+FORBIDDEN = ("faust", "aiokafka", "confluent_kafka", "kafka", "mode", "streams.worker",
+             "streams.kafka", "streams.cli", "streams.embedded", "streams.config")
 
 
 def imports_of(path: Path, root: Path = STREAMS) -> list[tuple[int, str]]:
@@ -73,11 +73,13 @@ def test_a_planted_import_is_found(tmp_path):
     found = violations(copy)
     assert [v.split(" imports ")[1] for v in found] == ["streams.worker.metrics", "streams.kafka",
                                                         "aiokafka"]
-    assert [v.split(":")[0] for v in found] == ["streams/identity/graph.py", "streams/attribution/stage.py",
+    assert [v.split(":")[0] for v in found] == ["streams/identity/graph.py",
+                                                "streams/attribution/stage.py",
                                                 "streams/moments/engine.py"]
 
 
-def private_imports(root: Path = STREAMS.parent, packages=("streams", "sinks", "schemas", "bench")) -> list[str]:
+def private_imports(root: Path = STREAMS.parent,
+                    packages=("streams", "sinks", "schemas", "bench")) -> list[str]:
     """`from a.b import _name` across modules: a private name is its module's own business. Ruff's
     PLC2701 sees only imports from other top-level packages, so this reads every module of ours."""
     bad = []
@@ -85,12 +87,12 @@ def private_imports(root: Path = STREAMS.parent, packages=("streams", "sinks", "
         for path in sorted((root / package).rglob("*.py")):
             tree = ast.parse(path.read_text(), filename=str(path))
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0]
-                                                         in packages):
+                if isinstance(node, ast.ImportFrom) and (
+                        node.level or (node.module or "").split(".")[0] in packages):
                     for alias in node.names:
                         if alias.name.startswith("_") and not alias.name.startswith("__"):
-                            bad.append(f"{path.relative_to(root)}:{node.lineno} imports {alias.name} "
-                                       f"from {node.module}")
+                            bad.append(f"{path.relative_to(root)}:{node.lineno} imports "
+                                       f"{alias.name} from {node.module}")
     return bad
 
 

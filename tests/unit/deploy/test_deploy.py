@@ -37,7 +37,8 @@ def test_deployment_files_name_only_settings_the_code_reads():
     read = _read_settings()
     for path in _deploy_files():
         named = set(SETTING.findall(path.read_text()))
-        assert named <= read, f"{path.relative_to(ROOT)} sets {sorted(named - read)}, which no code reads"
+        assert named <= read, (f"{path.relative_to(ROOT)} sets {sorted(named - read)}, "
+                               "which no code reads")
 
 
 def test_every_setting_is_documented_with_a_default():
@@ -66,8 +67,9 @@ def test_alerts_and_dashboard_watch_metrics_the_worker_exports():
 
 
 def test_clickhouse_ddl_files_are_current_and_parse(tmp_path):
-    """deploy/clickhouse/*.sql are `parcours ddl` output; every cluster statement parses (ClickHouse's
-    own parser, through chDB's formatQuery), and each table is replicated and distributed by its key."""
+    """deploy/clickhouse/*.sql are `parcours ddl` output; every cluster statement parses
+    (ClickHouse's own parser, through chDB's formatQuery), and each table is replicated and
+    distributed by its key."""
     import subprocess
     import sys
 
@@ -76,8 +78,8 @@ def test_clickhouse_ddl_files_are_current_and_parse(tmp_path):
     from sinks.migrations import MIGRATIONS
 
     for args, name in (([], "single-node.sql"), (["--cluster", "parcours"], "cluster.sql")):
-        printed = subprocess.run([sys.executable, "-m", "streams.cli", "ddl", *args], capture_output=True,
-                                 text=True, check=True).stdout
+        printed = subprocess.run([sys.executable, "-m", "streams.cli", "ddl", *args],
+                                 capture_output=True, text=True, check=True).stdout
         assert printed == (ROOT / "deploy" / "clickhouse" / name).read_text(), \
             f"deploy/clickhouse/{name} is stale: regenerate it with parcours ddl {' '.join(args)}"
     statements = cluster_statements("parcours")
@@ -87,14 +89,16 @@ def test_clickhouse_ddl_files_are_current_and_parse(tmp_path):
     tables = {s.split()[5] for _, _, group in MIGRATIONS for s in group if "CREATE TABLE" in s}
     for table in tables:
         local = next(s for s in statements if f"IF NOT EXISTS {table}_local ON CLUSTER" in s)
-        assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/" in local
+        assert ("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/"
+                in local)
         dist = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON"))
         assert f"Distributed('parcours', currentDatabase(), {table}_local, cityHash64(" in dist
 
 
 def test_erasure_deletes_from_the_local_tables_on_a_cluster(tmp_path):
-    """ClickHouse refuses DELETE on a Distributed table: on a cluster, `erase` deletes from the local
-    tables ON CLUSTER, found from each Distributed table's definition; on one node, from the table."""
+    """ClickHouse refuses DELETE on a Distributed table: on a cluster, `erase` deletes from the
+    local tables ON CLUSTER, found from each Distributed table's definition; on one node, from the
+    table."""
     from sinks.clickhouse import connect
     from sinks.cluster import cluster_statements
     from sinks.erasure import ERASE_WHERE, delete_target
@@ -109,5 +113,6 @@ def test_erasure_deletes_from_the_local_tables_on_a_cluster(tmp_path):
         as_shown = f"Distributed('parcours', 'analytics', '{table}_local', cityHash64(x))"
         target = delete_target(table, as_shown)
         assert target == f"analytics.{table}_local ON CLUSTER 'parcours'"
-        client.query("SELECT formatQuery({q:String})", parameters={"q": f"DELETE FROM {target} WHERE {where}"})
+        client.query("SELECT formatQuery({q:String})",
+                     parameters={"q": f"DELETE FROM {target} WHERE {where}"})
         assert delete_target(table, "ReplacingMergeTree(version) ORDER BY id") == table

@@ -27,7 +27,8 @@ from schemas.codec import (
 # The worked example of DESIGN.md, verbatim.
 EXAMPLE = {
     "event_id": "e-123", "event_time": "2026-11-20T08:15:00+01:00",
-    "type": "price_view", "channel": "web", "campaign": "winter-suv", "publisher": "autonews.example",
+    "type": "price_view", "channel": "web", "campaign": "winter-suv",
+    "publisher": "autonews.example",
     "ids": {"cookie": "c-9", "device": "d-1", "email": "martin@example.com", "user": "u-42",
             "loyalty": "L-77", "phone": "+33600000000"},
     "context": {"url": "https://brand.example/suv?utm_source=autonews&utm_medium=display",
@@ -140,7 +141,8 @@ BAD_INPUTS = [
     # (id, raw bytes, kind, exact reason)
     ("bad json", b'{"event_id": x}', "decode",
      "invalid JSON at byte 13: unexpected character, expected a JSON value"),
-    ("cut json", b'{"event_id": "e-1"', "decode", "invalid JSON at byte 18: unexpected end of data"),
+    ("cut json", b'{"event_id": "e-1"', "decode",
+     "invalid JSON at byte 18: unexpected end of data"),
     ("trailing garbage", b'{"event_id": "e-1"} {}', "decode",
      "invalid JSON at byte 20: unexpected content after document"),
     ("byte offset after non-ascii", '{"é€": x}'.encode(), "decode",
@@ -148,7 +150,8 @@ BAD_INPUTS = [
     ("invalid utf-8", b'{"event_id": "\xff"}', "decode",
      "invalid JSON at byte 14: not valid UTF-8 (byte 0xff)"),
     ("json array", b"[1, 2]", "validation", "expected a JSON object, got an array"),
-    ("json array after whitespace", b"  [{}]", "validation", "expected a JSON object, got an array"),
+    ("json array after whitespace", b"  [{}]", "validation",
+     "expected a JSON object, got an array"),
     ("json string", b'"e-1"', "format",
      "unknown wire format: first byte 0x22 ('\"'); expected '{' (JSON) or 0x00 (Confluent Avro)"),
     ("unknown magic byte", b"\x7fELF....", "format",
@@ -163,9 +166,12 @@ BAD_INPUTS = [
      "truncated Confluent header: 3 bytes, expected at least 5"),
     ("trailing avro bytes", TOUCHPOINT_AVRO + b"\x00\x00", "decode",
      "invalid Avro body for schema touchpoint: 2 bytes left after the record"),
-    ("missing event_id", orjson.dumps(variant(event_id=...)), "validation", "missing field 'event_id'"),
-    ("null event_id", orjson.dumps(variant(event_id=None)), "validation", "missing field 'event_id'"),
-    ("blank event_id", orjson.dumps(variant(event_id="  ")), "validation", "field 'event_id' is empty"),
+    ("missing event_id", orjson.dumps(variant(event_id=...)), "validation",
+     "missing field 'event_id'"),
+    ("null event_id", orjson.dumps(variant(event_id=None)), "validation",
+     "missing field 'event_id'"),
+    ("blank event_id", orjson.dumps(variant(event_id="  ")), "validation",
+     "field 'event_id' is empty"),
     ("numeric event_id", orjson.dumps(variant(event_id=123)), "validation",
      "field 'event_id' has type int, expected string"),
     ("missing event_time", orjson.dumps(variant(event_time=...)), "validation",
@@ -213,7 +219,8 @@ def test_oversized_is_refused_before_parsing():
     with pytest.raises(DecodeError) as info:
         decode(raw)
     assert info.value.kind == "oversized"
-    assert info.value.reason == f"record of {len(raw)} bytes exceeds the {DEFAULT_MAX_BYTES}-byte limit"
+    assert info.value.reason == (f"record of {len(raw)} bytes exceeds the "
+                                 f"{DEFAULT_MAX_BYTES}-byte limit")
     with pytest.raises(DecodeError, match="exceeds the 100-byte limit") as info:
         decode(orjson.dumps(EXAMPLE), max_bytes=100)
     assert info.value.kind == "oversized"
@@ -247,7 +254,7 @@ def test_decode_error_kinds_and_pickling():
         DecodeError("whatever", "x")
 
 
-# --- the hand-written check agrees with the schema and with fastavro -------------------------------
+# --- the hand-written check agrees with the schema and with fastavro -----------------------------
 
 def _avsc_fields(record_schema: dict) -> dict[str, object]:
     return {f["name"]: f["type"] for f in record_schema["fields"]}
@@ -295,7 +302,8 @@ def _good_nested(fields: dict[str, str]) -> st.SearchStrategy:
 
 valid_touchpoint = st.fixed_dictionaries(
     {
-        "event_id": st.text(min_size=1, max_size=4),  # may be blank: the stricter rule is tested too
+        # may be blank: the stricter rule is tested too
+        "event_id": st.text(min_size=1, max_size=4),
         "event_time": st.one_of(good_by_type["long"], st.text(max_size=8)),
         "type": st.one_of(st.sampled_from(["click", " "]), st.text(min_size=1, max_size=4)),
     },

@@ -66,7 +66,7 @@ def test_sample_records_cover_every_union_branch():
     assert any(s["ids"] == {} for s in samples) and any(s["ids"] for s in samples)
 
 
-# --- the contract guard ----------------------------------------------------------------------------
+# --- the contract guard ---------------------------------------------------------------------------
 
 def test_current_touchpoint_reads_data_written_with_v1():
     """The contract of DESIGN.md: producers built against v1 must keep working. If this fails, the
@@ -128,7 +128,7 @@ def test_invalid_schema_text_is_reported():
                          {"type": "record", "name": "T", "fields": [{"name": "x", "type": "nope"}]})
 
 
-# --- the output schemas fit what the code produces --------------------------------------------------
+# --- the output schemas fit what the code produces ------------------------------------------------
 
 def test_stitched_touchpoint_schema_holds_a_normalised_touchpoint():
     stitched = {**decode_and_normalise(orjson.dumps(EXAMPLE)), "profile_id": "p-1"}

@@ -60,7 +60,8 @@ def _produce_closing(bootstrap: str) -> None:
 
 async def _event_ids(bootstrap: str, topic: str, want: set[str], *, timeout: float, alive,
                      chunks: bool) -> set[str]:
-    """Event ids on `topic` (JSON arrays of touchpoints with `chunks`) until `want` are all there."""
+    """Event ids on `topic` (JSON arrays of touchpoints with `chunks`) until `want` are all
+    there."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
@@ -88,7 +89,8 @@ async def _compressed_spans(bootstrap: str) -> list[range]:
     """Offsets of `touchpoints` this process reads as unreadable batches once every codec's
     library is made unavailable: the batches that really were compressed."""
     tp = TopicPartition(TOPICS.touchpoints, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False)
     await consumer.start()
     consumer.assign([tp])
     await consumer.seek_to_beginning(tp)
@@ -131,10 +133,12 @@ def test_the_worker_reads_every_codec(kafka, tmp_path, ch_url, monkeypatch):
     assert "unreadable" not in log and "UnsupportedCodecError" not in log, log[-3000:]
     client = connect(url)
     try:
-        rows = client.query("SELECT splitByChar('-', event_id)[1] AS codec, count() FROM touchpoints "
-                            "FINAL WHERE NOT startsWith(event_id, 'closing') GROUP BY codec").result_rows
+        rows = client.query("SELECT splitByChar('-', event_id)[1] AS codec, count() "
+                            "FROM touchpoints FINAL WHERE NOT startsWith(event_id, 'closing') "
+                            "GROUP BY codec").result_rows
         assert dict(rows) == {**{codec: PER_CODEC for codec in CODECS},
-                              "pref": len(CODECS) * PREFERENCES_PER_CODEC}  # consent touchpoints
+                              # consent touchpoints
+                              "pref": len(CODECS) * PREFERENCES_PER_CODEC}
         assert client.query("SELECT count() FROM dead_letters").result_rows == [(0,)]
     finally:
         close(client)
@@ -143,4 +147,5 @@ def test_the_worker_reads_every_codec(kafka, tmp_path, ch_url, monkeypatch):
     for name in ("gzip", "snappy", "lz4", "zstd"):
         monkeypatch.setattr(f"aiokafka.codec.has_{name}", lambda: False)
     spans = asyncio.run(_compressed_spans(kafka.bootstrap))
-    assert sorted(o for span in spans for o in span) == list(range(PER_CODEC, len(CODECS) * PER_CODEC))
+    assert sorted(o for span in spans for o in span) == list(range(PER_CODEC,
+                                                                   len(CODECS) * PER_CODEC))

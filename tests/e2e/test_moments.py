@@ -26,7 +26,8 @@ def _event_id(_topic, record) -> str:
 
 
 def _wait(kafka, worker, topics, expected, key=_event_id):
-    """Until `expected` distinct touchpoints came out (a batch replayed after a stop repeats some)."""
+    """Until `expected` distinct touchpoints came out (a batch replayed after a stop repeats
+    some)."""
     try:
         asyncio.run(count_until(kafka.bootstrap, topics, expected, timeout=180, alive=worker.alive,
                                 key=key))
@@ -50,7 +51,8 @@ def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
     kafka.create_topics({TOPICS.touchpoints: 2, TOPICS.stitch: 1, TOPICS.inventory: 1,
                          TOPICS.preferences: 1})
     events = list(simulate.in_time_order(
-        simulate.martin_journey(START), simulate.Population(profiles=60, seed=21, start=START).events(),
+        simulate.martin_journey(START),
+        simulate.Population(profiles=60, seed=21, start=START).events(),
         [_shopper_view()]))
     # reference data arrives by Kafka: stock for a product the inventory file does not know, and
     # the shopper's preference-centre record (e-mail opt-in)
@@ -61,7 +63,8 @@ def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
                            log_path=tmp_path / "worker.log")
     with worker:
         asyncio.run(_send(kafka.bootstrap, TOPICS.preferences, None, {
-            "ids": SHOPPER, "channel": "email", "opt_in": True, "updated_at": "2026-10-01T09:00:00Z"}))
+            "ids": SHOPPER, "channel": "email", "opt_in": True,
+            "updated_at": "2026-10-01T09:00:00Z"}))
         _wait(kafka, worker, [TOPICS.stitched], 1)
         # keyed like real producers: one person's device stays on one partition, in order
         asyncio.run(simulate.produce(events, kafka.bootstrap, TOPICS.touchpoints))
@@ -74,11 +77,13 @@ def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
     # app profile may fire before it is merged into his web profile; a trigger carries the profile
     # it fired for, so "Martin" is his profile and every profile merged into it
     his = _merged_into(client, martin)
-    pushes = [orjson.loads(r.value) for r in asyncio.run(_read_topic(kafka.bootstrap, "triggers.push"))]
+    pushes = [orjson.loads(r.value)
+              for r in asyncio.run(_read_topic(kafka.bootstrap, "triggers.push"))]
     mine = [t for t in pushes if t["profile_id"] in his]
     assert len(mine) == 1, mine
     offer = mine[0]
-    assert (offer["rule"], offer["channel"], offer["code"]) == ("near_store_offer", "push", "XPGJRL")
+    assert (offer["rule"], offer["channel"], offer["code"]) == ("near_store_offer", "push",
+                                                                "XPGJRL")
     assert offer["event_id"] == "martin-08" and offer["payload"]["store_id"] == "paris-15"
     local = datetime.fromtimestamp(offer["fired_at"] / 1000, timezone.utc).astimezone(PARIS)
     assert 8 <= local.hour < 21, local  # his quiet hours are 21:00-08:00
@@ -94,16 +99,20 @@ def test_martin_gets_exactly_one_push_offer(kafka, tmp_path, ch_url):
                         parameters={"p": sorted(his)}).result_rows
     assert rows == [(offer["trigger_id"], "push", "XPGJRL", "near_store_offer")]
     # and every trigger in ClickHouse is on its channel's topic
-    total = client.query("SELECT count() FROM triggers FINAL WHERE channel = 'push'").result_rows[0][0]
+    total = client.query("SELECT count() FROM triggers FINAL "
+                         "WHERE channel = 'push'").result_rows[0][0]
     assert total == len({t["trigger_id"] for t in pushes})
 
     # the stock join used the inventory topic; the preference topic opted the shopper in to e-mail
-    emails = [orjson.loads(r.value) for r in asyncio.run(_read_topic(kafka.bootstrap, "triggers.email"))]
+    emails = [orjson.loads(r.value)
+              for r in asyncio.run(_read_topic(kafka.bootstrap, "triggers.email"))]
     shop = [(t["rule"], t["payload"]) for t in emails if t["event_id"] == "shop-1"]
-    assert shop == [("out_of_stock_online_in_store", {"product_id": "suv-z", "store_id": "paris-15"})]
+    assert shop == [("out_of_stock_online_in_store",
+                     {"product_id": "suv-z", "store_id": "paris-15"})]
 
 
-def test_a_partition_read_to_its_end_before_a_restart_does_not_hold_the_timers(kafka, tmp_path, ch_url):
+def test_a_partition_read_to_its_end_before_a_restart_does_not_hold_the_timers(kafka, tmp_path,
+                                                                               ch_url):
     """Partition 1 was read to its end by the first worker and gets nothing after a restart: the
     second worker reports it idle, so partition 0 alone moves the watermark past the absence."""
     kafka.create_topics({TOPICS.touchpoints: 2, TOPICS.stitch: 1})
@@ -133,8 +142,8 @@ def test_a_partition_read_to_its_end_before_a_restart_does_not_hold_the_timers(k
 
 def _merged_into(client, profile: str) -> set[str]:
     """`profile` and every profile merged into it, directly or through another merge."""
-    merges = client.query("SELECT survivor, absorbed FROM identity_events FINAL WHERE kind = 'merge'"
-                          ).result_rows
+    merges = client.query("SELECT survivor, absorbed FROM identity_events FINAL "
+                          "WHERE kind = 'merge'").result_rows
     found, grown = {profile}, True
     while grown:
         grown = False
@@ -176,7 +185,8 @@ def test_absence_timer_survives_a_worker_restart(kafka, tmp_path, ch_url):
     # price_seen_then_left: 30 min + 5 min lateness; the restarted worker must still know the timer
     second = WorkerProcess(kafka.url, url, tmp_path / "data", **common)
     with second:
-        asyncio.run(_produce(kafka.bootstrap, [ev("o2", t0 + 36 * 60_000, "page_view", cookie="other")]))
+        asyncio.run(_produce(kafka.bootstrap, [ev("o2", t0 + 36 * 60_000, "page_view",
+                                                  cookie="other")]))
         _wait(kafka, second, [TOPICS.stitched], 3)  # o2 is out
         # the trigger goes out in the same batch as o2, but may land on its topic a moment later
         _wait(kafka, second, ["triggers.display"], 1)

@@ -1,6 +1,7 @@
 """The package as the Dockerfile, compose and the Kubernetes manifests install it: a wheel (not an
 editable install) built from what the Dockerfile's build stage copies, installed into a fresh
-virtualenv, run from outside the source tree. Every file the code reads at run time must be in it."""
+virtualenv, run from outside the source tree. Every file the code reads at run time must be in
+it."""
 from __future__ import annotations
 
 import os
@@ -35,7 +36,8 @@ def _docker_build_context(dest: Path) -> None:
         for source in sources:
             to = dest / target / source if target.endswith("/") else dest / target
             if (ROOT / source).is_dir():
-                shutil.copytree(ROOT / source, to, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(ROOT / source, to,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 to.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / source, to)
@@ -55,11 +57,12 @@ def installed(tmp_path_factory):
     sys.path without running that folder's own .pth files, so the editable install's finder stays
     out and `streams` can only come from the wheel."""
     work = tmp_path_factory.mktemp("package")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARCOURS_") and k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PARCOURS_") and k != "PYTHONPATH"}
     context = work / "context"
     _docker_build_context(context)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", work / "wheels",
-          context], cwd=work, env=env)
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+          work / "wheels", context], cwd=work, env=env)
     wheel, = (work / "wheels").glob("parcours-*.whl")
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=work, env=env)
@@ -76,7 +79,8 @@ def installed(tmp_path_factory):
 def test_the_wheel_holds_every_file_of_the_packages(installed):
     _, wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {p.relative_to(ROOT).as_posix() for package in PACKAGES for p in (ROOT / package).rglob("*")
+    shipped = {p.relative_to(ROOT).as_posix()
+               for package in PACKAGES for p in (ROOT / package).rglob("*")
                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
     assert "streams/moments/pack/default.yaml" in shipped and "schemas/touchpoint.avsc" in shipped
     assert shipped <= names, sorted(shipped - names)
@@ -85,8 +89,9 @@ def test_the_wheel_holds_every_file_of_the_packages(installed):
 def test_the_installed_package_checks_its_rules_and_replays_martin(installed, tmp_path):
     venv, _, env = installed
     python, parcours = venv / "bin" / "python", venv / "bin" / "parcours"
-    where = _run([python, "-c", "import streams, schemas, sinks; from streams.moments.rules.loader import "
-                                "DEFAULT_PACK; print(streams.__file__); print(DEFAULT_PACK)"],
+    where = _run([python, "-c", "import streams, schemas, sinks; "
+                                "from streams.moments.rules.loader import DEFAULT_PACK; "
+                                "print(streams.__file__); print(DEFAULT_PACK)"],
                  cwd=tmp_path, env=env).stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
     checked = _run([parcours, "rules", "check", where[1]], cwd=tmp_path, env=env)
@@ -100,15 +105,16 @@ def test_the_installed_package_checks_its_rules_and_replays_martin(installed, tm
     journeys = tmp_path / "martin.jsonl"
     simulate.write_jsonl(events, journeys)
     out = tmp_path / "out"
-    replayed = _run([parcours, "replay", journeys, "--out", out, "--clickhouse", f"chdb://{tmp_path / 'ch'}"],
-                    cwd=tmp_path, env=env)
+    replayed = _run([parcours, "replay", journeys, "--out", out, "--clickhouse",
+                     f"chdb://{tmp_path / 'ch'}"], cwd=tmp_path, env=env)
     assert f"{len(events)} accepted, 0 dead-lettered" in replayed.stdout, replayed.stdout
 
     def rows(name: str) -> list[dict]:
         return [orjson.loads(line) for line in (out / f"{name}.jsonl").read_bytes().splitlines()]
 
     offers = [t for t in rows("triggers") if t["rule"] == "near_store_offer"]
-    assert [(t["channel"], t["code"], t["event_id"]) for t in offers] == [("push", "XPGJRL", "martin-08")]
+    assert [(t["channel"], t["code"], t["event_id"]) for t in offers] == [("push", "XPGJRL",
+                                                                            "martin-08")]
     credits = [r for r in rows("attribution_credit") if r["conversion_id"] == "martin-11"]
     per_model: dict[str, float] = {}
     for row in credits:

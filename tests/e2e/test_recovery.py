@@ -38,7 +38,8 @@ async def produce_batched(bootstrap: str, topic: str, partition: int, count: int
     await producer.start()
     try:
         futures = [
-            await producer.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=partition) for i in range(count)
+            await producer.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=partition)
+            for i in range(count)
         ]
         await asyncio.gather(*futures)
     finally:
@@ -56,7 +57,8 @@ async def produce_one_by_one(bootstrap: str, topic: str, partition: int, count: 
         await producer.stop()
 
 
-async def listed_end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+async def listed_end_offsets(bootstrap: str,
+                             tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     """The broker's own ListOffsets(latest) answer, as aiokafka's `end_offsets` gets it."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
@@ -211,7 +213,8 @@ else:
         if recovery.actives_for_table[table]:
             write_out({
                 "size": len(table),
-                "highwaters": {f"{tp.topic}:{tp.partition}": hw for tp, hw in recovery.active_highwaters.items()},
+                "highwaters": {f"{tp.topic}:{tp.partition}": hw
+                               for tp, hw in recovery.active_highwaters.items()},
             })
 
 
@@ -247,7 +250,8 @@ class Workers:
             if proc.poll() is not None:
                 pytest.fail(f"worker {name} exited with {proc.returncode}:\n{self.tail(log_path)}")
             if time.monotonic() > deadline:
-                pytest.fail(f"worker {name} gave no report within {timeout:g}s:\n{self.tail(log_path)}")
+                pytest.fail(f"worker {name} gave no report within {timeout:g}s:\n"
+                            f"{self.tail(log_path)}")
             time.sleep(0.1)
         report = json.loads(out.read_text())
         self.stop(proc)
@@ -291,7 +295,8 @@ def test_faust_table_recovery_is_exact_with_the_fix(kafka, workers):
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, linger_ms=20)
         await producer.start()
         try:
-            futures = [await producer.send(f"{app_id}-input", value=b"key-%06d" % i) for i in range(n)]
+            futures = [await producer.send(f"{app_id}-input", value=b"key-%06d" % i)
+                       for i in range(n)]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
@@ -305,7 +310,8 @@ def test_faust_table_recovery_is_exact_with_the_fix(kafka, workers):
 
     fixed = workers.run("recover-fixed", "recover", n, fix=True)
     assert fixed["size"] == n, fixed
-    assert fixed["highwaters"] == {f"{changelog.topic}:0": n - 1}  # Faust's "last offset" convention
+    # Faust's "last offset" convention
+    assert fixed["highwaters"] == {f"{changelog.topic}:0": n - 1}
 
     if listed == n:
         pytest.skip("the broker answered ListOffsets correctly: nothing to show without the fix")
@@ -352,5 +358,6 @@ def test_a_stopped_first_member_leaves_its_group_so_the_next_joins_at_once(tmp_p
         kafka.create_topics({"t": 1})
         second = asyncio.run(scenario(kafka.bootstrap))
     # Tansu holds every join for half the session timeout; without a clean leave the second member
-    # also waits for the first one's session to expire (measured with 30 s: 54 s without the fix, 15 s with it)
+    # also waits for the first one's session to expire (measured with 30 s: 54 s without the fix,
+    # 15 s with it)
     assert second < session_ms / 1000 * 0.75, f"second member joined after {second:.1f} s"

@@ -30,15 +30,19 @@ pytestmark = pytest.mark.e2e
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 TOPICS = Topics()
 PARTITIONS = 4
-QUERIES = {  # every column but the wall-clock ones (computed_at, updated_at, ingested_at)
-    "attribution_credit": "SELECT conversion_id, conversion_time, profile_id, model, touchpoint_id, "
-                          "touchpoint_time, channel, campaign, publisher, round(credit, 9), "
-                          "round(revenue_credit, 6) FROM attribution_credit FINAL",
-    "attribution_paths": "SELECT path_id, closed_at, profile_id, converted, conversion_type, revenue, "
-                         "touches, channels, channel_set, transitions FROM attribution_paths FINAL",
+# every column but the wall-clock ones (computed_at, updated_at, ingested_at)
+QUERIES = {
+    "attribution_credit": "SELECT conversion_id, conversion_time, profile_id, model, "
+                          "touchpoint_id, touchpoint_time, channel, campaign, publisher, "
+                          "round(credit, 9), round(revenue_credit, 6) "
+                          "FROM attribution_credit FINAL",
+    "attribution_paths": "SELECT path_id, closed_at, profile_id, converted, conversion_type, "
+                         "revenue, touches, channels, channel_set, transitions "
+                         "FROM attribution_paths FINAL",
     "triggers": "SELECT * FROM triggers FINAL",
     "suppressions": "SELECT * FROM suppressions FINAL",
-    "identity_map": "SELECT identifier_type, identifier, profile_id, is_deleted FROM identity_map FINAL",
+    "identity_map": "SELECT identifier_type, identifier, profile_id, is_deleted "
+                    "FROM identity_map FINAL",
     "touchpoints": "SELECT event_id, event_time, profile_id FROM touchpoints FINAL",
     "late_events": "SELECT event_id FROM late_events FINAL",
     "dead_letters": "SELECT error, count() FROM dead_letters FINAL GROUP BY error",
@@ -50,7 +54,8 @@ MARTIN_TOUCHES = ["martin-01", "martin-02", "martin-03", "martin-04", "martin-09
 @pytest.fixture(scope="module")
 def events() -> list[dict]:
     return list(simulate.in_time_order(
-        simulate.martin_journey(START), simulate.Population(profiles=500, seed=17, start=START).events()))
+        simulate.martin_journey(START),
+        simulate.Population(profiles=500, seed=17, start=START).events()))
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +128,8 @@ def _stitched_key(topic, record):
     return orjson.loads(record.value)["event_id"]
 
 
-def _settled(worker: WorkerProcess, bootstrap: str, events: list[dict], timeout: float = 240) -> None:
+def _settled(worker: WorkerProcess, bootstrap: str, events: list[dict],
+             timeout: float = 240) -> None:
     """Every event is out on `touchpoints.stitched` (each is released once every partition has
     passed it, the last ones when every partition is idle), then its batch's rows are in."""
     try:

@@ -69,7 +69,8 @@ async def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 
 
 def _journeys(profiles: int) -> tuple[list[dict], list[bytes]]:
     events = list(simulate.in_time_order(
-        simulate.martin_journey(START), simulate.Population(profiles=profiles, seed=11, start=START).events()))
+        simulate.martin_journey(START),
+        simulate.Population(profiles=profiles, seed=11, start=START).events()))
     return events, simulate.malformed_events(8, seed=3)
 
 
@@ -84,8 +85,8 @@ def _run_worker(kafka, tmp_path, ch_url: str, raws: list[bytes], expected: int, 
     with worker:
         offsets = asyncio.run(_produce(kafka.bootstrap, raws))
         try:
-            asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched, TOPICS.dead_letter], expected,
-                                    timeout=180, alive=worker.alive))
+            asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched, TOPICS.dead_letter],
+                                    expected, timeout=180, alive=worker.alive))
         except (TimeoutError, RuntimeError) as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
         scraped = _scrape_settled(port, settled, timeout=30)
@@ -96,7 +97,8 @@ def _run_worker(kafka, tmp_path, ch_url: str, raws: list[bytes], expected: int, 
 def _scrape_settled(port: int, settled: dict[str, float], timeout: float) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     while True:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                      timeout=10).read().decode()
         samples = _samples(text)
         if all(samples.get(name, 0) >= value for name, value in settled.items()) \
                 or time.monotonic() > deadline:
@@ -123,25 +125,28 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
 
     # Prometheus metrics of the worker count what went through, exactly once
     assert {name: metrics.get(name) for name in counted} == counted
-    assert sum(v for k, v in metrics.items() if k.startswith("parcours_dead_letters_total")) == len(malformed)
+    assert sum(v for k, v in metrics.items()
+               if k.startswith("parcours_dead_letters_total")) == len(malformed)
 
     # dead-letter topic: each malformed record, with its original bytes, offset and a reason
-    dead = [orjson.loads(r.value) for r in asyncio.run(_read_all(kafka.bootstrap, TOPICS.dead_letter,
-                                                                 len(malformed)))]
+    dead = [orjson.loads(r.value)
+            for r in asyncio.run(_read_all(kafka.bootstrap, TOPICS.dead_letter, len(malformed)))]
     assert len(dead) == len(malformed)
     by_offset = {d["offset"]: d for d in dead}
     for raw, (partition, offset) in zip(raws[len(events):], offsets[len(events):]):
         letter = by_offset[offset]
         assert base64.b64decode(letter["original"]) == raw
         assert letter["topic"] == TOPICS.touchpoints and letter["partition"] == partition
-        assert letter["reason"] and letter["error"] in ("decode", "format", "validation", "oversized")
+        assert letter["reason"] and letter["error"] in ("decode", "format", "validation",
+                                                        "oversized")
 
     client = connect(stream_url)
     assert client.query("SELECT count() FROM touchpoints FINAL").result_rows[0][0] == len(events)
     assert client.query("SELECT count() FROM dead_letters").result_rows[0][0] == len(malformed)
     # raw PII never lands downstream of ingest
     leaked = client.query("SELECT count() FROM touchpoints WHERE "
-                          "arrayExists(v -> position(v, '@') > 0, mapValues(ids))").result_rows[0][0]
+                          "arrayExists(v -> position(v, '@') > 0, mapValues(ids))"
+                          ).result_rows[0][0]
     assert leaked == 0
 
     # credit sums to 1 per conversion and model
@@ -153,8 +158,8 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
     assert conversions == expected_conversions
 
     # identity: merges reach the identity topic and the identity_events table; Martin is one profile
-    merges = [orjson.loads(r.value) for r in asyncio.run(_read_topic(kafka.bootstrap, TOPICS.identity))
-              if r.value]
+    merges = [orjson.loads(r.value)
+              for r in asyncio.run(_read_topic(kafka.bootstrap, TOPICS.identity)) if r.value]
     merges = [m for m in merges if m["kind"] == "merge"]
     assert merges and all(m["survivor"] and m["absorbed"] and m["event_id"] for m in merges)
     assert client.query("SELECT count() FROM identity_events FINAL WHERE kind = 'merge'"
@@ -179,7 +184,8 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
         "SELECT trigger_id, rule, channel, profile_id, fired_at, message FROM triggers FINAL",
         "SELECT suppression_id, rule, reason, channel, profile_id, at FROM suppressions FINAL",
         "SELECT event_id, watermark FROM late_events FINAL",
-        "SELECT path_id, profile_id, converted, revenue, channels, transitions FROM attribution_paths FINAL")
+        "SELECT path_id, profile_id, converted, revenue, channels, transitions "
+        "FROM attribution_paths FINAL")
     stream_moments = [sorted(client.query(sql).result_rows) for sql in moment_queries]
     assert stream_moments[0], "the default rule pack fires on this population"
     assert stream_moments[3], "closed paths reach attribution_paths"
@@ -192,8 +198,9 @@ def test_worker_stitches_credits_and_dead_letters(kafka, tmp_path, ch_url):
     sink.close()
     assert result.dead_lettered == len(malformed)
     replay_client = connect(replay_url)
-    replay_rows = replay_client.query("SELECT model, conversion_id, touchpoint_id, profile_id, channel, "
-                                      "round(credit, 9) FROM attribution_credit FINAL").result_rows
+    replay_rows = replay_client.query("SELECT model, conversion_id, touchpoint_id, profile_id, "
+                                      "channel, round(credit, 9) FROM attribution_credit FINAL"
+                                      ).result_rows
     assert sorted(replay_rows) == sorted(stream_rows)
     # moments too: the same triggers (ids, channels, times), suppressions and late events
     for sql, streamed in zip(moment_queries, stream_moments):
@@ -232,32 +239,35 @@ def test_worker_on_partitioned_input_survives_kill(kafka, tmp_path, ch_url):
                 else ("stitched", value["event_id"])
 
         try:
-            asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched, TOPICS.dead_letter], len(raws),
-                                    timeout=180, alive=second.alive, key=key))
+            asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched, TOPICS.dead_letter],
+                                    len(raws), timeout=180, alive=second.alive, key=key))
         except (TimeoutError, RuntimeError) as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{second.log_tail(60)}")
     client = connect(url)
     assert client.query("SELECT count() FROM touchpoints FINAL").result_rows[0][0] == len(events)
     per_conversion = defaultdict(float)
     for model, conv, credit in client.query("SELECT model, conversion_id, sum(credit) "
-                                            "FROM attribution_credit FINAL GROUP BY model, conversion_id"
-                                            ).result_rows:
+                                            "FROM attribution_credit FINAL "
+                                            "GROUP BY model, conversion_id").result_rows:
         per_conversion[(model, conv)] = credit
     assert per_conversion and all(abs(v - 1.0) < 1e-9 for v in per_conversion.values())
     expected_conversions = {e["event_id"] for e in events if e["type"] in ("purchase", "lead")}
     assert {c for _, c in per_conversion} == expected_conversions
     # the closed paths of the data-driven models: one per conversion, whatever was replayed
-    converted = client.query("SELECT path_id FROM attribution_paths FINAL WHERE converted").result_rows
+    converted = client.query("SELECT path_id FROM attribution_paths FINAL "
+                             "WHERE converted").result_rows
     assert sorted(p for (p,) in converted) == sorted(expected_conversions)
 
     # the identity graph recovered by the second worker ends where one uninterrupted run ends,
-    # although the four partitions interleaved differently: profile ids do not depend on arrival order
-    stream_identity = set(client.query("SELECT identifier_type, identifier, profile_id FROM identity_map "
-                                       "FINAL WHERE is_deleted = 0").result_rows)
+    # although the four partitions interleaved differently: profile ids do not depend on arrival
+    # order
+    stream_identity = set(client.query("SELECT identifier_type, identifier, profile_id "
+                                       "FROM identity_map FINAL WHERE is_deleted = 0").result_rows)
     pipeline = Pipeline()
     good, _ = ingest_batch([(raw, "t", 0, i) for i, raw in enumerate(raws)])
     pipeline.process(good)
-    assert stream_identity == {(r["type"], r["value"], r["profile_id"]) for r in pipeline.identity.export()}
+    assert stream_identity == {(r["type"], r["value"], r["profile_id"])
+                               for r in pipeline.identity.export()}
 
 
 def test_forget_erases_the_whole_profile(kafka, tmp_path, ch_url):
@@ -267,7 +277,8 @@ def test_forget_erases_the_whole_profile(kafka, tmp_path, ch_url):
 
     kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1})
     events = list(simulate.in_time_order(
-        simulate.martin_journey(START), simulate.Population(profiles=40, seed=5, start=START).events()))
+        simulate.martin_journey(START),
+        simulate.Population(profiles=40, seed=5, start=START).events()))
     raws = [orjson.dumps(e) for e in events]
     url = ch_url()
     worker = WorkerProcess(kafka.url, url, tmp_path / "data", app_id="e2e-forget",
@@ -298,7 +309,8 @@ def test_forget_erases_the_whole_profile(kafka, tmp_path, ch_url):
 
     client = connect(url)
     martin_ids = ["c-9", "d-1", "u-42", "L-77"]
-    q = lambda sql: client.query(sql, parameters={"p": profile_id, "ids": martin_ids}).result_rows[0][0]
+    q = lambda sql: client.query(sql, parameters={"p": profile_id,
+                                                  "ids": martin_ids}).result_rows[0][0]
     assert q("SELECT count() FROM touchpoints WHERE profile_id = {p:String} OR "
              "hasAny(mapValues(ids), {ids:Array(String)})") == 0
     assert q("SELECT count() FROM identity_map WHERE profile_id = {p:String} OR "

@@ -44,10 +44,8 @@ CREATE TABLE IF NOT EXISTS touchpoints (
     channel     LowCardinality(String),
     campaign    LowCardinality(Nullable(String)),
     publisher   LowCardinality(Nullable(String)),
-    ids         Map(String, String) COMMENT 'identifier type -> value; \
-email and phone are SHA-256 hex',
-    context     String COMMENT 'JSON text: url, referrer, store_id, lat, lon, \
-beacon_id, tz, user_agent',
+    ids         Map(String, String) COMMENT 'identifier type -> value; email and phone are SHA-256 hex',
+    context     String COMMENT 'JSON text: url, referrer, store_id, lat, lon, beacon_id, tz, user_agent',
     properties  String COMMENT 'JSON text: product_id, price, revenue, currency, order_id, ...',
     revenue     Float64,
     currency    LowCardinality(String),
@@ -57,14 +55,12 @@ beacon_id, tz, user_agent',
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (toDate(event_time), event_id)
 SETTINGS {DEDUP}
-COMMENT 'parcours: one row per accepted touchpoint (stitched), replays collapse on (event day, \
-event_id); query with FINAL'
+COMMENT 'parcours: one row per accepted touchpoint (stitched), replays collapse on (event day, event_id); query with FINAL'
 """
 
 _IDENTITY_MAP = f"""
 CREATE TABLE IF NOT EXISTS identity_map (
-    identifier_type LowCardinality(String) COMMENT 'cookie, device, email, phone, \
-user, loyalty, ...',
+    identifier_type LowCardinality(String) COMMENT 'cookie, device, email, phone, user, loyalty, ...',
     identifier      String COMMENT 'email and phone are SHA-256 hex',
     profile_id      String,
     updated_at      DateTime64(3, 'UTC') COMMENT 'version: the latest mapping wins',
@@ -87,8 +83,7 @@ CREATE TABLE IF NOT EXISTS identity_events (
 ) ENGINE = ReplacingMergeTree
 ORDER BY (survivor, kind, event_id, absorbed, identifiers)
 SETTINGS {DEDUP}
-COMMENT 'parcours: identity graph changes (merges, refusals, forgets), one row per change; query \
-with FINAL'
+COMMENT 'parcours: identity graph changes (merges, refusals, forgets), one row per change; query with FINAL'
 """
 
 _TRIGGERS = f"""
@@ -115,8 +110,7 @@ CREATE TABLE IF NOT EXISTS suppressions (
     moment         LowCardinality(String),
     channel        LowCardinality(String),
     event_id       String,
-    reason         LowCardinality(String) COMMENT 'opt-out, quiet hours, \
-frequency cap, holdout, ...'
+    reason         LowCardinality(String) COMMENT 'opt-out, quiet hours, frequency cap, holdout, ...'
 ) ENGINE = ReplacingMergeTree
 ORDER BY suppression_id
 SETTINGS {DEDUP}
@@ -141,8 +135,7 @@ CREATE TABLE IF NOT EXISTS attribution_credit (
 PARTITION BY toYYYYMM(conversion_time)
 ORDER BY (model, conversion_id, touchpoint_id)
 SETTINGS {DEDUP}
-COMMENT 'parcours: multi-touch attribution credit, one row per (model, conversion, touchpoint); \
-query with FINAL'
+COMMENT 'parcours: multi-touch attribution credit, one row per (model, conversion, touchpoint); query with FINAL'
 """
 
 _DEAD_LETTERS = f"""
@@ -173,8 +166,7 @@ SELECT
     count()             AS touches
 FROM attribution_credit FINAL
 GROUP BY day, model, channel, campaign, publisher
-COMMENT 'parcours: credit per day x model x channel x campaign x publisher (a plain view over \
-FINAL: replays never double-count)'
+COMMENT 'parcours: credit per day x model x channel x campaign x publisher (a plain view over FINAL: replays never double-count)'
 """
 
 _LATE_EVENTS = f"""
@@ -188,8 +180,7 @@ CREATE TABLE IF NOT EXISTS late_events (
 ) ENGINE = ReplacingMergeTree
 ORDER BY event_id
 SETTINGS {DEDUP}
-COMMENT 'parcours: touchpoints behind the watermark; identity and attribution took them, moment \
-rules did not'
+COMMENT 'parcours: touchpoints behind the watermark; identity and attribution took them, moment rules did not'
 """
 
 _TRIGGERS_V2 = [
@@ -214,14 +205,12 @@ FROM (
     SELECT toDate(at) AS day, rule, channel, reason AS outcome FROM suppressions FINAL
 )
 GROUP BY day, rule, channel, outcome
-COMMENT 'parcours: candidates per day x rule x channel, sent or suppressed by reason (holdout = \
-control group)'
+COMMENT 'parcours: candidates per day x rule x channel, sent or suppressed by reason (holdout = control group)'
 """
 
 _ATTRIBUTION_PATHS = f"""
 CREATE TABLE IF NOT EXISTS attribution_paths (
-    path_id         String COMMENT 'conversion id, or open:<profile>:<first touch> for a path that \
-never converted',
+    path_id         String COMMENT 'conversion id, or open:<profile>:<first touch> for a path that never converted',
     closed_at       DateTime64(3, 'UTC') COMMENT 'conversion time, or last touch + lookback',
     profile_id      String,
     converted       UInt8,
@@ -231,15 +220,13 @@ never converted',
     channels        Array(LowCardinality(String)) COMMENT 'touch channels in time order',
     channel_set     Array(LowCardinality(String)) COMMENT 'distinct channels, sorted (Shapley)',
     transitions     Array(Tuple(UInt8, String, String, UInt32))
-                    COMMENT '(order, from state, to state, count): Markov transitions per order, \
-start -> last-k-channel states -> conversion | null',
+                    COMMENT '(order, from state, to state, count): Markov transitions per order, start -> last-k-channel states -> conversion | null',
     computed_at     DateTime64(3, 'UTC') COMMENT 'version: the latest computation wins'
 ) ENGINE = ReplacingMergeTree(computed_at)
 PARTITION BY toYYYYMM(closed_at)
 ORDER BY path_id
 SETTINGS {DEDUP}
-COMMENT 'parcours: one row per closed path (converting or not): the additive counts of the \
-data-driven models; query with FINAL'
+COMMENT 'parcours: one row per closed path (converting or not): the additive counts of the data-driven models; query with FINAL'
 """
 
 _PUBLISHER_PAYOUTS = """
@@ -253,8 +240,7 @@ SELECT
     revenue / sum(revenue) OVER (PARTITION BY month, model) AS revenue_share
 FROM attribution_credit FINAL
 GROUP BY month, model, publisher
-COMMENT 'parcours: credited revenue per publisher and month; a commission pool is paid as pool x \
-revenue_share'
+COMMENT 'parcours: credited revenue per publisher and month; a commission pool is paid as pool x revenue_share'
 """
 
 _MODEL_COMPARISON = """

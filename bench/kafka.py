@@ -17,9 +17,9 @@ TOPICS = Topics()
 async def produce(bootstrap: str, raws: list[bytes], partitions: int = 4) -> float:
     """Seconds to fill the topic with `raws`; then one later event per partition, so the worker
     releases every touchpoint without waiting for the partitions' idle reports."""
-    from aiokafka import AIOKafkaProducer
+    from streams.kafka.clients import KafkaClients
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024)
+    producer = KafkaClients.at(bootstrap).producer(linger_ms=10, max_batch_size=256 * 1024)
     await producer.start()
     started = time.perf_counter()
     try:
@@ -54,10 +54,11 @@ async def produce_batches(bootstrap: str, raws: list[bytes], batch: int = 2000) 
 
 
 async def bench_aiokafka(bootstrap: str, n: int) -> float:
-    from aiokafka import AIOKafkaConsumer
+    from streams.kafka.clients import KafkaClients
 
-    consumer = AIOKafkaConsumer(TOPICS.touchpoints, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaClients.at(bootstrap).consumer(TOPICS.touchpoints, group_id=None,
+                                                   auto_offset_reset="earliest",
+                                                   enable_auto_commit=False)
     await consumer.start()
     try:
         seen, started = 0, None
@@ -84,10 +85,11 @@ async def watch_outputs(bootstrap: str, n: int, alive, timeout: float = 900,
                         on_first=None) -> tuple[float, float]:
     """(seconds until the first stitched record, seconds from first to n-th); `on_first()` is
     called when the first one is seen."""
-    from aiokafka import AIOKafkaConsumer
+    from streams.kafka.clients import KafkaClients
 
-    consumer = AIOKafkaConsumer(TOPICS.stitched, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaClients.at(bootstrap).consumer(TOPICS.stitched, group_id=None,
+                                                   auto_offset_reset="earliest",
+                                                   enable_auto_commit=False)
     await consumer.start()
     t0 = time.perf_counter()
     first = None

@@ -12,9 +12,9 @@ async def offer(bootstrap: str, events: list[dict], rate: int, seconds: float,
                 send: Callable[[object, list[dict], float], Awaitable[None]]) -> int:
     """Hand `events` to `await send(producer, chunk, elapsed_s)` one tick's worth at a time, at
     `rate`/s, for at most `seconds`; returns how many were offered (all sent and flushed)."""
-    from aiokafka import AIOKafkaProducer
+    from streams.kafka.clients import KafkaClients
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+    producer = KafkaClients.at(bootstrap).producer(linger_ms=1)
     await producer.start()
     per_tick = max(1, int(rate * TICK))
     n = 0

@@ -19,7 +19,7 @@ import orjson
 
 from bench.load import offer
 from streams import simulate
-from streams.simulate.io import _key
+from streams.simulate.io import partition_key as _key
 from streams.ingest.normalise import ingest_batch
 from streams.moments.rules.loader import load_default
 from streams.moments.rules.model import RulePack
@@ -95,10 +95,11 @@ async def first_seen(bootstrap: str, topic: str, sent_at: dict, until: float,
                      id_of=lambda value: value.get("event_id", "")) -> dict[str, float]:
     """Seconds from `sent_at[id]` to the first record of `topic` whose `id_of(value)` is that
     id (its broker timestamp), for the records read until `until` (epoch s)."""
-    from aiokafka import AIOKafkaConsumer
+    from streams.kafka.clients import KafkaClients
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaClients.at(bootstrap).consumer(topic, group_id=None,
+                                                   auto_offset_reset="earliest",
+                                                   enable_auto_commit=False)
     await consumer.start()
     latencies: dict[str, float] = {}
     try:

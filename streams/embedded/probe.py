@@ -27,7 +27,8 @@ def metadata_cluster_id(host: str, port: int, timeout: float) -> str | None:
     """
     correlation_id = 0x7061  # "pa"
     client_id = b"parcours-embedded-probe"
-    body = struct.pack(">hhih", 3, 2, correlation_id, len(client_id)) + client_id + struct.pack(">i", 0)
+    body = (struct.pack(">hhih", 3, 2, correlation_id, len(client_id)) + client_id
+            + struct.pack(">i", 0))
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         sock.sendall(struct.pack(">i", len(body)) + body)

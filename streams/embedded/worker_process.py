@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from streams.embedded.broker import free_port
+from streams.kafka.clients import KafkaClients
 
 
 class WorkerProcess:
@@ -78,7 +79,8 @@ class WorkerProcess:
             time.sleep(0.2)
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (Faust shuts down cleanly: sink flushed, chDB closed), SIGKILL after `timeout`."""
+        """SIGTERM (Faust shuts down cleanly: sink flushed, chDB closed), then SIGKILL after
+        `timeout`."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -104,14 +106,14 @@ class WorkerProcess:
         self.stop()
 
 
-async def count_until(bootstrap: str, topics: list[str], expected: int, *, timeout: float,
-                      alive=lambda: True, progress=None, key=None) -> dict[str, int]:
+async def count_until(connection: KafkaClients | str, topics: list[str], expected: int, *,
+                      timeout: float, alive=lambda: True, progress=None,
+                      key=None) -> dict[str, int]:
     """Read `topics` from the start until `expected` records in all (or distinct keys when `key`
-    is given, to tolerate at-least-once duplicates) have arrived; returns counts per topic."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    is given, to tolerate at-least-once duplicates) have arrived; returns counts per topic.
+    `connection`: a `KafkaClients` or the brokers alone."""
+    consumer = KafkaClients.at(connection).consumer(*topics, auto_offset_reset="earliest",
+                                                    enable_auto_commit=False, group_id=None)
     await consumer.start()
     counts = {t: 0 for t in topics}
     seen: set = set()
@@ -122,7 +124,8 @@ async def count_until(bootstrap: str, topics: list[str], expected: int, *, timeo
             if total >= expected:
                 return counts
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{total} of {expected} records on {topics} after {timeout:.0f} s")
+                raise TimeoutError(
+                    f"{total} of {expected} records on {topics} after {timeout:.0f} s")
             if not alive():
                 raise RuntimeError("the worker stopped before the records arrived")
             batches = await consumer.getmany(timeout_ms=500, max_records=10000)

@@ -1,6 +1,7 @@
 """Creating topics over the Kafka admin protocol and waiting until every partition has a leader.
 
 Used on the embedded broker (`EmbeddedKafka.create_topics`), by the demo, the benchmark and tests.
+`connection` is a `KafkaClients` (streams/kafka/clients.py) or the brokers alone (PLAINTEXT).
 """
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import concurrent.futures
 import time
 from collections.abc import Mapping
 
+from streams.kafka.clients import KafkaClients
+
 __all__ = ["acreate_topics", "create_topics"]
 
 
-def create_topics(bootstrap: str, topics: Mapping[str, int], *, timeout: float = 15.0) -> None:
+def create_topics(connection: KafkaClients | str, topics: Mapping[str, int], *,
+                  timeout: float = 15.0) -> None:
     """Create topics `{name: partitions}` (replication 1) and wait until every partition has a
     leader. A topic that already exists is accepted when it has at least that many partitions."""
     if not topics:
         return
-    coro_factory = lambda: acreate_topics(bootstrap, topics, timeout=timeout)  # noqa: E731
+    coro_factory = lambda: acreate_topics(connection, topics, timeout=timeout)  # noqa: E731
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -28,16 +32,17 @@ def create_topics(bootstrap: str, topics: Mapping[str, int], *, timeout: float =
         pool.submit(asyncio.run, coro_factory()).result()
 
 
-async def acreate_topics(bootstrap: str, topics: Mapping[str, int], *, timeout: float = 15.0) -> None:
+async def acreate_topics(connection: KafkaClients | str, topics: Mapping[str, int], *,
+                         timeout: float = 15.0) -> None:
     """The coroutine form of `create_topics`."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
 
     wanted = {str(name): int(n) for name, n in topics.items()}
     for name, n in wanted.items():
         if n < 1:
             raise ValueError(f"topic {name!r}: partitions must be >= 1, not {n}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = KafkaClients.at(connection).admin(request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
         response = await admin.create_topics(

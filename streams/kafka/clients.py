@@ -8,9 +8,14 @@ options. aiokafka is imported when a client is built: this module stays importab
 
     clients = KafkaClients.of(settings)          # from the environment (streams.config)
     producer = clients.producer(linger_ms=5)     # any aiokafka keyword argument passes through
+    KafkaClients.at(kafka.bootstrap)             # brokers alone: PLAINTEXT (the embedded broker)
+
+The helpers that take "a connection" (`IngestConsumer`, `BatchProducer`, `create_topics`,
+`true_end_offsets`, `count_until`, ...) accept a `KafkaClients` or the brokers alone (`at`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +51,14 @@ class KafkaClients:
     def of(cls, settings: Any) -> "KafkaClients":
         """The connection of a `streams.config.Settings` (PARCOURS_KAFKA_URL and its security)."""
         return cls(settings.kafka_bootstrap, settings.kafka_security)
+
+    @classmethod
+    def at(cls, target: "str | Iterable[str] | KafkaClients") -> "KafkaClients":
+        """`target` as a connection: a `KafkaClients` as it is; brokers (`h1:9092,h2:9092`, a
+        `kafka://` URL or a list of `host:port`) as a PLAINTEXT one, as the embedded broker is."""
+        if isinstance(target, KafkaClients):
+            return target
+        return cls(target if isinstance(target, str) else ",".join(target))
 
     @property
     def url(self) -> str:

@@ -1,10 +1,11 @@
-"""The ingest stage's own Kafka consumer: batches of raw records from a plain aiokafka group consumer.
+"""The ingest stage's own Kafka consumer: batches of raw records from a plain aiokafka group
+consumer (built by streams/kafka/clients.py, with the connection's security options).
 
 Ingest is stateless (decode, validate, normalise, forward to the stitch topic), so it needs nothing
 Faust's stream machinery gives, and that machinery costs ~100 us per record (measured by `make
 bench`: a Faust agent that only counts peaks at ~10k records/s on this machine, a plain aiokafka
-consumer at ~290k/s; Faust hands every record to the agent through two tasks and an `asyncio.wait`).
-Here each `getmany` batch goes to the shell in one call.
+consumer at ~290k/s; Faust hands every record to the agent through two tasks and an
+`asyncio.wait`). Here each `getmany` batch goes to the shell in one call.
 
 Delivery is at-least-once, as with Faust: a batch's offsets are committed only after its stitch
 records and dead letters were acknowledged by the broker (and its dead-letter rows written), at most
@@ -13,8 +14,8 @@ waits for the batch in progress). Consumer group: `<app id>-ingest`, separate fr
 (which carries Faust's assignor protocol and the stateful journey agent's partitions).
 
 A record batch that cannot be read (its codec's library missing, corrupt) arrives as one record at
-the batch's last offset whose value is an `UnreadableBatch` (streams/kafka/unreadable_batches.py): the
-handler dead-letters it like any bad record, and the records after it keep flowing.
+the batch's last offset whose value is an `UnreadableBatch` (streams/kafka/unreadable_batches.py):
+the handler dead-letters it like any bad record, and the records after it keep flowing.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.kafka import unreadable_batches
+from streams.kafka.clients import KafkaClients
 
 log = logging.getLogger("parcours.ingest")
 
@@ -53,12 +55,13 @@ class _Listener(ConsumerRebalanceListener):
 
 
 class IngestConsumer:
-    """Consume `topics` in group `group_id`; hand each fetched batch to `handle`, per topic."""
+    """Consume `topics` in group `group_id`; hand each fetched batch to `handle`, per topic.
+    `connection`: a `KafkaClients` (or the brokers alone); `client_options` go to aiokafka."""
 
-    def __init__(self, bootstrap: str, topics: list[str], group_id: str, handle: Handler, *,
-                 max_records: int = 2000, max_wait_s: float = 0.5, fetch_max_wait_ms: int = 0,
-                 session_timeout_s: float = 10.0, commit_interval: float = 1.0,
-                 client_options: dict | None = None,
+    def __init__(self, connection: KafkaClients | str, topics: list[str], group_id: str,
+                 handle: Handler, *, max_records: int = 2000, max_wait_s: float = 0.5,
+                 fetch_max_wait_ms: int = 0, session_timeout_s: float = 10.0,
+                 commit_interval: float = 1.0, client_options: dict | None = None,
                  on_forget: Callable[[list[tuple[str, int]]], None] | None = None):
         self.topics = topics
         self.on_forget = on_forget  # told of partitions given away or assigned afresh
@@ -71,8 +74,9 @@ class IngestConsumer:
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
         session_ms = int(session_timeout_s * 1000)
+        self.clients = KafkaClients.at(connection)
         self._options = dict(
-            bootstrap_servers=bootstrap, group_id=group_id, client_id=group_id,
+            group_id=group_id, client_id=group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 6),
@@ -80,7 +84,8 @@ class IngestConsumer:
         if fetch_max_wait_ms:  # 0: aiokafka's own (500 ms)
             self._options["fetch_max_wait_ms"] = fetch_max_wait_ms
         self.consumer: AIOKafkaConsumer | None = None  # created in the worker's event loop
-        unreadable_batches.install()  # process-wide: Faust's consumer then names what it cannot read
+        # process-wide: Faust's consumer then names what it cannot read
+        unreadable_batches.install()
 
     def assignment(self) -> set[TopicPartition]:
         return self.consumer.assignment() if self.consumer is not None else set()
@@ -114,7 +119,7 @@ class IngestConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; commit what was processed on the way out."""
-        self.consumer = AIOKafkaConsumer(**self._options)
+        self.consumer = self.clients.consumer(**self._options)
         await self.consumer.start()
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         try:

@@ -1,13 +1,14 @@
-"""Exact end offsets on brokers whose ListOffsets(latest) answer is wrong, and the Faust fix using them.
+"""Exact end offsets on brokers whose ListOffsets(latest) answer is wrong, and the Faust fix using
+them; with two smaller fixes of Faust's and aiokafka's internals (leave group, fetch wait).
 
 The broker bug (Tansu 0.6.0, the embedded broker): ListOffsets with timestamp -1 ("latest") answers
-`base offset of the last record batch + 1` instead of the log end offset. After one producer batch of
-5,000 records at offsets 0..4999 it answers 1, not 5000. The high-water mark that the same broker
+`base offset of the last record batch + 1` instead of the log end offset. After one producer batch
+of 5,000 records at offsets 0..4999 it answers 1, not 5000. The high-water mark that the same broker
 returns in every Fetch response is correct.
 
 Faust's table recovery trusts ListOffsets (`AIOKafkaConsumerThread._highwaters` calls aiokafka's
-`end_offsets`) and decides it is done as soon as it has read offset `end - 1`. With the wrong answer it
-stops at the first record of the last changelog batch: the changelog partition is paused, records
+`end_offsets`) and decides it is done as soon as it has read offset `end - 1`. With the wrong answer
+it stops at the first record of the last changelog batch: the changelog partition is paused, records
 already fetched after that point wait in a recovery buffer that is only applied once it holds
 `recovery_buffer_size` events, and the rest is never fetched. The table then silently misses the
 updates of the last batch (seen: 49,996 of 50,000 keys).
@@ -18,12 +19,18 @@ mark of that Fetch response; the result is `max(ListOffsets, high-water)`. On a 
 are equal and the fix costs one short fetch per partition per recovery.
 
 `install_faust_recovery_fix()` routes Faust's recovery end offsets through the same confirmation.
-That one method is the only place Faust reads end offsets from ListOffsets: `Recovery._build_highwaters`
-(actives and standbys) is its only caller, every other use of "highwater" in Faust
-(`Consumer.highwater`, `verify_event_path`, the monitor) already reads the fetch high-water mark.
-Faust's "-1" convention stays consistent: `_build_highwaters` stores `end - 1`, the offset of the last
-record, and recovery is complete when the last offset read equals it, which with the true end means
-after the last record of the last batch.
+That one method is the only place Faust reads end offsets from ListOffsets:
+`Recovery._build_highwaters` (actives and standbys) is its only caller, every other use of
+"highwater" in Faust (`Consumer.highwater`, `verify_event_path`, the monitor) already reads the
+fetch high-water mark.
+Faust's "-1" convention stays consistent: `_build_highwaters` stores `end - 1`, the offset of the
+last record, and recovery is complete when the last offset read equals it, which with the true end
+means after the last record of the last batch.
+
+The confirming consumer is built by streams/kafka/clients.py: `true_end_offsets` takes a
+`KafkaClients` (or the brokers alone, plus aiokafka keyword arguments); inside Faust it connects
+with the app's own brokers and `broker_credentials` (what `KafkaClients.faust_broker` gives). The
+patches replace private methods of Faust and aiokafka: those lines say so (`noqa: SLF001`).
 """
 from __future__ import annotations
 
@@ -34,15 +41,19 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka.clients import KafkaClients
+
 __all__ = ["confirm_end_offsets", "install_faust_recovery_fix", "install_fetch_wait_fix",
            "install_leave_group_fix", "true_end_offsets"]
 
 TPLike = TypeVar("TPLike", bound=tuple)  # aiokafka TopicPartition, faust TP, or (topic, partition)
+Connection = KafkaClients | str | list[str]  # a KafkaClients, or the brokers alone
 
 _PATCH_MARKER = "__parcours_true_end_offsets__"
 
 
-def _consumer(bootstrap: str | list[str], timeout: float, client_kwargs: Mapping[str, Any]) -> AIOKafkaConsumer:
+def _consumer(connection: Connection, timeout: float,
+              client_kwargs: Mapping[str, Any]) -> AIOKafkaConsumer:
     kwargs: dict[str, Any] = {
         "client_id": "parcours-end-offsets",
         "request_timeout_ms": int(timeout * 1000),
@@ -52,7 +63,7 @@ def _consumer(bootstrap: str | list[str], timeout: float, client_kwargs: Mapping
     }
     # Assign-only: no group, nothing committed; every record visible, as in a changelog read.
     kwargs.update(group_id=None, enable_auto_commit=False, isolation_level="read_uncommitted")
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap, **kwargs)
+    return KafkaClients.at(connection).consumer(**kwargs)
 
 
 async def _stop(consumer: AIOKafkaConsumer) -> None:
@@ -65,9 +76,11 @@ async def _stop(consumer: AIOKafkaConsumer) -> None:
 async def _confirm(
     consumer: AIOKafkaConsumer, listed: Mapping[TPLike, int], deadline: float
 ) -> dict[TPLike, int]:
-    """Fetch from `listed - 1` on every partition with a non-zero answer; return max(listed, highwater)."""
+    """Fetch from `listed - 1` on every partition with a non-zero answer; return
+    max(listed, highwater)."""
     result = dict(listed)
-    to_check = {TopicPartition(tp[0], tp[1]): tp for tp, offset in listed.items() if offset and offset > 0}
+    to_check = {TopicPartition(tp[0], tp[1]): tp for tp, offset in listed.items()
+                if offset and offset > 0}
     if not to_check:
         return result
     consumer.assign(list(to_check))
@@ -94,7 +107,7 @@ async def _confirm(
 
 
 async def confirm_end_offsets(
-    bootstrap: str | list[str],
+    connection: Connection,
     listed: Mapping[TPLike, int],
     *,
     timeout: float = 10.0,
@@ -102,13 +115,14 @@ async def confirm_end_offsets(
 ) -> dict[TPLike, int]:
     """Correct ListOffsets(latest) answers `{tp: offset}` with the fetch high-water mark.
 
-    `client_kwargs` go to AIOKafkaConsumer (security_protocol, ssl_context, sasl_*, client_id...).
+    `connection`: a `KafkaClients` or the brokers; `client_kwargs` go to AIOKafkaConsumer on top of
+    its options (security_protocol, ssl_context, sasl_*, client_id...).
     Raises TimeoutError when a partition gives no fetch response within `timeout` seconds.
     """
     if not any(offset and offset > 0 for offset in listed.values()):
         return dict(listed)
     deadline = time.monotonic() + timeout
-    consumer = _consumer(bootstrap, timeout, client_kwargs)
+    consumer = _consumer(connection, timeout, client_kwargs)
     try:
         await asyncio.wait_for(consumer.start(), timeout)
         return await _confirm(consumer, listed, deadline)
@@ -117,7 +131,7 @@ async def confirm_end_offsets(
 
 
 async def true_end_offsets(
-    bootstrap: str | list[str],
+    connection: Connection,
     tps: Iterable[TPLike],
     *,
     timeout: float = 10.0,
@@ -132,7 +146,7 @@ async def true_end_offsets(
     if not keys:
         return {}
     deadline = time.monotonic() + timeout
-    consumer = _consumer(bootstrap, timeout, client_kwargs)
+    consumer = _consumer(connection, timeout, client_kwargs)
     try:
         await asyncio.wait_for(consumer.start(), timeout)
         answers = await consumer.end_offsets([TopicPartition(tp[0], tp[1]) for tp in keys])
@@ -182,7 +196,7 @@ def install_faust_recovery_fix() -> bool:
     _highwaters.__doc__ = original.__doc__
     _highwaters.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(_highwaters, _PATCH_MARKER, True)
-    thread_cls._highwaters = _highwaters
+    thread_cls._highwaters = _highwaters  # noqa: SLF001
     return True
 
 
@@ -198,7 +212,7 @@ def install_leave_group_fix() -> bool:
     """
     from aiokafka.consumer.group_coordinator import GroupCoordinator
 
-    current = GroupCoordinator._maybe_leave_group
+    current = GroupCoordinator._maybe_leave_group  # noqa: SLF001
     if getattr(current, _PATCH_MARKER, False):
         return False
 
@@ -208,7 +222,7 @@ def install_leave_group_fix() -> bool:
         await current(self)
 
     setattr(_maybe_leave_group, _PATCH_MARKER, True)
-    GroupCoordinator._maybe_leave_group = _maybe_leave_group
+    GroupCoordinator._maybe_leave_group = _maybe_leave_group  # noqa: SLF001
     return True
 
 
@@ -222,8 +236,8 @@ def install_fetch_wait_fix(max_wait_ms: int) -> bool:
     Faust creates its consumer with `fetch_max_wait_ms=1500` (not configurable). With
     `fetch_min_bytes=1` a Kafka broker answers a fetch as soon as one record is there, so the wait
     only bounds idle polling. Tansu holds a fetch for the whole wait even when records arrive in
-    the meantime: measured with one record every 100 ms, a consumer sees them after 345 ms (p50) with
-    1,500 ms, 134 ms with 500 ms, 3 ms with 50 ms; the worker has two such hops (touchpoints ->
+    the meantime: measured with one record every 100 ms, a consumer sees them after 345 ms (p50)
+    with 1,500 ms, 134 ms with 500 ms, 3 ms with 50 ms; the worker has two such hops (touchpoints ->
     ingest, parcours.stitch -> journey), and `make bench` measured the produce-to-trigger p50 at
     1,000 touchpoints/s going from 626 ms (1,500) to 101 ms (50) and 60 ms (20). 20 ms costs a real
     broker at most 50 empty fetches per second per idle consumer. Returns True when installed.
@@ -238,16 +252,17 @@ def install_fetch_wait_fix(max_wait_ms: int) -> bool:
 
     global _fetch_max_wait_ms
     _fetch_max_wait_ms = max_wait_ms
-    current = AIOKafkaConsumerThread._create_worker_consumer
+    current = AIOKafkaConsumerThread._create_worker_consumer  # noqa: SLF001
     if getattr(current, _PATCH_MARKER, False):
         return False
 
     def _create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = current(self, transport)
         if _fetch_max_wait_ms:
-            consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # read by the Fetcher created in start()
+            # read by the Fetcher created in start()
+            consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # noqa: SLF001
         return consumer
 
     setattr(_create_worker_consumer, _PATCH_MARKER, True)
-    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # noqa: SLF001
     return True

@@ -5,6 +5,7 @@ events/s for the journey stage when every output and changelog write went that w
 batch's records are grouped per topic-partition, appended to producer batches and sent with one
 `send_batch` per full batch; `send_all` returns when the broker acknowledged all of them, so the
 caller can acknowledge its input afterwards (at-least-once). Order is kept within a partition.
+The aiokafka producer is built by streams/kafka/clients.py, with the connection's security options.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
+
+from streams.kafka.clients import KafkaClients
 
 Record = tuple  # (topic, key: bytes | None, value: bytes | None)
 
@@ -28,10 +31,13 @@ def partition_for(key: bytes | None, partitions: list[int], counter) -> int:
 
 
 class BatchProducer:
-    def __init__(self, bootstrap: str, *, client_id: str = "parcours", max_batch_bytes: int = 512 * 1024,
-                 acks: int | str = "all", client_options: dict | None = None):
-        self._options = dict(bootstrap_servers=bootstrap, client_id=client_id,
-                             max_batch_size=max_batch_bytes, acks=acks,
+    """`connection`: a `KafkaClients` (or the brokers alone); `client_options` go to aiokafka."""
+
+    def __init__(self, connection: KafkaClients | str, *, client_id: str = "parcours",
+                 max_batch_bytes: int = 512 * 1024, acks: int | str = "all",
+                 client_options: dict | None = None):
+        self.clients = KafkaClients.at(connection)
+        self._options = dict(client_id=client_id, max_batch_size=max_batch_bytes, acks=acks,
                              max_request_size=2 * max_batch_bytes, **(client_options or {}))
         self._producer: AIOKafkaProducer | None = None  # created in the worker's event loop
         self._partitions: dict[str, list[int]] = {}
@@ -44,7 +50,7 @@ class BatchProducer:
             self._lock = asyncio.Lock()
         async with self._lock:
             if not self._started:
-                self._producer = AIOKafkaProducer(**self._options)
+                self._producer = self.clients.producer(**self._options)
                 await self._producer.start()
                 self._started = True
 
@@ -87,7 +93,8 @@ class BatchProducer:
                         batch = producer.create_batch()
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         # larger than a whole batch: sent alone (up to max_request_size)
-                        futures.append(await producer.send(topic, value, key=key, partition=partition))
+                        futures.append(await producer.send(topic, value, key=key,
+                                                           partition=partition))
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
             count += len(items)

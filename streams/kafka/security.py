@@ -108,5 +108,6 @@ def from_env(env: dict) -> KafkaSecurity:
         try:
             security.ssl_context  # noqa: B018 - builds (and caches) it now: a bad file stops here
         except (ssl.SSLError, OSError) as exc:
-            raise KafkaSecurityError(f"PARCOURS_KAFKA_CA_FILE / CERT_FILE / KEY_FILE: {exc}") from None
+            raise KafkaSecurityError(
+                f"PARCOURS_KAFKA_CA_FILE / CERT_FILE / KEY_FILE: {exc}") from None
     return security

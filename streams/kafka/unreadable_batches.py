@@ -76,9 +76,10 @@ class _LastBatch:
 
 def install() -> None:
     """Wrap aiokafka's record iterator once per process (idempotent)."""
-    if getattr(PartitionRecords._unpack_records, "_parcours", False):
+    # aiokafka's private record iterator: the one place a batch is decoded
+    if getattr(PartitionRecords._unpack_records, "_parcours", False):  # noqa: SLF001
         return
-    original = PartitionRecords._unpack_records
+    original = PartitionRecords._unpack_records  # noqa: SLF001
 
     def _unpack_records(self):
         self._records = batches = _LastBatch(self._records)
@@ -90,19 +91,19 @@ def install() -> None:
                 if batches.last is None:
                     raise
                 marker = _unreadable(self, batches.last, exc)
-                if marker is None:  # a CRC mismatch fetched again: end here, refetch from this batch
+                if marker is None:  # a CRC mismatch fetched again: end, refetch from this batch
                     return
                 if not _AS_RECORDS.get():
                     raise
                 self.next_fetch_offset = marker.value.next_offset
                 yield marker
 
-    _unpack_records._parcours = True
-    PartitionRecords._unpack_records = _unpack_records
+    _unpack_records._parcours = True  # noqa: SLF001
+    PartitionRecords._unpack_records = _unpack_records  # noqa: SLF001
 
 
 def _unreadable(records: PartitionRecords, batch, exc: Exception) -> ConsumerRecord | None:
-    tp = records._tp
+    tp = records._tp  # noqa: SLF001 - aiokafka's PartitionRecords keeps its partition private
     first = records.next_fetch_offset  # the first offset not handed over yet
     if isinstance(exc, CorruptRecordException):
         failures = _crc_failures.get((tp, first), 0)

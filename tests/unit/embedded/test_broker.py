@@ -30,7 +30,8 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie (a killed broker may linger as one until reaped)."""
+    """True while `pid` exists and is not a zombie (a killed broker may linger as one until
+    reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
@@ -87,7 +88,8 @@ def test_create_topics_with_partitions(kafka):
         consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
         await consumer.start()
         try:
-            return {t: consumer.partitions_for_topic(t) for t in ("embedded.orders", "embedded.single")}
+            return {t: consumer.partitions_for_topic(t)
+                    for t in ("embedded.orders", "embedded.single")}
         finally:
             await stop_consumer(consumer)
 
@@ -182,7 +184,8 @@ def test_port_race_is_retried_on_a_new_port(monkeypatch):
         ports = iter([taken])
         real_free_port = embedded.free_port
         # The first "free" port is taken by the time the broker binds it, as in a real race.
-        monkeypatch.setattr(embedded, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port(host))
+        monkeypatch.setattr(embedded, "free_port",
+                            lambda host="127.0.0.1": next(ports, None) or real_free_port(host))
         with EmbeddedKafka() as broker:
             assert broker.port != taken
             assert broker.running
@@ -247,7 +250,8 @@ def test_module_entry_point_runs_in_foreground(tmp_path):
     )  # fmt: skip
     try:
         url = proc.stdout.readline().strip()
-        assert url.startswith("kafka://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
+        assert url.startswith("kafka://127.0.0.1:"), (
+            proc.stderr.read() if proc.poll() is not None else url)
         info = proc.stderr.readline()
         broker_pid = int(info.split("pid ")[1].split(",")[0])
         assert process_alive(broker_pid)

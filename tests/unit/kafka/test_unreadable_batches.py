@@ -16,10 +16,15 @@ from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 from prometheus_client import REGISTRY
 
-from streams.kafka import unreadable_batches
 from streams.ingest.normalise import ingest_batch
-from streams.kafka.unreadable_batches import (CRC_RETRIES, UnreadableBatch, install, is_unreadable,
-                                        unreadable_as_records)
+from streams.kafka import unreadable_batches
+from streams.kafka.unreadable_batches import (
+    CRC_RETRIES,
+    UnreadableBatch,
+    install,
+    is_unreadable,
+    unreadable_as_records,
+)
 
 NONE, LZ4 = 0, 3
 RECORDS_START = 61  # v2 batch header size: the records (or the compressed payload) start here
@@ -68,7 +73,8 @@ def test_a_batch_that_does_not_decompress_stands_as_one_record_between_the_reada
     before = _counted()
     with unreadable_as_records(), caplog.at_level(logging.ERROR, "parcours.kafka"):
         records, next_offset = _fetch(data)
-    assert [r.value for r in records if not is_unreadable(r)] == [b"0", b"1", b"2", b"6", b"7", b"8"]
+    assert [r.value for r in records if not is_unreadable(r)] == [b"0", b"1", b"2",
+                                                                  b"6", b"7", b"8"]
     (marker,) = [r for r in records if is_unreadable(r)]
     assert (marker.topic, marker.partition, marker.offset) == ("touchpoints", 0, 5)
     assert (marker.value.first_offset, marker.value.next_offset) == (3, 6)

@@ -1,5 +1,6 @@
 """Attribution read-outs from ClickHouse: credit per channel / campaign / publisher, as a table,
-JSON, CSV or a chart. Analysts can run the same SQL; this is what `parcours attribution` prints."""
+JSON, CSV or a chart. Analysts can run the same SQL; this is what `parcours attribution` prints
+(`add_parser` and `run`, at the end)."""
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import orjson
 
-from streams.errors import ConfigError
+from streams import config
 from streams.attribution import ALL_MODELS, PATH_MODELS
+from streams.cli.common import CliError, open_clickhouse
+from streams.errors import ConfigError
 
 GROUPINGS = ("channel", "campaign", "publisher")
 
@@ -52,7 +55,8 @@ def credit_by(client, model: str, by: str = "channel", start: str | None = None,
         raise ReportError(f"--by {by!r}: choose one of {', '.join(GROUPINGS)}")
     if model not in PATH_MODELS:
         if by != "channel":
-            raise ReportError(f"model {model!r} credits channels (its states are channels): use --by channel")
+            raise ReportError(f"model {model!r} credits channels (its states are channels): "
+                              "use --by channel")
         return datadriven_credit(client, model, start, end, order=order)
     where, params = _range("conversion_time", start, end)
     where.append("model = {model:String}")
@@ -90,7 +94,8 @@ def datadriven_credit(client, model: str, start: str | None = None, end: str | N
             raise ReportError(f"no order-{order} transitions are stored (orders written: "
                               "AttributionConfig.markov_orders)")
         shares = markov_shares({(a, b): float(n) for a, b, n in rows})
-        credit = {c: (share * float(touched), share * float(touched_revenue)) for c, share in shares.items()}
+        credit = {c: (share * float(touched), share * float(touched_revenue))
+                  for c, share in shares.items()}
     else:
         rows = client.query(
             "SELECT channel_set, count(), sum(converted), sum(revenue * converted) "
@@ -115,7 +120,8 @@ def with_payouts(rows: list[dict], by: str, pool: float) -> list[dict]:
              "payout": (pool * r["revenue"] / total if total else 0.0)} for r in rows]
 
 
-def compare(client, models: list[str], start: str | None = None, end: str | None = None) -> list[dict]:
+def compare(client, models: list[str], start: str | None = None,
+            end: str | None = None) -> list[dict]:
     """[{"channel", "<model>": revenue credited, ...}] for every channel, side by side."""
     data = {m: {r["channel"]: r["revenue"] for r in credit_by(client, m, "channel", start, end)}
             for m in models}
@@ -182,3 +188,45 @@ def chart(rows: list[dict], models: list[str], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("attribution", help="credit per channel / campaign / publisher")
+    p.add_argument("--model", default="last_touch")
+    p.add_argument("--from", dest="start", default=None)
+    p.add_argument("--to", dest="end", default=None)
+    p.add_argument("--by", default="channel")
+    p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    p.add_argument("--order", type=int, default=1,
+                   help="markov: order of the chain (1 or 2 stored)")
+    p.add_argument("--pool", type=float, default=None,
+                   help="with --by publisher: commission pool to pay out by share of credited "
+                        "revenue")
+    p.add_argument("--compare", action="store_true",
+                   help="every model side by side (revenue per channel)")
+    p.add_argument("--plot", default=None, help="with --compare: draw the comparison to FILE.png")
+    p.add_argument("--clickhouse", default=None)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.pool is not None and args.by != "publisher":
+        raise CliError("attribution: --pool pays publishers: use it with --by publisher")
+    if args.plot and not args.compare:
+        raise CliError("attribution: --plot draws the model comparison: use it with --compare")
+    settings = config.load(clickhouse_url=args.clickhouse)
+    client = open_clickhouse(settings.clickhouse_url)
+    if args.compare:
+        models = list(ALL_MODELS)
+        rows = compare(client, models, args.start, args.end)
+        print(render(rows, args.format, "channel",
+                     title="revenue credited per channel, by model").rstrip("\n"))
+        if args.plot:
+            print(f"chart: {chart(rows, models, Path(args.plot))}")
+        return 0
+    rows = credit_by(client, args.model, args.by, args.start, args.end, order=args.order)
+    if args.pool is not None:
+        rows = with_payouts(rows, args.by, args.pool)
+    title = f"credit by {args.by} — {args.model}"
+    print(render(rows, args.format, args.by, title=title).rstrip("\n"))
+    return 0

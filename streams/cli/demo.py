@@ -1,9 +1,9 @@
 """`parcours demo`: the whole flow on the embedded defaults, end to end, on real protocols.
 
-Embedded Tansu broker -> `parcours worker` (its own process, Faust) -> chDB. Plays the Martin journey,
-a synthetic population and a few malformed records, waits until every record came out the other
-side (stitched or dead-lettered), stops the worker, then prints what landed in ClickHouse and
-writes a chart.
+Embedded Tansu broker -> `parcours worker` (its own process, Faust) -> chDB. Plays the Martin
+journey, a synthetic population and a few malformed records, waits until every record came out the
+other side (stitched or dead-lettered), stops the worker, then prints what landed in ClickHouse and
+writes a chart. `add_parser` and `run` are the command.
 """
 from __future__ import annotations
 
@@ -12,26 +12,44 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import orjson
-from rich.console import Console
-from rich.table import Table
 
-from streams import simulate
+from streams.cli.attribution import chart, compare, credit_by, render
 from streams.config import Topics
-from streams.embedded.broker import EmbeddedKafka
 from streams.ingest.normalise import normalise
 from streams.ingest.pii import hash_identifier
-from streams.cli.attribution import chart, compare, credit_by, render
-from streams.embedded.worker_process import WorkerProcess, count_until, free_port
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEMO_START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 CHART_MODELS = ["last_touch", "first_touch", "linear", "position_based", "time_decay", "markov",
                 "shapley"]
 
 
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo",
+                       help="embedded broker + worker + chDB: the Martin journey end to end")
+    p.add_argument("--profiles", type=int, default=2000)
+    p.add_argument("--out", default="out/demo")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    return run_demo(profiles=args.profiles, out_dir=Path(args.out))
+
+
 def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
+    # here, not at the top: building the `parcours` parser imports this module
+    from rich.console import Console
+
+    from streams import simulate
+    from streams.embedded.broker import EmbeddedKafka
+    from streams.embedded.worker_process import WorkerProcess, count_until, free_port
+
     console = Console(width=max(120, shutil.get_terminal_size((120, 40)).columns))
     topics = Topics()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +78,7 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
             with console.status("waiting for every record to come out of the pipeline..."):
                 try:
                     counts = asyncio.run(count_until(
-                        kafka.bootstrap, [topics.stitched, topics.dead_letter], total,
+                        kafka.clients, [topics.stitched, topics.dead_letter], total,
                         timeout=300, alive=worker.alive, key=_record_key))
                     worker.wait_settled()
                 except (TimeoutError, RuntimeError) as exc:
@@ -89,21 +107,25 @@ def _record_key(topic: str, record) -> tuple:
 
 
 def _print_landed(console: Console, client, martin: list[dict]) -> None:
+    from rich.table import Table
+
     counts = {t: client.query(f"SELECT count() FROM {t} FINAL").result_rows[0][0]
               for t in ("touchpoints", "identity_map", "attribution_credit")}
     dead = client.query("SELECT count() FROM dead_letters").result_rows[0][0]
     console.print(f"[bold]ClickHouse[/] touchpoints={counts['touchpoints']} "
-                  f"identity_map={counts['identity_map']} attribution_credit={counts['attribution_credit']} "
-                  f"dead_letters={dead}")
+                  f"identity_map={counts['identity_map']} "
+                  f"attribution_credit={counts['attribution_credit']} dead_letters={dead}")
 
     email = hash_identifier("email", "martin@example.com")
     profile = client.query(
-        "SELECT profile_id FROM identity_map FINAL WHERE identifier_type = 'email' AND identifier = {e:String}",
+        "SELECT profile_id FROM identity_map FINAL "
+        "WHERE identifier_type = 'email' AND identifier = {e:String}",
         parameters={"e": email}).result_rows
     if profile:
         pid = profile[0][0]
         ids = client.query("SELECT identifier_type, identifier FROM identity_map FINAL "
-                           "WHERE profile_id = {p:String} ORDER BY identifier_type", parameters={"p": pid})
+                           "WHERE profile_id = {p:String} ORDER BY identifier_type",
+                           parameters={"p": pid})
         table = Table(title=f"Martin's profile {pid}")
         table.add_column("identifier type")
         table.add_column("identifier (email/phone hashed)")
@@ -113,8 +135,10 @@ def _print_landed(console: Console, client, martin: list[dict]) -> None:
         conv = normalise(martin[-1])["event_id"] if martin else ""
         credit = client.query(
             "SELECT model, channel, publisher, round(credit, 3), round(revenue_credit, 2) "
-            "FROM attribution_credit FINAL WHERE profile_id = {p:String} AND conversion_id = {c:String} "
-            "AND model IN ('last_touch', 'linear', 'position_based') ORDER BY model, touchpoint_time",
+            "FROM attribution_credit FINAL "
+            "WHERE profile_id = {p:String} AND conversion_id = {c:String} "
+            "AND model IN ('last_touch', 'linear', 'position_based') "
+            "ORDER BY model, touchpoint_time",
             parameters={"p": pid, "c": conv})
         table = Table(title=f"Martin's purchase {conv}: credit per touchpoint")
         for col in ("model", "channel", "publisher", "credit", "revenue credit"):
@@ -124,27 +148,32 @@ def _print_landed(console: Console, client, martin: list[dict]) -> None:
         console.print(table)
         _print_triggers(console, client, pid)
     for model in ("last_touch", "linear"):
-        console.print(render(credit_by(client, model), "table", title=f"credit by channel — {model}"))
+        console.print(render(credit_by(client, model), "table",
+                             title=f"credit by channel — {model}"))
     errors = client.query("SELECT error, count() FROM dead_letters GROUP BY error ORDER BY error")
     console.print("[bold]dead letters[/] " + ", ".join(f"{e}={n}" for e, n in errors.result_rows))
 
 
 def _print_triggers(console: Console, client, pid: str) -> None:
     """Martin's triggers and withheld candidates, then every candidate by rule and outcome."""
+    from rich.table import Table
+
     table = Table(title="Martin's micro-moments: triggers (sent) and suppressions (withheld)")
     for col in ("local time (Paris)", "rule", "channel", "outcome", "detail"):
         table.add_column(col)
     rows = client.query(
         "SELECT at, rule, channel, outcome, detail FROM ("
         " SELECT fired_at AS at, rule, channel, 'sent' AS outcome,"
-        "  concat(if(code != '', concat('code ', code, ' '), ''), message, ' ', toString(payload)) AS detail"
+        "  concat(if(code != '', concat('code ', code, ' '), ''), message, ' ',"
+        "   toString(payload)) AS detail"
         "  FROM triggers FINAL WHERE profile_id = {p:String}"
         " UNION ALL SELECT at, rule, channel, reason, detail FROM suppressions FINAL"
         "  WHERE profile_id = {p:String}) ORDER BY at", parameters={"p": pid}).result_rows
     for at, rule, channel, outcome, detail in rows:
-        local = at.replace(tzinfo=timezone.utc).astimezone(ZoneInfo("Europe/Paris")) if at.tzinfo is None \
-            else at.astimezone(ZoneInfo("Europe/Paris"))
-        table.add_row(local.strftime("%a %d %b %H:%M"), rule, channel or "-", outcome, detail.strip())
+        local = (at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)).astimezone(
+            ZoneInfo("Europe/Paris"))
+        table.add_row(local.strftime("%a %d %b %H:%M"), rule, channel or "-", outcome,
+                      detail.strip())
     console.print(table)
     summary = Table(title="Every candidate by rule: sent, or withheld with the reason "
                           "(a deferred trigger counts again when it is sent)")

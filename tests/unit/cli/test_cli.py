@@ -82,7 +82,8 @@ def test_simulate_replay_attribution_round_trip(tmp_path):
     assert identity and all(set(i) == {"type", "value", "profile_id"} for i in identity)
     assert all(len(i["value"]) == 64 for i in identity if i["type"] in ("email", "phone"))
 
-    credits = [orjson.loads(line) for line in (out / "attribution_credit.jsonl").read_bytes().splitlines()]
+    credits = [orjson.loads(line)
+               for line in (out / "attribution_credit.jsonl").read_bytes().splitlines()]
     expected = {}
     for row in credits:
         if row["model"] == "linear":
@@ -95,10 +96,12 @@ def test_simulate_replay_attribution_round_trip(tmp_path):
     conversions = {row["conversion_id"] for row in credits}
     assert sum(r["conversions"] for r in rows) == pytest.approx(len(conversions))
 
-    by_publisher = run("attribution", "--model", "last_touch", "--by", "publisher", "--format", "csv",
-                       env=env)
-    assert by_publisher.returncode == 0 and by_publisher.stdout.startswith("publisher,conversions,revenue")
-    compared = run("attribution", "--compare", "--format", "json", "--plot", str(tmp_path / "m.png"), env=env)
+    by_publisher = run("attribution", "--model", "last_touch", "--by", "publisher",
+                       "--format", "csv", env=env)
+    assert by_publisher.returncode == 0
+    assert by_publisher.stdout.startswith("publisher,conversions,revenue")
+    compared = run("attribution", "--compare", "--format", "json", "--plot",
+                   str(tmp_path / "m.png"), env=env)
     assert compared.returncode == 0, compared.stderr
     table = json.loads(compared.stdout.split("\nchart: ")[0])
     assert set(table[0]) == {"channel", "first_touch", "last_touch", "last_non_direct", "linear",
@@ -106,13 +109,16 @@ def test_simulate_replay_attribution_round_trip(tmp_path):
     for model in ("linear", "markov", "shapley"):  # every model credits the same revenue in total
         assert sum(r[model] for r in table) == pytest.approx(sum(expected.values()))
     assert (tmp_path / "m.png").stat().st_size > 10_000
-    paid = run("attribution", "--model", "linear", "--by", "publisher", "--pool", "1000", "--format", "json",
-               env=env)
+    paid = run("attribution", "--model", "linear", "--by", "publisher", "--pool", "1000",
+               "--format", "json", env=env)
     assert sum(r["payout"] for r in json.loads(paid.stdout)) == pytest.approx(1000.0)
-    one_line_error(run("attribution", "--model", "linear", "--pool", "10", env=env), "--by publisher")
-    one_line_error(run("attribution", "--model", "markov", "--by", "campaign", env=env), "--by channel")
+    one_line_error(run("attribution", "--model", "linear", "--pool", "10", env=env),
+                   "--by publisher")
+    one_line_error(run("attribution", "--model", "markov", "--by", "campaign", env=env),
+                   "--by channel")
     one_line_error(run("attribution", "--model", "nonsense", env=env), "unknown model")
-    one_line_error(run("attribution", "--model", "linear", "--from", "yesterday", env=env), "--from")
+    one_line_error(run("attribution", "--model", "linear", "--from", "yesterday", env=env),
+                   "--from")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -142,7 +148,8 @@ def test_rules_check_accepts_the_shipped_pack_and_names_the_lines_of_errors(tmp_
     assert f"{bad}:6: " in checked.stdout and "did you mean 'channels'" in checked.stdout
     one_line_error(run("replay", str(bad), "--rules", str(bad)), "rules:", f"{bad}:5", "+2 more")
     env = {"PARCOURS_RULES": str(bad), "PARCOURS_KAFKA_URL": "kafka://127.0.0.1:1"}
-    one_line_error(run("worker", env=env), "rules:", "parcours rules check")  # before any connection
+    # before any connection
+    one_line_error(run("worker", env=env), "rules:", "parcours rules check")
 
 
 def test_replay_fires_triggers_with_preferences_first(tmp_path):

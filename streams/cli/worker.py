@@ -1,0 +1,41 @@
+"""`parcours worker`: the Faust worker on PARCOURS_KAFKA_URL / PARCOURS_CLICKHOUSE_URL.
+
+The rule pack, the broker and ClickHouse are checked first, each failing in one line; then the
+app (streams/worker/app.py) runs until stopped.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+
+from streams import config
+from streams.cli.common import check_kafka, load_rules, open_sink
+from streams.kafka.clients import KafkaClients
+from streams.worker import gc_tuning
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("worker",
+                       help="the Faust worker on PARCOURS_KAFKA_URL / PARCOURS_CLICKHOUSE_URL")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    settings = config.load()
+    gc_tuning.tune()
+    rules = load_rules(settings.rules_file)
+    asyncio.run(check_kafka(KafkaClients.of(settings)))
+    sink = open_sink(settings.clickhouse_url)
+    from faust import Worker
+
+    from streams.worker import metrics
+    from streams.worker.app import create_app
+
+    app, _shell = create_app(settings, sink=sink, rules=rules)
+    metrics.serve(settings.metrics_port)
+    level = os.environ.get("PARCOURS_LOG_LEVEL", "info")
+    try:
+        Worker(app, loglevel=level, quiet=True).execute_from_commandline()
+    finally:
+        sink.close()
+    return 0

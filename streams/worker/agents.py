@@ -60,13 +60,11 @@ class Agents:
         self.topics = topics
         self.names = settings.topics
         self.ingest = IngestConsumer(
-            clients.bootstrap, [self.names.touchpoints, self.names.preferences],
+            clients, [self.names.touchpoints, self.names.preferences],
             f"{settings.app_id}-ingest", self.ingest_records,
             max_records=settings.batch_size, max_wait_s=settings.batch_seconds,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            session_timeout_s=settings.session_timeout,
-            client_options=clients.security.client_options(),
-            on_forget=shell.forget_partitions)
+            session_timeout_s=settings.session_timeout, on_forget=shell.forget_partitions)
         shell.inputs = self.inputs
         self.inventory_loaded = asyncio.Event()
         self.stuck_clock = None  # the journey's clock at the previous stuck check

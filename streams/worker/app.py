@@ -47,8 +47,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     tables = Tables(app)
     pipeline = Pipeline(tables.stores, rules=rules, attribution_config=attribution_config(settings))
     tables.on_recover(pipeline)
-    producer = BatchProducer(clients.bootstrap, client_id=f"{settings.app_id}-outputs",
-                             client_options=clients.security.client_options())
+    producer = BatchProducer(clients, client_id=f"{settings.app_id}-outputs")
     shell = Shell(pipeline, sink, settings.topics, producer, changelog=tables.changelog,
                   max_future_ms=settings.max_future_ms)
     Agents(app, settings, clients, shell, topics).register()

@@ -43,8 +43,7 @@ async def follow_inventory(clients: KafkaClients, topic: str, inventory,
             tps = consumer.assignment()  # empty until the topic exists (declared at start-up)
             if not loaded.is_set() and tps:
                 if ends is None:
-                    ends = await true_end_offsets(clients.bootstrap, list(tps),
-                                                  **clients.security.client_options())
+                    ends = await true_end_offsets(clients, list(tps))
                 if all([await consumer.position(tp) >= ends.get(tp, 0) for tp in tps]):
                     loaded.set()
                     log.info("inventory loaded from %s: %d updates (%d unreadable)", topic,

@@ -21,7 +21,7 @@ from bench.load import offer
 from bench.moments import first_seen
 from streams.moments.rules.loader import DEFAULT_PACK
 from streams.embedded.worker_process import WorkerProcess
-from streams.simulate import _key
+from streams.simulate import partition_key as _key
 
 CONVERSIONS = ("purchase", "lead")
 

@@ -14,23 +14,38 @@ UTM parameters, click ids and referrers.
 
 Nothing here imports Kafka at module level: `produce` imports aiokafka when it is called.
 
-Modules: `martin` (the worked example), `population` (the synthetic population) built on `journey`
-(one person's journey), `web_sessions` and `app_and_store` (its sessions), `touchpoints` (the
-person and the raw event builder); `catalogue` (stores, markets, products, channels, campaigns,
-traffic curves), `clock` (time base and ISO 8601 formatting), `malformed` (bad records) and `io`
-(JSONL file and Kafka producer).
+Modules, none importing another in a cycle, no private name used outside its module:
+
+- `martin`: the worked example;
+- `population`: the synthetic population (plans, people, the merge of their journeys), built on
+  `person` (a person and their devices, drawn from a seed), `touchpoints` (the builder of one
+  person's raw events) and `journey` (how many sessions, when, how each starts, on which device),
+  whose sessions are `web_sessions` (entry and landing page), `browsing` (on-site browsing, lead,
+  online order) and `app_and_store` (app, geofence, store visits, the till);
+- `catalogue` (stores, markets, products, names, user agents, weight tables), `channels`
+  (publishers, campaigns, session entries, the daily traffic curve), `clock` (time base and ISO
+  8601 formatting);
+- `malformed` (bad records) and `io` (JSONL file, Kafka producer and its key rule).
 """
 from __future__ import annotations
 
-# CURRENCY, SITE, MARTIN_QUIET_HOURS and `_key` (the Kafka key rule of `produce`, used by the tests)
-# stay importable from here, outside `__all__`, as before the split.
+# CURRENCY, SITE, MARTIN_QUIET_HOURS and `partition_key` (the Kafka key rule of `produce`, used by
+# tests and benchmarks) stay importable from here, outside `__all__`; `_key` is its former name.
 from streams.simulate.catalogue import CURRENCY, SITE  # noqa: F401
 from streams.simulate.clock import event_ms, in_time_order  # noqa: F401
-from streams.simulate.io import _key, produce, write_jsonl  # noqa: F401
+from streams.simulate.io import partition_key, produce, write_jsonl  # noqa: F401
 from streams.simulate.malformed import MALFORMED_KINDS, malformed_events
-from streams.simulate.martin import (MARTIN_EMAIL, MARTIN_IDS, MARTIN_QUIET_HOURS,  # noqa: F401
-                                     MARTIN_STORE, OFFER_CODE, martin_journey)
+from streams.simulate.martin import (
+    MARTIN_EMAIL,
+    MARTIN_IDS,
+    MARTIN_QUIET_HOURS,  # noqa: F401
+    MARTIN_STORE,
+    OFFER_CODE,
+    martin_journey,
+)
 from streams.simulate.population import Population
+
+_key = partition_key
 
 __all__ = [
     "MALFORMED_KINDS",

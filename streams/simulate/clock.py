@@ -9,36 +9,36 @@ from zoneinfo import ZoneInfo
 UTC = timezone.utc
 PARIS = ZoneInfo("Europe/Paris")
 
-_SECOND = 1_000
-_MINUTE = 60_000
-_HOUR = 3_600_000
-_DAY = 86_400_000
-# No session lasts longer than this, so a session started before `end - _SESSION_BUDGET` stays
+SECOND = 1_000
+MINUTE = 60_000
+HOUR = 3_600_000
+DAY = 86_400_000
+# No session lasts longer than this, so a session started before `end - SESSION_BUDGET` stays
 # inside the simulated window.
-_SESSION_BUDGET = 3 * _HOUR
+SESSION_BUDGET = 3 * HOUR
 
 
-def _ms(dt: datetime) -> int:
+def epoch_ms(dt: datetime) -> int:
     """Aware datetime -> epoch milliseconds (exact, no float rounding)."""
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000 + delta.microseconds // 1_000
 
 
-def _aware(start: datetime) -> datetime:
+def as_aware(start: datetime) -> datetime:
     """Naive datetimes are taken as UTC (the project's time base), aware ones are kept."""
     if not isinstance(start, datetime):
         raise TypeError(f"start must be a datetime, not {type(start).__name__}")
     return start.replace(tzinfo=UTC) if start.tzinfo is None or start.utcoffset() is None else start
 
 
-def _iso(ms: int, tz: Any, timespec: str = "milliseconds") -> str:
+def iso_at(ms: int, tz: Any, timespec: str = "milliseconds") -> str:
     """Epoch ms -> ISO 8601 with the offset of `tz` at that instant (exact to the millisecond)."""
     seconds, millis = divmod(ms, 1_000)
     return datetime.fromtimestamp(seconds, tz).replace(microsecond=millis * 1_000).isoformat(
         timespec=timespec)
 
 
-class _IsoClock:
+class IsoClock:
     """Fast epoch-ms -> ISO 8601 with the zone's offset, for one zone.
 
     The zones of the simulation have whole-hour offsets, so local hours start on UTC hours: the
@@ -53,7 +53,7 @@ class _IsoClock:
         self._hours: dict[int, tuple[str, str] | None] = {}
 
     def __call__(self, ms: int) -> str:
-        hour, within = divmod(ms, _HOUR)
+        hour, within = divmod(ms, HOUR)
         cached = self._hours.get(hour, False)
         if cached is False:
             local = datetime.fromtimestamp(hour * 3_600, self.tz)
@@ -65,9 +65,9 @@ class _IsoClock:
                 cached = (text[:13], text[19:])   # "2026-11-20T08", "+01:00"
             self._hours[hour] = cached
         if cached is None:
-            return _iso(ms, self.tz)
-        minute, rest = divmod(within, _MINUTE)
-        second, millis = divmod(rest, _SECOND)
+            return iso_at(ms, self.tz)
+        minute, rest = divmod(within, MINUTE)
+        second, millis = divmod(rest, SECOND)
         return f"{cached[0]}:{minute:02d}:{second:02d}.{millis:03d}{cached[1]}"
 
 
@@ -76,7 +76,7 @@ def event_ms(event: dict) -> int:
     value = event["event_time"]
     if isinstance(value, int):
         return value
-    return _ms(datetime.fromisoformat(value))
+    return epoch_ms(datetime.fromisoformat(value))
 
 
 def in_time_order(*streams):

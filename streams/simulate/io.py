@@ -1,13 +1,20 @@
-"""Sinks for simulated events: a JSONL file (`write_jsonl`) or a Kafka topic (`produce`).
+"""Sinks for simulated events: a JSONL file (`write_jsonl`) or a Kafka topic (`produce`, its
+records keyed by `partition_key`).
 
-Nothing here imports Kafka at module level: `produce` imports aiokafka when it is called."""
+Nothing here imports Kafka at module level: `produce` builds its producer with the Kafka client
+factory (streams/kafka/clients.py), which imports aiokafka when it is called."""
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from streams.kafka.clients import KafkaClients
+
 
 def _encode(event: dict | bytes) -> bytes:
     if isinstance(event, (bytes, bytearray, memoryview)):
@@ -45,7 +52,7 @@ def write_jsonl(events: Iterable[dict | bytes], path: str | os.PathLike) -> int:
 _PERSONAL_ID_TYPES = frozenset({"email", "phone"})
 
 
-def _key(event: dict | bytes, key_field: str | None) -> bytes | None:
+def partition_key(event: dict | bytes, key_field: str | None) -> bytes | None:
     """The Kafka key a producer would use.
 
     By default the event's first identifier, so one browser, device or account stays on one
@@ -77,28 +84,33 @@ def _key(event: dict | bytes, key_field: str | None) -> bytes | None:
 async def produce(events: Iterable[dict | bytes], bootstrap: str, topic: str, *,
                   key_field: str | None = None, linger_ms: int = 5,
                   max_batch_size: int = 256 * 1024, window: int = 20_000,
-                  client_options: dict | None = None) -> int:
+                  client_options: dict | None = None,
+                  clients: KafkaClients | None = None) -> int:
     """Send `events` (dicts as JSON, bytes as they are) to `topic`; returns how many were acked.
 
-    `bootstrap` is "host:port[,host:port]" or a `kafka://` URL. Sends are pipelined (at most
+    `bootstrap` is "host:port[,host:port]" or a `kafka://` URL. The connection is `clients` (a
+    `KafkaClients`: the brokers and their TLS / SASL options) when given, else PLAINTEXT to
+    `bootstrap`; `client_options` (aiokafka keyword arguments, e.g. a security protocol) go on
+    top. Records are keyed by `partition_key(event, key_field)`. Sends are pipelined (at most
     `window` in flight) and every one is awaited before returning; the first failed send raises.
     Plain at-least-once producer (no idempotence: the embedded Tansu broker rejects it)."""
-    from aiokafka import AIOKafkaProducer  # lazy: the module stays importable without Kafka
+    from streams.kafka.clients import KafkaClients, bootstrap_of  # aiokafka when a client is built
 
-    servers = bootstrap.strip()
-    for scheme in ("kafka://", "aiokafka://"):
-        if servers.startswith(scheme):
-            servers = servers[len(scheme):]
-    servers = servers.rstrip("/")
-    producer = AIOKafkaProducer(bootstrap_servers=servers, client_id="parcours-simulate",
-                                linger_ms=linger_ms, max_batch_size=max_batch_size,
-                                acks="all", enable_idempotence=False, **(client_options or {}))
+    if clients is None:
+        clients = KafkaClients(bootstrap)
+    elif bootstrap_of(bootstrap) != clients.bootstrap:
+        raise ValueError(f"produce: bootstrap {bootstrap!r} is not the brokers of `clients` "
+                         f"({clients.bootstrap!r})")
+    producer = clients.producer(client_id="parcours-simulate", linger_ms=linger_ms,
+                                max_batch_size=max_batch_size, acks="all",
+                                enable_idempotence=False, **(client_options or {}))
     await producer.start()
     count = 0
     try:
         pending = []
         for event in events:
-            pending.append(await producer.send(topic, _encode(event), key=_key(event, key_field)))
+            pending.append(await producer.send(topic, _encode(event),
+                                               key=partition_key(event, key_field)))
             if len(pending) >= window:
                 for future in pending:
                     await future

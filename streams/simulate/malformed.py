@@ -9,7 +9,7 @@ from datetime import datetime
 import orjson
 
 from streams.simulate.catalogue import SITE
-from streams.simulate.clock import PARIS, _iso
+from streams.simulate.clock import PARIS, iso_at
 
 MALFORMED_KINDS = (
     "truncated_json",       # the producer's buffer was cut
@@ -40,7 +40,7 @@ def malformed_events(n: int, seed: int) -> list[bytes]:
     for i in range(n):
         kind = MALFORMED_KINDS[i % len(MALFORMED_KINDS)]
         t = base_ms + i * 1_250 + rng.randrange(1_000)
-        good = {"event_id": f"bad-{seed}-{i}", "event_time": _iso(t, PARIS),
+        good = {"event_id": f"bad-{seed}-{i}", "event_time": iso_at(t, PARIS),
                 "type": rng.choice(("page_view", "click", "impression", "email_open")),
                 "channel": rng.choice(("web", "display", "email", "search")),
                 "ids": {"cookie": f"c-{rng.getrandbits(64):016x}"},

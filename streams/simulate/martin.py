@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from streams.simulate.catalogue import _STORES, CURRENCY, SITE
-from streams.simulate.clock import PARIS, UTC, _aware, _ms
+from streams.simulate.catalogue import CURRENCY, SITE, STORES
+from streams.simulate.clock import PARIS, UTC, as_aware, epoch_ms
 
 MARTIN_EMAIL = "martin@example.com"
 # Martin's identifiers, as in the contract example of DESIGN.md. The cookie is his phone browser's:
@@ -49,7 +49,7 @@ def martin_journey(start: datetime) -> list[dict]:
     8 geofence_enter, 9 store_visit by beacon, 10 push_open with the offer code (app SDK, epoch ms)
     11 store purchase, 32,900 EUR, loyalty card + e-mail, offer code given (till, ISO Paris)
     """
-    t_open = _aware(start)
+    t_open = as_aware(start)
     t_impression = _next_local(t_open + timedelta(minutes=30), 12, 45)
     t_click = t_impression + timedelta(seconds=42)
     t_page = t_click + timedelta(seconds=3)
@@ -62,7 +62,7 @@ def martin_journey(start: datetime) -> list[dict]:
     purchase_day = t_push.astimezone(PARIS).date() + timedelta(days=3)
     t_purchase = datetime.combine(purchase_day, time(11, 30), PARIS)
 
-    store = _STORES[MARTIN_STORE]
+    store = STORES[MARTIN_STORE]
     phone_web = {"tz": "Europe/Paris", "user_agent": _MARTIN_PHONE_UA}
     app = {"tz": "Europe/Paris", "user_agent": _MARTIN_APP_UA}
     at_store = {"store_id": MARTIN_STORE, "lat": store.lat, "lon": store.lon, "tz": "Europe/Paris"}
@@ -81,13 +81,13 @@ def martin_journey(start: datetime) -> list[dict]:
          "context": dict(phone_web),
          "properties": {"message_id": "esp-2026w47-000042",
                         "subject": "Hiver : le SUV X vous emmène plus loin"}},
-        {"event_id": "martin-02", "event_time": _ms(t_impression), "type": "impression",
+        {"event_id": "martin-02", "event_time": epoch_ms(t_impression), "type": "impression",
          "channel": "display", "campaign": "winter-suv", "publisher": "autonews.example",
          "ids": {"cookie": "c-9"},
          "context": {"url": _MARTIN_ARTICLE, **phone_web},
          "properties": {"creative": "suv-x-night-assist-300x250", "placement": "article-inline",
                         "feature": "night-assist"}},
-        {"event_id": "martin-03", "event_time": _ms(t_click), "type": "click",
+        {"event_id": "martin-03", "event_time": epoch_ms(t_click), "type": "click",
          "channel": "display", "campaign": "winter-suv", "publisher": "autonews.example",
          "ids": {"cookie": "c-9"},
          "context": {"url": _MARTIN_LANDING, "referrer": _MARTIN_ARTICLE, **phone_web},
@@ -103,7 +103,8 @@ def martin_journey(start: datetime) -> list[dict]:
          "context": {"url": f"{SITE}/suv-x/prix", "referrer": _MARTIN_LANDING, **phone_web},
          "properties": {"product_id": "suv-x", "price": 32900.0, "currency": CURRENCY,
                         "in_stock": True}},
-        {"event_id": "martin-06", "event_time": _ms(t_app), "type": "app_open", "channel": "app",
+        {"event_id": "martin-06", "event_time": epoch_ms(t_app), "type": "app_open",
+         "channel": "app",
          "ids": {"device": "d-1", "user": "u-42"},
          "context": dict(app),
          "properties": {"first_open": True, "app_version": "5.3.0", "os": "iOS 18.1"}},
@@ -113,18 +114,18 @@ def martin_journey(start: datetime) -> list[dict]:
          "context": dict(app),
          "properties": {"channel": "push", "opt_in": True, "quiet_hours": MARTIN_QUIET_HOURS,
                         "source": "app-onboarding"}},
-        {"event_id": "martin-08", "event_time": _ms(t_geofence), "type": "geofence_enter",
+        {"event_id": "martin-08", "event_time": epoch_ms(t_geofence), "type": "geofence_enter",
          "channel": "store",
          "ids": {"device": "d-1", "user": "u-42"},
          "context": {**at_store, "lat": 48.8437, "lon": 2.2958, "user_agent": _MARTIN_APP_UA},
          "properties": {"geofence_id": f"gf-{MARTIN_STORE}", "radius_m": 300}},
-        {"event_id": "martin-09", "event_time": _ms(t_visit), "type": "store_visit",
+        {"event_id": "martin-09", "event_time": epoch_ms(t_visit), "type": "store_visit",
          "channel": "store",
          "ids": {"device": "d-1", "user": "u-42"},
          "context": {**at_store, "beacon_id": "b-3", "user_agent": _MARTIN_APP_UA},
          "properties": {"detection": "beacon", "rssi": -71, "dwell_s": 40}},
-        {"event_id": "martin-10", "event_time": _ms(t_push), "type": "push_open", "channel": "push",
-         "campaign": "near-store-offer",
+        {"event_id": "martin-10", "event_time": epoch_ms(t_push), "type": "push_open",
+         "channel": "push", "campaign": "near-store-offer",
          "ids": {"device": "d-1", "user": "u-42"},
          "context": dict(app),
          "properties": {"offer_code": OFFER_CODE, "offer_store_id": MARTIN_STORE,

@@ -1,5 +1,6 @@
-"""The synthetic population: people drawn deterministically from a seed, their journeys merged in
-event-time order."""
+"""The synthetic population (`Population`): when each person's journey starts (the plans, drawn
+from the seed), the person (`person.draw_person`) and their journey (`journey.build_journey`), and
+the lazy merge of the journeys in event-time order."""
 from __future__ import annotations
 
 import heapq
@@ -7,20 +8,14 @@ import random
 import zlib
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.simulate.catalogue import (_ACCESSORIES, _APP_UAS, _CARS, _DESKTOP_UAS, _FIRST,
-                                        _HOURLY_CUM, _LAST, _MAIL_DOMAINS, _MARKET_CUM, _MARKETS,
-                                        _MOBILE_UAS, _STORES, _bisect, _Market)
-from streams.simulate.clock import _DAY, _HOUR, _SESSION_BUDGET, UTC, _aware, _IsoClock, _ms
-from streams.simulate.journey import _Journey
-from streams.simulate.touchpoints import _Device, _Person
-
-
-def _permute(index: int, salt: int, modulus: int, multiplier: int = 48_271) -> int:
-    """A bijection of [0, modulus) (multiplier coprime with modulus): unique ids, random-looking."""
-    return (index * multiplier + salt) % modulus
+from streams.simulate.catalogue import MARKET_CUM, MARKETS, bucket
+from streams.simulate.channels import HOURLY_CUM
+from streams.simulate.clock import DAY, HOUR, SESSION_BUDGET, UTC, IsoClock, as_aware, epoch_ms
+from streams.simulate.journey import build_journey
+from streams.simulate.person import Rates, draw_person
+from streams.simulate.touchpoints import Touchpoints
 
 
 class Population:
@@ -57,21 +52,21 @@ class Population:
                 raise ValueError(f"{name} must be within [0, 1], got {value!r}")
         self.profiles = profiles
         self.seed = seed
-        self.start = _aware(start)
+        self.start = as_aware(start)
         self.days = days
         self.conversion_rate = float(conversion_rate)
         self.lead_rate = float(lead_rate)
         self.cross_device_rate = float(cross_device_rate)
         self.app_rate = float(app_rate)
         self.forget_rate = float(forget_rate)
-        self._start_ms = _ms(self.start)
-        self._end_ms = self._start_ms + days * _DAY
+        self._start_ms = epoch_ms(self.start)
+        self._end_ms = self._start_ms + days * DAY
         salt = zlib.crc32(f"parcours-simulate:{seed}".encode())
         self._salt = salt
         self._tag = f"{salt & 0xFFFF:04x}"
-        self._zones = {m.tz_name: ZoneInfo(m.tz_name) for m in _MARKETS}
-        self._clocks = {name: _IsoClock(tz) for name, tz in self._zones.items()}
-        self._clocks["UTC"] = _IsoClock(UTC)
+        self._zones = {m.tz_name: ZoneInfo(m.tz_name) for m in MARKETS}
+        self._clocks = {name: IsoClock(tz) for name, tz in self._zones.items()}
+        self._clocks["UTC"] = IsoClock(UTC)
 
     def __repr__(self) -> str:
         return (f"Population(profiles={self.profiles}, seed={self.seed}, "
@@ -92,103 +87,47 @@ class Population:
         A fixed number of draws per profile keeps profile i's plan independent of the size."""
         master = random.Random(f"parcours-population:{self.seed}")
         rnd = master.random
-        start, end_limit = self._start_ms, self._end_ms - _SESSION_BUDGET
+        start, end_limit = self._start_ms, self._end_ms - SESSION_BUDGET
         midnights = {}
-        for m in _MARKETS:
+        for m in MARKETS:
             tz = self._zones[m.tz_name]
             local_day = self.start.astimezone(tz).date()
-            midnights[m.tz_name] = _ms(datetime.combine(local_day, time(0), tz))
+            midnights[m.tz_name] = epoch_ms(datetime.combine(local_day, time(0), tz))
         span = max(end_limit - start, 1)
         plans = []
         for i in range(self.profiles):
-            market_index = _bisect(_MARKET_CUM, rnd() * _MARKET_CUM[-1])
+            market_index = bucket(MARKET_CUM, rnd() * MARKET_CUM[-1])
             day = int(rnd() * self.days)
-            hour = _bisect(_HOURLY_CUM, rnd() * _HOURLY_CUM[-1])
-            within = int(rnd() * _HOUR)
+            hour = bucket(HOURLY_CUM, rnd() * HOURLY_CUM[-1])
+            within = int(rnd() * HOUR)
             fallback = rnd()
             journey_seed = master.getrandbits(64)
-            t = midnights[_MARKETS[market_index].tz_name] + day * _DAY + hour * _HOUR + within
+            t = midnights[MARKETS[market_index].tz_name] + day * DAY + hour * HOUR + within
             if t < start:
-                t += _DAY
+                t += DAY
             if not start <= t <= end_limit:
                 t = start + int(fallback * span)
             plans.append((t, i, market_index, journey_seed))
         plans.sort()
         return plans
 
-    def _person(self, index: int, market: _Market, rng: random.Random) -> _Person:
-        rnd = rng.random
-
-        def pick(seq: tuple) -> Any:
-            return seq[int(rnd() * len(seq))]
-
-        salt = self._salt
-        first, last = pick(_FIRST), pick(_LAST)
-        sep = pick((".", ".", "_", ""))
-        email = f"{first}{sep}{last}{index}@{pick(_MAIL_DOMAINS)}"
-        r = rnd()
-        if r < 0.08:
-            email_typed = email.title()                   # Camille.Dubois12@Example.Com
-        elif r < 0.14:
-            email_typed = f" {email} "
-        elif r < 0.18:
-            email_typed = email.upper()
-        else:
-            email_typed = email
-        digits = market.mobile_digits
-        number = f"{_permute(index, salt, 10 ** digits):0{digits}d}"
-        national = market.mobile_prefix + number
-        phone = market.country_code + national
-        if market.country_code == "+33" and rnd() < 0.5:
-            pairs = " ".join(national[i:i + 2] for i in range(1, 9, 2))
-            phone_typed = f"+33 {national[0]} {pairs}"
-        else:
-            phone_typed = phone
-        has_app = rnd() < self.app_rate
-        registered = has_app or rnd() < 0.3
-        user = f"u-{1_000_000 + _permute(index, salt, 9_000_000)}" if registered else None
-        mobile = _Device("mobile", f"c-{rng.getrandbits(64):016x}", pick(_MOBILE_UAS))
-        desktop = None
-        link = None
-        if rnd() < self.cross_device_rate:
-            desktop = _Device("desktop", f"c-{rng.getrandbits(64):016x}", pick(_DESKTOP_UAS))
-        subscriber = rnd() < 0.45
-        if desktop is not None:
-            r = rnd()
-            if registered and r < 0.8:
-                link = "login"
-            elif subscriber and r < 0.8:
-                link = "email"
-        converts = rnd() < self.conversion_rate
-        car = rnd() < 0.3
-        product = pick(_CARS) if car else pick(_ACCESSORIES)
-        r = rnd()
-        if car:
-            purchase_kind = "store"
-        elif has_app and r < 0.25:
-            purchase_kind = "app"
-        elif r < 0.88:
-            purchase_kind = "web"
-        else:
-            purchase_kind = "store"
-        store = _STORES[pick(market.stores)]
-        loyalty = f"L-{10_000_000 + _permute(index, salt, 90_000_000, 7_919)}"
-        return _Person(
-            index=index, market=market, tz=self._zones[market.tz_name], store=store,
-            mobile=mobile, desktop=desktop,
-            app_device=f"d-{rng.getrandbits(64):016x}" if has_app else None,
-            app_ua=pick(_APP_UAS), user=user, email=email, email_typed=email_typed,
-            phone=phone, phone_typed=phone_typed, loyalty=loyalty, has_loyalty=rnd() < 0.2,
-            subscriber=subscriber,
-            sms_opt_in=rnd() < 0.15, product=product, converts=converts,
-            purchase_kind=purchase_kind, leads=rnd() < self.lead_rate, link=link,
-            forgets=rnd() < self.forget_rate)
+    @property
+    def rates(self) -> Rates:
+        """The population's shares, as its people are drawn with."""
+        return Rates(self.conversion_rate, self.lead_rate, self.cross_device_rate, self.app_rate,
+                     self.forget_rate)
 
     def _journey(self, index: int, market_index: int, first_ms: int,
                  journey_seed: int) -> list[tuple[int, dict]]:
         rng = random.Random(journey_seed)
-        person = self._person(index, _MARKETS[market_index], rng)
-        return _Journey(self, person, rng).build(first_ms)
+        market = MARKETS[market_index]
+        person = draw_person(index, market, self._zones[market.tz_name], rng, self._salt,
+                             self.rates)
+        touchpoints = Touchpoints(person, rng, prefix=f"sim{self.seed}-{index}", tag=self._tag,
+                                  clock=self._clocks[market.tz_name],
+                                  utc_clock=self._clocks["UTC"],
+                                  end_limit=self._end_ms - SESSION_BUDGET)
+        return build_journey(touchpoints, first_ms)
 
     def events(self) -> Iterator[dict]:
         """All touchpoints, in non-decreasing event time (a lazy k-way merge of the journeys:

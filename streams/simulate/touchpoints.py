@@ -1,75 +1,38 @@
-"""A simulated person (devices, identifiers, reachability) and the builder of their raw touchpoints."""
+"""The builder of one person's raw touchpoints (`Touchpoints`): the journey's state (the person,
+their random draws, the events so far) and the construction of events (event id, event time in
+the producer's form, ids and context of the web, the app and the store), shared by `journey` and
+the sessions (`web_sessions`, `browsing`, `app_and_store`)."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+from collections.abc import Callable
+from typing import Any
 
-from streams.simulate.catalogue import _Market, _Product, _Store
-from streams.simulate.clock import _SESSION_BUDGET
-
-if TYPE_CHECKING:
-    from streams.simulate.population import Population
+from streams.simulate.person import Device, Person
 
 
-@dataclass(slots=True)
-class _Device:
-    kind: str           # mobile | desktop
-    cookie: str
-    ua: str
-    logged_in: bool = False
+class Touchpoints:
+    """Builds one person's touchpoints as (epoch ms, raw event) pairs, in `out`.
 
-
-@dataclass(slots=True)
-class _Person:
-    index: int
-    market: _Market
-    tz: ZoneInfo
-    store: _Store
-    mobile: _Device
-    desktop: _Device | None
-    app_device: str | None
-    app_ua: str
-    user: str | None
-    email: str              # canonical, as the e-mail service stores it
-    email_typed: str        # as the person types it in forms and at the till
-    phone: str              # E.164, compact
-    phone_typed: str
-    loyalty: str            # the card number, once the person has a card
-    has_loyalty: bool
-    subscriber: bool        # receives the newsletter (consent given before the window)
-    sms_opt_in: bool
-    product: _Product
-    converts: bool
-    purchase_kind: str      # web | app | store
-    leads: bool
-    link: str | None        # how the desktop cookie gets linked: login | email | None
-    forgets: bool           # ends with a global opt-out
-    app_onboarded: bool = False
-    push_opt_in: bool = False
-    unsubscribed: bool = False
-
-
-class _Touchpoints:
-    """Builds one person's touchpoints as (epoch ms, raw event) pairs: the state and the event
-    construction shared by the sessions (`web_sessions`, `app_and_store`) and the journey
-    (`journey._Journey`, the class that is instantiated)."""
+    What it needs of the population is given: `prefix` of the event ids (`sim{seed}-{index}`),
+    `tag` (the population's, in order and lead ids), `clock` and `utc_clock` (epoch ms -> ISO
+    8601 in the person's zone and in UTC) and `end_limit` (no session starts after it)."""
 
     __slots__ = ("rng", "p", "out", "k", "prefix", "clock", "utc_clock", "tz_name", "end_limit",
                  "tag")
 
-    def __init__(self, population: "Population", person: _Person, rng: random.Random):
+    def __init__(self, person: Person, rng: random.Random, *, prefix: str, tag: str,
+                 clock: Callable[[int], str], utc_clock: Callable[[int], str], end_limit: int):
         self.rng = rng
         self.p = person
         self.out: list[tuple[int, dict]] = []
         self.k = 0
-        self.prefix = f"sim{population.seed}-{person.index}"
-        self.tag = population._tag
-        self.clock = population._clocks[person.market.tz_name]
-        self.utc_clock = population._clocks["UTC"]
+        self.prefix = prefix
+        self.tag = tag
+        self.clock = clock
+        self.utc_clock = utc_clock
         self.tz_name = person.market.tz_name
-        self.end_limit = population._end_ms - _SESSION_BUDGET
+        self.end_limit = end_limit
 
     # -- event construction --------------------------------------------------------------------
     def emit(self, t: int, form: str, etype: str, channel: str | None, ids: dict,
@@ -96,13 +59,13 @@ class _Touchpoints:
         event["properties"] = properties
         self.out.append((t, event))
 
-    def web_ids(self, dev: _Device) -> dict:
+    def web_ids(self, dev: Device) -> dict:
         ids = {"cookie": dev.cookie}
         if dev.logged_in and self.p.user is not None:
             ids["user"] = self.p.user
         return ids
 
-    def web_ctx(self, dev: _Device, url: str, referrer: str | None = None) -> dict:
+    def web_ctx(self, dev: Device, url: str, referrer: str | None = None) -> dict:
         ctx = {"url": url}
         if referrer is not None:
             ctx["referrer"] = referrer

@@ -18,7 +18,7 @@ import orjson
 from streams.ingest.normalise import ingest_batch
 from streams.ingest import OFFSET, SOURCE
 from streams.pipeline import Emitted, Pipeline
-from streams.simulate import _key
+from streams.simulate import partition_key as _key
 
 WALL_CLOCK = {"updated_at", "computed_at", "ingested_at"}
 KEYS = {  # the ORDER BY of each table (sinks/migrations.py): what FINAL keeps one row of

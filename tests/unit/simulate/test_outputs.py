@@ -11,8 +11,13 @@ import orjson
 import pytest
 
 from streams import simulate
-from streams.simulate import (MALFORMED_KINDS, Population, malformed_events, martin_journey,
-                              write_jsonl)
+from streams.simulate import (
+    MALFORMED_KINDS,
+    Population,
+    malformed_events,
+    martin_journey,
+    write_jsonl,
+)
 from tests.unit.simulate.cases import MARTIN_START, ROOT, START, touchpoint_problem
 
 
@@ -78,7 +83,7 @@ def test_write_jsonl_refuses_a_multi_line_record_and_leaves_no_file(tmp_path):
 
 
 def test_kafka_key_is_the_first_identifier():
-    key = simulate._key
+    key = simulate.partition_key
     events = {e["event_id"]: e for e in martin_journey(MARTIN_START)}
     assert key(events["martin-01"], None) == b"c-9"          # raw e-mail stays out of the key
     assert key(events["martin-08"], None) == b"d-1"
@@ -90,12 +95,89 @@ def test_kafka_key_is_the_first_identifier():
     assert key(b"\x00garbage", None) is None
 
 
+def test_the_former_name_of_the_key_rule_still_imports():
+    from streams.simulate import _key
+
+    assert _key is simulate.partition_key
+
+
+class _FakeProducer:
+    """Records what `produce` does with its producer; sends are acked at once."""
+
+    def __init__(self, **options):
+        self.options, self.sent, self.started, self.stopped = options, [], False, False
+
+    async def start(self):
+        self.started = True
+
+    async def send(self, topic, value, key=None):
+        self.sent.append((topic, value, key))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def flush(self):
+        pass
+
+    async def stop(self):
+        self.stopped = True
+
+
+def _produce_with_fake(monkeypatch, *args, **kwargs) -> tuple[int, _FakeProducer]:
+    from streams.kafka.clients import KafkaClients
+
+    built = []
+
+    def producer(self, **options):
+        built.append(_FakeProducer(**self.options(**options)))
+        return built[0]
+
+    monkeypatch.setattr(KafkaClients, "producer", producer)
+    sent = asyncio.run(simulate.produce(*args, **kwargs))
+    assert len(built) == 1 and built[0].started and built[0].stopped
+    return sent, built[0]
+
+
+def test_produce_builds_its_producer_with_the_kafka_client_factory(monkeypatch):
+    events = martin_journey(MARTIN_START) + malformed_events(3, seed=1)
+    sent, producer = _produce_with_fake(monkeypatch, events, "kafka://h1:9092,h2:9092/", "t",
+                                        window=4)
+    assert sent == len(events) == len(producer.sent)
+    assert producer.options["bootstrap_servers"] == "h1:9092,h2:9092"
+    assert producer.options["client_id"] == "parcours-simulate"
+    assert producer.options["enable_idempotence"] is False and producer.options["acks"] == "all"
+    assert "security_protocol" not in producer.options                 # PLAINTEXT by default
+    assert [key for _, _, key in producer.sent] == [simulate.partition_key(e, None)
+                                                    for e in events]
+    assert producer.sent[0] == ("t", orjson.dumps(events[0]), b"c-9")
+
+
+def test_produce_takes_the_security_of_clients_and_client_options(monkeypatch):
+    from streams.kafka.clients import KafkaClients
+    from streams.kafka.security import KafkaSecurity
+
+    security = KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-256",
+                             username="sim", password="secret")
+    clients = KafkaClients("kafka://broker:9093", security)
+    events = martin_journey(MARTIN_START)
+    _, producer = _produce_with_fake(monkeypatch, events, "broker:9093", "t", clients=clients)
+    assert producer.options["bootstrap_servers"] == "broker:9093"
+    assert producer.options["security_protocol"] == "SASL_PLAINTEXT"
+    assert producer.options["sasl_plain_username"] == "sim"
+    _, producer = _produce_with_fake(monkeypatch, events, "broker:9093", "t",
+                                     client_options={"security_protocol": "SSL"})
+    assert producer.options["security_protocol"] == "SSL"
+    with pytest.raises(ValueError, match="not the brokers"):
+        asyncio.run(simulate.produce(events, "other:9092", "t", clients=clients))
+
+
 def test_module_imports_without_kafka():
     code = ("import sys; sys.modules['aiokafka'] = None; import streams.simulate as s; "
-            "print(len(s.martin_journey(__import__('datetime').datetime(2026, 11, 20))))")
+            "print(len(s.martin_journey(__import__('datetime').datetime(2026, 11, 20))), "
+            "'streams.kafka.clients' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout.strip()
-    assert out == "11"
+    assert out == "11 False"
 
 
 @pytest.mark.e2e
@@ -129,7 +211,7 @@ def test_produce_sends_every_event_keyed(kafka):
     by_value = {r.value: r for r in records}
     for event in events:
         record = by_value[orjson.dumps(event)]
-        assert record.key == simulate._key(event, None)
+        assert record.key == simulate.partition_key(event, None)
     partitions_of_cookie = defaultdict(set)
     for record in records:
         if record.key:

@@ -8,11 +8,14 @@ through the same path; `touchpoint.py` types what comes out.
 """
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
 # `normalise` (one record) is imported from streams.ingest.normalise: the module has its name.
-from streams.ingest.normalise import InvalidTouchpoint, dead_letter, decode_and_normalise, ingest_batch
+from streams.ingest.normalise import (DeadLetter, Ingested, InvalidTouchpoint, dead_letter,
+                                      decode_and_normalise, ingest_batch)
 from streams.ingest.preferences import ingest_preferences
-from streams.ingest.touchpoint import NOT_A_SOURCE, OFFSET, SOURCE
+from streams.ingest.touchpoint import (NOT_A_SOURCE, OFFSET, SOURCE, IngestedTouchpoint,
+                                       StitchedTouchpoint, Touchpoint)
 
 __all__ = [
-    "DEFAULT_MAX_FUTURE_MS", "InvalidTouchpoint", "NOT_A_SOURCE", "OFFSET", "SOURCE", "dead_letter",
+    "DEFAULT_MAX_FUTURE_MS", "DeadLetter", "Ingested", "IngestedTouchpoint", "InvalidTouchpoint",
+    "NOT_A_SOURCE", "OFFSET", "SOURCE", "StitchedTouchpoint", "Touchpoint", "dead_letter",
     "decode_and_normalise", "ingest_batch", "ingest_preferences",
 ]

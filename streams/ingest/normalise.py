@@ -4,25 +4,10 @@
 backfill accepts and rejects exactly what the stream does. It never raises: every record becomes
 either a normalised touchpoint or a dead-letter record.
 
-The normalised touchpoint (docs/internals.md) is:
-
-    event_id    str, as received (non-blank)
-    event_time  int epoch milliseconds UTC, from epoch ms or ISO 8601 with an offset or "Z",
-                within years 2000-2100 (catches seconds sent as milliseconds); `ingest_batch` also
-                refuses one more than `max_future_ms` ahead of the clock (streams.ingest.clock)
-    type        str, stripped and lower-cased
-    channel     str, stripped and lower-cased; derived (streams.ingest.channels) when missing or blank
-    campaign    str or None: the event's, else utm_campaign of context.url
-    publisher   str or None: the event's, else utm_source, else the external referrer host
-    ids         {type: value}: types stripped and lower-cased; email/phone normalised and SHA-256
-                hashed (streams.ingest.pii); unusable values dropped; {} for an anonymous event
-    context     dict as received minus null values; {} when absent (extra fields kept, nested at
-                most MAX_NESTING levels)
-    properties  dict as received minus null values; {} when absent; revenue and price are finite
-                floats; properties.channel (consent target) is lower-cased
-
-Null values are dropped from context and properties so that the JSON form and the Avro form of a
-touchpoint (where every optional field is present, mostly null) normalise to the same dict.
+What comes out is typed: `Touchpoint` (streams/ingest/touchpoint.py: each key, and how it is
+derived) is what `normalise` builds, `IngestedTouchpoint` the same with where it was read; a
+`DeadLetter` (here) is a refused record. `ingest_batch` returns both outcomes, named:
+`Ingested(touchpoints, dead_letters)`.
 
 Raw personal data does not pass: besides hashing the email and phone identifiers, any email address
 found in another identifier value or in a string of context/properties (typically `?email=` in a
@@ -36,18 +21,21 @@ import base64
 import math
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple, TypedDict
 
 from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, decode, validate_touchpoint
 from streams.ingest.channels import campaign_params, derive_channel, referrer_host
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS, ahead_reason
 from streams.ingest.pii import HASHED_TYPES, hash_identifier, redact_emails
+from streams.ingest.touchpoint import IngestedTouchpoint, Touchpoint
 
 __all__ = [
     "DEAD_LETTER_OVERSIZED_KEEP",
     "MAX_EVENT_TIME_MS",
     "MAX_NESTING",
     "MIN_EVENT_TIME_MS",
+    "DeadLetter",
+    "Ingested",
     "InvalidTouchpoint",
     "dead_letter",
     "decode_and_normalise",
@@ -201,8 +189,8 @@ def _ids(raw: dict | None) -> dict[str, str]:
 
 # --- entry points --------------------------------------------------------------------------------
 
-def normalise(record: dict, *, validated: bool = False) -> dict:
-    """A decoded touchpoint -> the normalised touchpoint (module docstring).
+def normalise(record: dict, *, validated: bool = False) -> Touchpoint:
+    """A decoded touchpoint -> the normalised `Touchpoint` (streams/ingest/touchpoint.py).
 
     Pass `validated=True` only for the output of `schemas.codec.decode` (or of
     `validate_touchpoint`), which already checked the field types; otherwise they are checked here.
@@ -247,7 +235,7 @@ def normalise(record: dict, *, validated: bool = False) -> dict:
     }
 
 
-def decode_and_normalise(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
+def decode_and_normalise(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Touchpoint:
     """`decode` then `normalise`. Raises `DecodeError` (or its subclass `InvalidTouchpoint`)."""
     return normalise(decode(raw, max_bytes=max_bytes), validated=True)
 
@@ -261,10 +249,22 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+class DeadLetter(TypedDict):
+    """A record ingest refused (`touchpoints.dead-letter`; Avro schema schemas/dead_letter.avsc)."""
+
+    reason: str  # readable, one line
+    error: str  # decode, format, validation, oversized, clock, unreadable or internal
+    topic: str | None  # where it was read; None when read from a file
+    partition: int | None
+    offset: int | None
+    original: str  # base64 of the original bytes (may hold raw PII)
+    received_at: int  # epoch ms: the batch's clock
+
+
 def dead_letter(raw: bytes, exc: BaseException, *, topic: str | None = None,
                 partition: int | None = None, offset: int | None = None,
-                now_ms: int | None = None) -> dict:
-    """The dead-letter record (docs/internals.md) for `raw`, refused with `exc`.
+                now_ms: int | None = None) -> DeadLetter:
+    """The `DeadLetter` for `raw`, refused with `exc`.
 
     A `DecodeError` gives its kind and reason; any other exception is error "internal" with the
     exception type and text. `original` is base64 text (the JSON form of schemas/dead_letter.avsc;
@@ -301,12 +301,19 @@ def _as_bytes(raw: Any) -> bytes:
     raise TypeError(f"record value has type {type(raw).__name__}, expected bytes")
 
 
+class Ingested(NamedTuple):
+    """Both outcomes of `ingest_batch`, named (and still a pair: `good, dead = ingest_batch(...)`)."""
+
+    touchpoints: list[IngestedTouchpoint]
+    dead_letters: list[DeadLetter]
+
+
 def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]], *,
                  max_bytes: int = DEFAULT_MAX_BYTES,
                  now_ms: int | None = None, max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
                  source_key: str | None = None, source=None, offset_key: str | None = None,
-                 convert=None) -> tuple[list[dict], list[dict]]:
-    """(raw bytes, topic, partition, offset) records -> (normalised touchpoints, dead letters).
+                 convert=None) -> Ingested:
+    """(raw bytes, topic, partition, offset) records -> `Ingested(touchpoints, dead_letters)`.
 
     Never raises: a record ingest cannot accept becomes a dead letter, and an unexpected exception
     becomes a dead letter with error "internal". Every input yields exactly one output; order is
@@ -320,8 +327,8 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
     turns each raw record into the raw touchpoint it stands for first (preference records); it
     raises `DecodeError` for a record it cannot use, and the dead letter keeps the original bytes.
     """
-    normalised: list[dict] = []
-    dead: list[dict] = []
+    normalised: list[IngestedTouchpoint] = []
+    dead: list[DeadLetter] = []
     now = _now_ms() if now_ms is None else now_ms
     for item in raws:
         raw = b""
@@ -346,4 +353,4 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
                 dead.append(dead_letter(raw, RuntimeError(type(inner).__name__),
                                         topic=topic, partition=partition, offset=offset,
                                         now_ms=now))
-    return normalised, dead
+    return Ingested(normalised, dead)

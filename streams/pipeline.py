@@ -1,4 +1,4 @@
-"""The pipeline: stages over a batch of normalised touchpoints, in event-time order.
+"""The pipeline: stages over a batch of touchpoints (`IngestedTouchpoint`), in event-time order.
 
 Pure: no Faust, no Kafka. The Faust `journey` agent and `parcours replay` both call
 `Pipeline.process(batch)`; state lives in the mappings passed in (dicts for replay, Faust tables in
@@ -16,22 +16,28 @@ twice (same source and offset) is applied once.
 
 Per event: identity resolves the profile (and may merge profiles); every merge is passed to each
 stage so state kept under an absorbed profile moves to the survivor before the event is seen; then
-each stage sees the stitched event: attribution, then moments (rules and the preferences gate).
+each stage sees the stitched event (`StitchedTouchpoint`): attribution, then moments (rules and the
+preferences gate). What a batch produces is `Emitted`: a list per output, each item typed next to the
+code that builds it.
 """
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
-from typing import Callable, MutableMapping, Protocol
+from typing import Callable, MutableMapping, Protocol, TypedDict
 
 from streams.attribution.config import AttributionConfig
+from streams.attribution.models import CreditRow
+from streams.attribution.paths import PathRecord
 from streams.attribution.stage import AttributionStage
 from streams.identity.graph import IdentityConfig, IdentityGraph
 from streams.moments.rules.loader import load_default
 from streams.moments.rules.model import RulePack
-from streams.ingest.touchpoint import NOT_A_SOURCE, OFFSET, SOURCE
+from streams.ingest.touchpoint import (NOT_A_SOURCE, OFFSET, SOURCE, IngestedTouchpoint,
+                                       StitchedTouchpoint)
 from streams.moments.stage import MomentsStage, References
+from streams.preferences.gate import Suppression, Trigger
 from streams.eventtime.reorder import ReorderBuffer
 from streams.state import BatchState
 from streams.eventtime.timers import Timers
@@ -42,18 +48,52 @@ STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers", "pending", "
 ATTRIBUTION_TIMERS = frozenset({"path", "credit"})
 
 
+class IdentityEvent(TypedDict):
+    """What identity did (`identity` topic): profiles merged, an identifier refused, a profile
+    erased."""
+
+    kind: str  # "merge", "refused" or "forget"
+    survivor: str  # the profile that lives on (merge), kept (refused) or erased (forget; "" if none)
+    absorbed: list[str]  # the profiles merged into the survivor; [] for the other kinds
+    identifiers: list[str]  # "type:value": the survivor's after a merge, the one refused, or erased
+    event_id: str | None  # the event that caused it; the erasure request's id (may be None)
+    reason: str | None  # None for a merge
+    at: int  # epoch ms: the event's time; the wall clock for forget
+
+
+class IdentityMapRow(TypedDict):
+    """An identifier's current profile (the ClickHouse table identity_map, a ReplacingMergeTree)."""
+
+    identifier_type: str
+    identifier: str  # email and phone hashed
+    profile_id: str  # "" once deleted
+    updated_at: int  # the version: strictly increasing within the process
+    is_deleted: int  # 1 when no profile holds the identifier any more (erasure)
+
+
+class LateEvent(TypedDict):
+    """An event behind the watermark (`touchpoints.late`): processed, but moment rules skipped."""
+
+    event_id: str
+    event_time: int
+    type: str
+    source: str  # its input partition
+    watermark: int  # epoch ms, when it arrived
+    reason: str  # readable; attribution appends why a touch was not credited
+
+
 @dataclass
 class Emitted:
     """What one batch produces. Every list holds plain dicts ready for a topic or a table."""
 
-    stitched: list = field(default_factory=list)
-    identity: list = field(default_factory=list)  # identity events: merge / refused / forget
-    identity_map: list = field(default_factory=list)  # current identifier -> profile rows
-    credits: list = field(default_factory=list)
-    triggers: list = field(default_factory=list)
-    suppressions: list = field(default_factory=list)
-    late: list = field(default_factory=list)  # events behind the watermark: moment rules skipped
-    paths: list = field(default_factory=list)  # closed paths (converting or not) for data-driven models
+    stitched: list[StitchedTouchpoint] = field(default_factory=list)
+    identity: list[IdentityEvent] = field(default_factory=list)  # merge / refused / forget
+    identity_map: list[IdentityMapRow] = field(default_factory=list)  # identifier -> profile now
+    credits: list[CreditRow] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+    suppressions: list[Suppression] = field(default_factory=list)
+    late: list[LateEvent] = field(default_factory=list)  # behind the watermark: rules skipped
+    paths: list[PathRecord] = field(default_factory=list)  # closed paths, for data-driven models
 
     def extend(self, other: "Emitted") -> None:
         for name in self.__dataclass_fields__:
@@ -66,7 +106,7 @@ class Emitted:
 class Stage(Protocol):
     """A per-profile stage. State must be kept under profile ids so merges can re-key it."""
 
-    def on_event(self, tp: dict, out: Emitted) -> None: ...
+    def on_event(self, tp: StitchedTouchpoint, out: Emitted) -> None: ...
 
     def on_merge(self, survivor: str, absorbed: list) -> None: ...
 
@@ -111,7 +151,7 @@ class Pipeline:
         self._last_ms = now if now > self._last_ms else self._last_ms + 1
         return self._last_ms
 
-    def process(self, batch: list[dict], *, flush: bool = True) -> Emitted:
+    def process(self, batch: list[IngestedTouchpoint], *, flush: bool = True) -> Emitted:
         """Run every stage over `batch`. With flush=False the state changes stay pending until
         `flush()`: the worker first makes the batch's outputs durable, then advances its state, so a
         crash in between replays the batch instead of losing its outputs."""
@@ -135,7 +175,7 @@ class Pipeline:
         return out
 
     # -- event time --------------------------------------------------------------------------------
-    def _arrive(self, tp: dict, out: Emitted, changed: dict) -> None:
+    def _arrive(self, tp: IngestedTouchpoint, out: Emitted, changed: dict) -> None:
         """An event comes in: held until the frontier passes it, or (older than the clock: events
         newer than it were processed already) processed at once, late when behind the watermark."""
         source = tp.pop(SOURCE, None)
@@ -296,7 +336,7 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _identity_event(merge, kind: str, at: int) -> dict:
+def _identity_event(merge, kind: str, at: int) -> IdentityEvent:
     return {"kind": kind, "survivor": merge.survivor, "absorbed": list(merge.absorbed),
             "identifiers": list(merge.identifiers), "event_id": merge.event_id, "reason": None,
             "at": at}

@@ -7,7 +7,7 @@ from counts over all paths (streams/attribution/datadriven.py).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypedDict
 
 if TYPE_CHECKING:
     from streams.attribution.config import AttributionConfig
@@ -64,8 +64,26 @@ PATH_MODELS: dict[str, Callable] = {
 ALL_MODELS = tuple(PATH_MODELS) + ("markov", "shapley")
 
 
-def credit_rows(conversion: dict, path: Sequence[Touch], config: "AttributionConfig") -> list[dict]:
-    """Credit rows for one conversion over the touches that preceded it, one set per model.
+class CreditRow(TypedDict):
+    """One touch's share of one conversion under one model (`attribution.credit`; the ClickHouse
+    table adds computed_at)."""
+
+    conversion_id: str  # the conversion's event_id
+    conversion_time: int  # epoch ms
+    profile_id: str
+    model: str  # one of ALL_MODELS
+    touchpoint_id: str  # the touch's event_id; "" when no touch preceded (channel "direct")
+    touchpoint_time: int
+    channel: str
+    campaign: str | None
+    publisher: str | None
+    credit: float  # the touch's weight: a conversion's credits sum to 1 per model
+    revenue_credit: float  # credit * the conversion's revenue
+
+
+def credit_rows(conversion: dict, path: Sequence[Touch],
+                config: "AttributionConfig") -> list[CreditRow]:
+    """`CreditRow`s for one conversion over the touches that preceded it, one set per model.
 
     With no touch in the window the conversion is credited in full to the channel ``direct``
     (touchpoint_id empty), so credit sums to 1 per conversion and model in every case.
@@ -79,7 +97,7 @@ def credit_rows(conversion: dict, path: Sequence[Touch], config: "AttributionCon
     }
     if not path:
         path = [["", conv_time, "direct", None, None]]
-    rows = []
+    rows: list[CreditRow] = []
     for model in config.models:
         weights = PATH_MODELS[model](path, conv_time, config)
         for touch, weight in zip(path, weights):

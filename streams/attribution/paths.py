@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypedDict
 
 from streams.attribution.config import AttributionConfig
 from streams.attribution.datadriven import path_transitions
-from streams.attribution.models import DAY_MS, Touch, revenue_of, credit_rows
+from streams.attribution.models import DAY_MS, CreditRow, Touch, credit_rows, revenue_of
 from streams.eventtime.timers import timer_key
 from streams.ingest.channels import has_campaign_params
 
@@ -54,10 +54,25 @@ def merge_paths(a: list, b: list, max_touches: int) -> list:
     path = sorted(a + [t for t in b if t[0] not in seen], key=lambda t: (t[1], t[0]))
     return path[-max_touches:]
 
+class PathRecord(TypedDict):
+    """A closed path (`path_record`), converting or not: what the data-driven models count
+    (the ClickHouse table attribution_paths adds computed_at)."""
+
+    path_id: str  # the conversion's event_id, or "open:<profile>:<first touch>" when it did not convert
+    closed_at: int  # epoch ms: the conversion's time, or the last touch + lookback
+    profile_id: str
+    converted: int  # 1 or 0
+    conversion_type: str  # "" when it did not convert
+    revenue: float
+    touches: int
+    channels: list[str]  # of its touches, in time order
+    channel_set: list[str]  # sorted, distinct
+    transitions: list[list[int | str]]  # [order, from, to, count] (Markov, at each order)
 
 
 def path_record(path_id: str, profile_id: str, closed_at: int, touches: Sequence[Touch],
-                converted: bool, conversion_type: str, revenue: float, orders: Sequence[int]) -> dict:
+                converted: bool, conversion_type: str, revenue: float,
+                orders: Sequence[int]) -> PathRecord:
     """A closed path as the data-driven models count it: its channels in order, its channel set,
     and its Markov transitions at each order (start -> ... -> conversion | null)."""
     channels = [t[2] for t in touches]
@@ -94,7 +109,7 @@ class PathBook:
     config: AttributionConfig = field(default_factory=AttributionConfig)
     timers: object = None  # streams.eventtime.timers.Timers; without it conversions are credited at once
 
-    def on_event(self, tp: dict, credits: list, paths: list) -> str | None:
+    def on_event(self, tp: dict, credits: list[CreditRow], paths: list[PathRecord]) -> str | None:
         """Account for one stitched event; returns why a touch was not added, if it was not."""
         profile_id = tp.get("profile_id")
         if not profile_id:
@@ -138,7 +153,7 @@ class PathBook:
         else:
             self.state.delete(profile_id)
 
-    def _pend(self, profile_id: str, tp: dict, credits: list, paths: list) -> None:
+    def _pend(self, profile_id: str, tp: dict, credits: list[CreditRow], paths: list[PathRecord]) -> None:
         """A conversion: credited when the watermark passes its time (at once without timers)."""
         record = self.state.get(profile_id)
         seen = record["conversions"] if record else []
@@ -163,7 +178,7 @@ class PathBook:
         self.timers.add(key, {"k": "credit", "at": at, "p": profile_id, "c": conversion})
         return key
 
-    def _convert(self, profile_id: str, conversion: dict, credits: list, paths: list,
+    def _convert(self, profile_id: str, conversion: dict, credits: list[CreditRow], paths: list[PathRecord],
                  **changes) -> None:
         cfg = self.config
         record = self.state.get(profile_id) or {"touches": [], "conversions": []}
@@ -177,13 +192,13 @@ class PathBook:
         self._save(profile_id, later, record, record.get("close"),
                    last=max(at, record.get("last", NO_CONVERSION)), **changes)
 
-    def on_timer(self, value: dict, credits: list, paths: list) -> None:
+    def on_timer(self, value: dict, credits: list[CreditRow], paths: list[PathRecord]) -> None:
         if value["k"] == "credit":
             self._credited(value, credits, paths)
         else:
             self._closed(value, paths)
 
-    def _credited(self, value: dict, credits: list, paths: list) -> None:
+    def _credited(self, value: dict, credits: list[CreditRow], paths: list[PathRecord]) -> None:
         """The watermark passed a conversion: every earlier touch and link is in; credit it."""
         profile_id = value["p"]
         record = self.state.get(profile_id)
@@ -193,7 +208,7 @@ class PathBook:
         self._convert(profile_id, value["c"], credits, paths,
                       pend=[k for k in record.get("pend") or () if k != key])
 
-    def _closed(self, value: dict, paths: list) -> None:
+    def _closed(self, value: dict, paths: list[PathRecord]) -> None:
         """The watermark passed last touch + lookback: the journey closes without a conversion."""
         profile_id = value["p"]
         record = self.state.get(profile_id)

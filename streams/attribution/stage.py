@@ -9,6 +9,7 @@ from streams.eventtime.timers import Timers
 from streams.state import BatchState
 
 if TYPE_CHECKING:
+    from streams.ingest.touchpoint import StitchedTouchpoint
     from streams.pipeline import Emitted
 
 
@@ -16,7 +17,7 @@ class AttributionStage:
     def __init__(self, state: BatchState, config: AttributionConfig, timers: Timers | None = None):
         self.book = PathBook(state, config, timers)
 
-    def on_event(self, tp: dict, out: Emitted) -> None:
+    def on_event(self, tp: StitchedTouchpoint, out: Emitted) -> None:
         refused = self.book.on_event(tp, out.credits, out.paths)
         if refused and out.late and out.late[-1]["event_id"] == tp["event_id"]:
             out.late[-1]["reason"] += f"; {refused}"

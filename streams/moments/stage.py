@@ -8,12 +8,18 @@ suppression with its reason, or a deferral.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streams.moments.candidate import Candidate
 from streams.moments.engine import MomentEngine
 from streams.preferences.gate import GateConfig, PreferenceGate
 from streams.moments.rules.model import RulePack
 from streams.state import BatchState
 from streams.eventtime.timers import Timers
+
+if TYPE_CHECKING:
+    from streams.ingest.touchpoint import StitchedTouchpoint
+    from streams.pipeline import Emitted
 
 
 class References:
@@ -43,7 +49,7 @@ class MomentsStage:
         """`tp` is behind the watermark: the gate still records it, the rules do not see it."""
         self._late_tp = tp
 
-    def on_timer(self, key: str, value: dict, out) -> None:
+    def on_timer(self, key: str, value: dict, out: Emitted) -> None:
         """A timer of this stage fired (the watermark passed it)."""
         if value["k"] == "absence":
             for cand in self.engine.on_absence_timer(value):
@@ -53,7 +59,7 @@ class MomentsStage:
             if cand is not None:
                 self._submit(cand, out, released=True)
 
-    def on_event(self, tp: dict, out) -> None:
+    def on_event(self, tp: StitchedTouchpoint, out: Emitted) -> None:
         if not tp["profile_id"]:
             return
         self.gate.observe(tp)
@@ -63,7 +69,7 @@ class MomentsStage:
         for cand in self.engine.on_event(tp):
             self._submit(cand, out)
 
-    def _submit(self, cand: Candidate, out, released: bool = False) -> None:
+    def _submit(self, cand: Candidate, out: Emitted, released: bool = False) -> None:
         decision = self.gate.decide(cand, released=released)
         if decision.trigger is not None:
             out.triggers.append(decision.trigger)

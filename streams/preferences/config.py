@@ -29,12 +29,12 @@ def parse_duration(text: Any) -> int:
                          "(e.g. '30s', '5m', '7d') or integer milliseconds") from None
 
 
-def _fmt_ms(ms: int) -> str:
+def fmt_ms(ms: int) -> str:
     unit = next((u for u in ("d", "h", "m", "s") if ms and ms % syntax.UNITS_MS[u] == 0), "ms")
     return f"{ms // syntax.UNITS_MS[unit]}{unit}"
 
 
-def _zone(name: Any) -> ZoneInfo | None:
+def zone_info(name: Any) -> ZoneInfo | None:
     """The (cached) ZoneInfo of `name`, or None when it is not a known time zone."""
     return _zone_of(name) if isinstance(name, str) and name else None
 
@@ -47,14 +47,14 @@ def _zone_of(name: str) -> ZoneInfo | None:
         return None
 
 
-def _quiet(text: Any) -> tuple[int, int] | None:
+def quiet_window(text: Any) -> tuple[int, int] | None:
     """ "HH:MM-HH:MM" -> (start, end) in minutes of the day; None when malformed."""
     m = _QUIET.match(text) if isinstance(text, str) else None
     h1, m1, h2, m2 = (int(g) for g in m.groups()) if m else (99, 0, 0, 0)
     return None if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 else (h1 * 60 + m1, h2 * 60 + m2)
 
 
-def _hhmm(window: tuple[int, int]) -> str:
+def hhmm(window: tuple[int, int]) -> str:
     return "-".join(f"{x // 60:02d}:{x % 60:02d}" for x in window)
 
 
@@ -134,11 +134,11 @@ def _mapping(conv, known=None):
 def _parse(key: str, v: Any) -> Any:
     """The keys whose parsing is not a plain check or mapping."""
     if key == "default_tz":
-        _need(_zone(v) is not None, f"unknown time zone {v!r}")
+        _need(zone_info(v) is not None, f"unknown time zone {v!r}")
         return v
     if key == "quiet_hours":
-        _need(v is None or _quiet(v) is not None, f"{v!r} is not HH:MM-HH:MM")
-        return None if v is None else tuple(_hhmm(_quiet(v)).split("-"))
+        _need(v is None or quiet_window(v) is not None, f"{v!r} is not HH:MM-HH:MM")
+        return None if v is None else tuple(hhmm(quiet_window(v)).split("-"))
     if key == "rolling":
         shape = "{window: duration, max: int}"
         _need(isinstance(v, list), f"expected a list of {shape}, got {v!r}")

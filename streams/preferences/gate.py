@@ -44,15 +44,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from streams.moments.candidate import Candidate
-from streams.preferences.config import (DAY_MS, GateConfig, Weights, _fmt_ms, _hhmm, _quiet,  # noqa: F401
-                                         _zone, parse_duration)
+from streams.preferences.config import (DAY_MS, GateConfig, Weights, fmt_ms, hhmm, parse_duration,
+                                         quiet_window, zone_info)
 from streams.state import BatchState
 
-__all__ = ["Decision", "GateConfig", "PreferenceGate", "Weights", "parse_duration"]
+__all__ = ["Decision", "GateConfig", "PreferenceGate", "Suppression", "Trigger", "Weights",
+           "parse_duration"]
 
 MAX_RECORDS = 50
 MAX_ENGAGEMENTS = 20
@@ -65,12 +66,45 @@ def _iso(ms: int, zone=timezone.utc) -> str:
 
 
 # -- the gate ----------------------------------------------------------------------------------
+class Trigger(TypedDict):
+    """A candidate the gate lets through, on its chosen channel (`triggers.<channel>`)."""
+
+    trigger_id: str  # deterministic: the same moment reprocessed gives the same id
+    profile_id: str
+    moment: str  # the rule's id (as `rule`)
+    rule: str
+    channel: str
+    event_id: str  # the completing event
+    fired_at: int  # epoch ms: the moment's event time
+    code: str | None
+    story: str  # "" when the rule has no story
+    message: str  # the story's message sent; "" when the rule has no story
+    matched: list[str]  # the event ids that made the moment
+    reason: str
+    payload: dict[str, str]  # placeholders filled; with the code, when the rule has one
+
+
+class Suppression(TypedDict):
+    """A candidate the gate stopped, and why (`suppressions`): checks a-g of the module docstring."""
+
+    suppression_id: str  # a hash of (trigger_id, reason)
+    trigger_id: str
+    profile_id: str
+    moment: str
+    rule: str
+    channel: str  # the channel it would have used; "" when none was left
+    event_id: str
+    reason: str  # the check that stopped it: "duplicate", "opt_out", "quiet_hours_deferred", ...
+    detail: str  # readable
+    at: int  # epoch ms: the moment's event time
+
+
 @dataclass
 class Decision:
     """Exactly one of trigger / suppression is set; defer_until only with quiet_hours_deferred."""
 
-    trigger: dict | None = None
-    suppression: dict | None = None
+    trigger: Trigger | None = None
+    suppression: Suppression | None = None
     defer_until: int | None = None
 
 
@@ -104,7 +138,7 @@ class PreferenceGate:
         self._state = state
         self.config = config
         self._horizon = max([2 * DAY_MS] + [w for w, _ in config.rolling])
-        self._quiet_default = _quiet("-".join(config.quiet_hours)) if config.quiet_hours else None
+        self._quiet_default = quiet_window("-".join(config.quiet_hours)) if config.quiet_hours else None
 
     def _own(self, pid: str, st: dict | None) -> dict:
         """A value for `pid` that may be changed in place: the pending one, else a copy, set once.
@@ -145,7 +179,7 @@ class PreferenceGate:
         if tz:
             z = st.get("z") if st else None
             if z is None or z[1] != tz:
-                if (z is None or t >= z[0]) and _zone(tz) is not None:
+                if (z is None or t >= z[0]) and zone_info(tz) is not None:
                     st = self._own(pid, st)
                     st["z"] = [t, tz]
             elif t > z[0] and self._state.is_pending(pid):
@@ -166,10 +200,10 @@ class PreferenceGate:
             if _consent_wins([t, opt_in], cur) and cur != [t, opt_in]:
                 st = self._own(pid, st)
                 st.setdefault("c", {})[channel] = [t, opt_in]
-        found: dict[str, Any] = {"z": next((n for n in (props.get("tz"), tz) if _zone(n)), None)}
+        found: dict[str, Any] = {"z": next((n for n in (props.get("tz"), tz) if zone_info(n)), None)}
         if "quiet_hours" in props:  # "" (or null) = no quiet hours for this person
             q = props["quiet_hours"]
-            found["q"] = _hhmm(_quiet(q)) if _quiet(q) else (None if q else "")
+            found["q"] = hhmm(quiet_window(q)) if quiet_window(q) else (None if q else "")
         m, p = props.get("max_per_day"), props.get("preferred_channels")
         if type(m) is int and m >= 0:
             found["m"] = m
@@ -194,7 +228,7 @@ class PreferenceGate:
         for r in recs if c.cooldown_ms > 0 else ():  # b. cooldown
             if r[3] == c.rule and r[4] != c.trigger_id and abs(c.at - r[0]) < c.cooldown_ms:
                 return self._suppress(c, "cooldown", r[2], f"{c.rule} cooldown "
-                                      f"{_fmt_ms(c.cooldown_ms)}: trigger {r[4]} at {_iso(r[0])}")
+                                      f"{fmt_ms(c.cooldown_ms)}: trigger {r[4]} at {_iso(r[0])}")
         channels, payload, message = c.channels, dict(c.payload), ""
         if c.story and c.messages:  # c. sequence
             done = st.get("st", {}).get(c.story, ())
@@ -217,8 +251,8 @@ class PreferenceGate:
         if not opted:
             return self._suppress(c, "opt_out", "", "; ".join(why) or "no allowed channel")
         zname = next((n for n in ((st.get("z") or (0, None))[1], c.tz_hint,
-                                  self.config.default_tz) if _zone(n) is not None), "UTC")
-        zone = _zone(zname)
+                                  self.config.default_tz) if zone_info(n) is not None), "UTC")
+        zone = zone_info(zname)
         free, detail = self._uncapped(c, st, opted, zname, zone)  # e. caps
         if not free:
             return self._suppress(c, "frequency_cap", self._best(c, st, opted), detail)
@@ -230,12 +264,12 @@ class PreferenceGate:
                 self._record(c, raw, "h", channel)
                 return self._suppress(c, "holdout", channel, f"{label} holdout {share * 100:g}%")
         q = st.get("q")  # g. quiet hours
-        window = (_quiet(q[1]) if q[1] else None) if q else self._quiet_default
+        window = (quiet_window(q[1]) if q[1] else None) if q else self._quiet_default
         end = None if released or window is None else self._quiet_end(c.at, zone, *window)
         if end is not None:
             self._record(c, raw, "d", channel)
             sup = self._suppress(c, "quiet_hours_deferred", channel, f"quiet hours "
-                                 f"{_hhmm(window)} {zname}, deferred to {_iso(end, zone)}")
+                                 f"{hhmm(window)} {zname}, deferred to {_iso(end, zone)}")
             return Decision(None, sup.suppression, end)
         self._record(c, raw, "s", channel, message)
         if c.code:
@@ -259,7 +293,7 @@ class PreferenceGate:
         for window, most in self.config.rolling:
             n = sum(1 for r in sent if c.at - window < r[0] <= c.at)
             if n >= most:
-                hit.append(f"{_fmt_ms(window)} rolling: {n} of {most}")
+                hit.append(f"{fmt_ms(window)} rolling: {n} of {most}")
         if hit:
             return [], "; ".join(hit)
         free, caps = [], self.config.max_per_day_channel

@@ -10,10 +10,10 @@ context, geofence, in_stock). `streams/moments/pack/default.yaml` shows every co
 This module walks the pack's structure over the line-carrying YAML nodes of
 `streams.moments.rules.yaml_reader`; the syntax of single values (durations "30s", "5m", ...,
 distances "500m", "2km", holdouts, ids, field paths, operator values, payload placeholders) is
-checked by `streams.moments.rules.syntax`, whose public names are re-exported here. Errors are
-collected, not stopped at: each is a `RuleError` shown as `FILE:LINE: PATH: message` (PATH names a
-rule by its id, e.g. `rules[cart_abandoned].cooldown`), and all of them are raised together as
-one `RulePackError`.
+checked by `streams.moments.rules.syntax` (`syntax.text`, `syntax.whole(1)`, ...; its parsers and
+PLACEHOLDERS are re-exported here). Errors are collected, not stopped at: each is a `RuleError`
+shown as `FILE:LINE: PATH: message` (PATH names a rule by its id, e.g.
+`rules[cart_abandoned].cooldown`), and all of them are raised together as one `RulePackError`.
 """
 from __future__ import annotations
 
@@ -26,10 +26,8 @@ import yaml
 
 from streams.moments.rules import model as R
 from streams.moments.reference import Inventory, ReferenceDataError, Stores
-from streams.moments.rules.syntax import (_ID_RE, _OP_CHECKS, PLACEHOLDERS, _boolean, _channel, _field_path,
-                                    _holdout, _one_of, _payload_value, _positive, _rule_id, _scalar,
-                                    _scalars, _suggest, _text, _version, _whole, parse_distance,
-                                    parse_duration)
+from streams.moments.rules import syntax
+from streams.moments.rules.syntax import PLACEHOLDERS, parse_distance, parse_duration
 from streams.moments.rules.yaml_reader import NodeReader, RuleError, RulePackError, compose
 
 __all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_main", "load_default",
@@ -61,7 +59,7 @@ class _Builder(NodeReader):
         if top is None:
             return None
         if "version" in top:
-            self.value(top["version"], "version", _version)
+            self.value(top["version"], "version", syntax.version)
         settings = self.mapping(top.get("settings"), "settings", ("lateness", "history")) or {}
         lateness = self.get(settings, "lateness", "settings", parse_duration, R.RulePack.lateness_ms)
         history = self.get(settings, "history", "settings", parse_duration)
@@ -80,7 +78,7 @@ class _Builder(NodeReader):
         entries = self.mapping(node, "reference", ("stores", "inventory")) or {}
         files = {}
         for key, load in (("stores", Stores.load), ("inventory", Inventory.load)):
-            name = self.get(entries, key, "reference", _text)
+            name = self.get(entries, key, "reference", syntax.text)
             self.named |= {key} & set(entries)
             if name is None:
                 continue
@@ -121,7 +119,7 @@ class _Builder(NodeReader):
             if entries is None:
                 continue
             line = rule_node.start_mark.line + 1
-            rule_id = self.get(entries, "id", path, _rule_id)
+            rule_id = self.get(entries, "id", path, syntax.rule_id)
             if rule_id in first:
                 self.error(entries["id"], f"{path}.id", f"rule id '{rule_id}' appears twice "
                                                          f"(first at line {first[rule_id]})")
@@ -131,10 +129,10 @@ class _Builder(NodeReader):
                 id=rule_id, line=line,
                 pattern=self.when(entries.get("when"), f"{path}.when"),
                 action=self.action(entries.get("action"), f"{path}.action"),
-                description=self.get(entries, "description", path, _text, ""),
+                description=self.get(entries, "description", path, syntax.text, ""),
                 profile=self.profile(entries.get("profile"), f"{path}.profile"),
                 cooldown_ms=self.get(entries, "cooldown", path, parse_duration, 0),
-                holdout_pct=self.get(entries, "holdout", path, _holdout, 0.0)))
+                holdout_pct=self.get(entries, "holdout", path, syntax.holdout, 0.0)))
         return tuple(built)
 
     # --- patterns and predicates ---
@@ -157,8 +155,8 @@ class _Builder(NodeReader):
         parts = self.mapping(sub, path, keys, required=tuple(k for k in keys if k != "same"))
         if parts is None:
             return None
-        within = self.get(parts, "within", path, _positive(parse_duration))
-        same = self.items(parts.get("same"), f"{path}.same", _field_path, "list of field paths")
+        within = self.get(parts, "within", path, syntax.positive(parse_duration))
+        same = self.items(parts.get("same"), f"{path}.same", syntax.field_path, "list of field paths")
         if kind == "sequence":
             steps = parts.get("steps")
             if steps is not None and (not isinstance(steps, yaml.SequenceNode) or len(steps.value) < 2):
@@ -171,7 +169,7 @@ class _Builder(NodeReader):
             return R.AbsencePattern(self.predicate(parts.get("after"), f"{path}.after"),
                                     self.predicate(parts.get("missing"), f"{path}.missing"), within, same)
         return R.CountPattern(self.predicate(parts.get("match"), f"{path}.match"),
-                              self.get(parts, "at_least", path, _whole(2)), within, same)
+                              self.get(parts, "at_least", path, syntax.whole(2)), within, same)
 
     def predicate(self, node: yaml.Node | None, path: str) -> R.Predicate | None:
         entries = self.mapping(node, path, _PREDICATE_KEYS)
@@ -196,13 +194,13 @@ class _Builder(NodeReader):
     def conditions(self, field: str, node: yaml.Node, path: str) -> list[R.Condition]:
         """A scalar (eq), a list (in) or an operator mapping {op: value, ...}."""
         if isinstance(node, yaml.SequenceNode):
-            return [R.Condition(field, "in", self.value(node, path, _scalars))]
+            return [R.Condition(field, "in", self.value(node, path, syntax.scalars))]
         if not isinstance(node, yaml.MappingNode):
-            return [R.Condition(field, "eq", self.value(node, path, _scalar))]
+            return [R.Condition(field, "eq", self.value(node, path, syntax.scalar))]
         ops = self.mapping(node, path, R.OPS, noun="operator") or {}
         if not node.value:
             self.error(node, path, f"empty operator mapping (use one of {', '.join(R.OPS)})")
-        return [R.Condition(field, op, self.value(sub, f"{path}.{op}", _OP_CHECKS[op]))
+        return [R.Condition(field, op, self.value(sub, f"{path}.{op}", syntax.OP_CHECKS[op]))
                 for op, sub in ops.items()]
 
     def geofence(self, node: yaml.Node, path: str) -> R.Geofence | None:
@@ -212,36 +210,36 @@ class _Builder(NodeReader):
         if "stores" not in self.named:
             self.error(node, path, "a geofence needs the store list: add reference.stores")
         stores = self.items(entries.get("stores"), f"{path}.stores", self._store_id, "list of store ids")
-        return R.Geofence(self.get(entries, "within", path, _positive(parse_distance)), stores or None)
+        return R.Geofence(self.get(entries, "within", path, syntax.positive(parse_distance)), stores or None)
 
     def _store_id(self, value: Any) -> str:
-        value = _text(value)
+        value = syntax.text(value)
         if self.stores is not None and value not in self.stores:
-            raise ValueError(f"unknown store {value!r}{_suggest(value, self.stores.ids())}")
+            raise ValueError(f"unknown store {value!r}{syntax.suggest(value, self.stores.ids())}")
         return value
 
     def in_stock(self, node: yaml.Node, path: str) -> R.StockJoin | None:
         entries = self.mapping(node, path, ("product", "store", "within", "min_quantity"))
         if entries is None:
             return None
-        store = self.get(entries, "store", path, _one_of("nearest", "event"), "nearest")
+        store = self.get(entries, "store", path, syntax.one_of("nearest", "event"), "nearest")
         if store == "nearest" and "stores" not in self.named:
             self.error(node, path, "store: nearest needs the store list: add reference.stores")
         if "inventory" not in self.named:
             self.error(node, path, "a stock join needs the inventory: add reference.inventory")
-        within = self.get(entries, "within", path, _positive(lambda v: parse_distance(v, unit_required=True)))
-        return R.StockJoin(product=self.get(entries, "product", path, _field_path, "properties.product_id"),
+        within = self.get(entries, "within", path, syntax.positive(lambda v: parse_distance(v, unit_required=True)))
+        return R.StockJoin(product=self.get(entries, "product", path, syntax.field_path, "properties.product_id"),
                            store=store, within_km=R.StockJoin.within_km if within is None else within / 1000,
-                           min_quantity=self.get(entries, "min_quantity", path, _whole(1), 1))
+                           min_quantity=self.get(entries, "min_quantity", path, syntax.whole(1), 1))
 
     def profile(self, node: yaml.Node | None, path: str) -> R.ProfileCondition | None:
         entries = self.mapping(node, path, ("identified", "min_interest", "interest_window"))
         if entries is None:
             return None
         return R.ProfileCondition(
-            identified=self.get(entries, "identified", path, _boolean),
-            min_interest=self.get(entries, "min_interest", path, _whole(0), 0),
-            interest_window_ms=self.get(entries, "interest_window", path, _positive(parse_duration),
+            identified=self.get(entries, "identified", path, syntax.boolean),
+            min_interest=self.get(entries, "min_interest", path, syntax.whole(0), 0),
+            interest_window_ms=self.get(entries, "interest_window", path, syntax.positive(parse_duration),
                                         R.ProfileCondition.interest_window_ms))
 
     # --- actions ---
@@ -259,11 +257,11 @@ class _Builder(NodeReader):
         elif len(story_keys) == 1:
             self.error(node, path, "a story needs messages" if story_keys == ["story"]
                        else "messages need a story name (add story: NAME)")
-        code = self.get(entries, "code", path, lambda v: str(_scalar(v)))
+        code = self.get(entries, "code", path, lambda v: str(syntax.scalar(v)))
         return R.Action(
-            channels=self.items(entries.get("channels"), f"{path}.channels", _channel, "list of channels"),
+            channels=self.items(entries.get("channels"), f"{path}.channels", syntax.channel, "list of channels"),
             payload=self.payload(entries.get("payload"), f"{path}.payload", code is not None),
-            code=code, story=self.get(entries, "story", path, _text),
+            code=code, story=self.get(entries, "story", path, syntax.text),
             messages=self.messages(entries.get("messages"), f"{path}.messages", code is not None))
 
     def messages(self, node: yaml.Node | None, path: str, has_code: bool) -> tuple[R.Message, ...]:
@@ -272,21 +270,21 @@ class _Builder(NodeReader):
         for i, msg_node in enumerate(self.sequence(node, path, "list of messages")):
             entries = self.mapping(msg_node, f"{path}[{i}]", ("id", "channels", "payload"),
                                    required=("id", "channels")) or {}
-            msg_id = self.get(entries, "id", f"{path}[{i}]", lambda v: _text(str(_scalar(v))))
+            msg_id = self.get(entries, "id", f"{path}[{i}]", lambda v: syntax.text(str(syntax.scalar(v))))
             if msg_id in first:
                 self.error(entries["id"], f"{path}[{i}].id", f"message id '{msg_id}' appears twice "
                                                              f"(first at line {first[msg_id]})")
             elif msg_id is not None:
                 first[msg_id] = entries["id"].start_mark.line + 1
             built.append(R.Message(
-                msg_id, self.items(entries.get("channels"), f"{path}[{i}].channels", _channel,
+                msg_id, self.items(entries.get("channels"), f"{path}[{i}].channels", syntax.channel,
                                    "list of channels"),
                 self.payload(entries.get("payload"), f"{path}[{i}].payload", has_code)))
         return tuple(built)
 
     def payload(self, node: yaml.Node | None, path: str, has_code: bool) -> dict:
         entries = self.mapping(node, path) or {}
-        return {key: self.value(value, f"{path}.{key}", lambda v: _payload_value(v, has_code))
+        return {key: self.value(value, f"{path}.{key}", lambda v: syntax.payload_value(v, has_code))
                 for key, value in entries.items()}
 
 
@@ -295,7 +293,7 @@ def _rule_label(node: yaml.Node, index: int) -> str:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if getattr(key, "value", None) == "id" and isinstance(value, yaml.ScalarNode) \
-                    and _ID_RE.match(value.value):
+                    and syntax.ID_RE.match(value.value):
                 return value.value
     return str(index)
 

@@ -3,7 +3,7 @@ it converted, or raises ValueError with a message that says what was expected.
 
 Durations are "500ms", "30s", "5m", "1h", "1d", "2w" or whole milliseconds; distances "500m",
 "2km" or metres; holdouts a share 0..1 or a percentage ("10%"). Also checked here: rule ids,
-channel names, field paths (`properties.product_id`), operator values (`_OP_CHECKS`) and the
+channel names, field paths (`properties.product_id`), operator values (`OP_CHECKS`) and the
 {placeholders} of payload texts (`PLACEHOLDERS`). These helpers know nothing of YAML nodes or
 lines: `loader` walks the pack and turns each ValueError into a `RuleError` at the right line.
 """
@@ -14,14 +14,18 @@ import math
 import re
 from typing import Any, Callable
 
-__all__ = ["PLACEHOLDERS", "PLACEHOLDER_RE", "UNITS_MS", "parse_distance", "parse_duration"]
+__all__ = [
+    "ID_RE", "OP_CHECKS", "PLACEHOLDERS", "PLACEHOLDER_RE", "UNITS_MS", "boolean", "channel",
+    "field_path", "holdout", "number", "one_of", "parse_distance", "parse_duration", "payload_value",
+    "positive", "rule_id", "scalar", "scalars", "suggest", "text", "version", "whole",
+]
 
 PLACEHOLDERS = ("product_id", "store_id", "code", "rule", "event_id", "profile_id")
 
 UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DISTANCE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|km)\s*$")
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _CHANNEL_RE = re.compile(r"^[a-z0-9_-]+$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")  # as the engine substitutes them; other braces are text
@@ -66,42 +70,42 @@ def parse_distance(value: Any, *, unit_required: bool = False) -> float:
                      f"{'' if unit_required else ' or a number of metres'})")
 
 
-def _positive(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def positive(value: Any) -> Any:
+def positive(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def checked(value: Any) -> Any:
         result = check(value)
         if result <= 0:
             raise ValueError(f"{_show(value)} must be more than 0")
         return result
-    return positive
+    return checked
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{_show(value)} is not a text")
     return value
 
 
-def _boolean(value: Any) -> bool:
+def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{_show(value)} is not true or false")
     return value
 
 
-def _number(value: Any) -> float | int:
+def number(value: Any) -> float | int:
     if not _is_number(value):
         raise ValueError(f"{_show(value)} is not a number")
     return value
 
 
-def _whole(low: int) -> Callable[[Any], int]:
-    def whole(value: Any) -> int:
+def whole(low: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{_show(value)} is not a whole number >= {low}")
         return value
-    return whole
+    return check
 
 
-def _scalar(value: Any) -> Any:
+def scalar(value: Any) -> Any:
     if value is None:
         raise ValueError("needs a value (to test for a missing field use {exists: false})")
     if not isinstance(value, (str, int, float, bool)):
@@ -109,15 +113,15 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _scalars(value: Any) -> tuple:
+def scalars(value: Any) -> tuple:
     if not isinstance(value, list):
         raise ValueError(f"{_show(value)} is not a list")
     if not value:
         raise ValueError("an empty list matches nothing")
-    return tuple(_scalar(v) for v in value)
+    return tuple(scalar(v) for v in value)
 
 
-def _holdout(value: Any) -> float:
+def holdout(value: Any) -> float:
     share = value
     if isinstance(value, str) and value.strip().endswith("%"):
         try:
@@ -129,40 +133,40 @@ def _holdout(value: Any) -> float:
     return float(share)
 
 
-def _rule_id(value: Any) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
+def rule_id(value: Any) -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
         raise ValueError(f"{_show(value)} is not a valid id (lowercase letters, digits, _ and -, "
                          "starting with a letter or a digit)")
     return value
 
 
-def _channel(value: Any) -> str:
+def channel(value: Any) -> str:
     if not isinstance(value, str) or not _CHANNEL_RE.match(value):
         raise ValueError(f"{_show(value)} is not a channel name (lowercase letters, digits, _ and -)")
     return value
 
 
-def _field_path(value: Any) -> str:
+def field_path(value: Any) -> str:
     parts = value.split(".") if isinstance(value, str) else []
     if not parts or not all(_NAME_RE.match(p) for p in parts):
         raise ValueError(f"{_show(value)} is not a field path (e.g. properties.product_id)")
     if parts[0] not in _FIELD_ROOTS:
         raise ValueError(f"{_show(value)} does not start with a field of the event"
-                         f"{_suggest(parts[0], _FIELD_ROOTS, listing=True)}")
+                         f"{suggest(parts[0], _FIELD_ROOTS, listing=True)}")
     if _FIELD_ROOTS[parts[0]] != (len(parts) > 1):
         raise ValueError(f"{_show(value)}: " + (f"name a field inside {parts[0]} (e.g. {parts[0]}.NAME)"
                                                 if _FIELD_ROOTS[parts[0]] else f"{parts[0]} has no fields"))
     return value
 
 
-def _suggest(word: str, choices, *, listing: bool = False) -> str:
+def suggest(word: str, choices, *, listing: bool = False) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     if close:
         return f" (did you mean '{close[0]}'?)"
     return f" (expected one of: {', '.join(choices)})" if listing else ""
 
 
-def _payload_value(value: Any, has_code: bool) -> str:
+def payload_value(value: Any, has_code: bool) -> str:
     """A payload value as a string; its {placeholders} must be bindings the engine fills in."""
     if value is None or isinstance(value, (list, dict)):
         raise ValueError(f"{_show(value)} is not a payload value (use a text or a number)")
@@ -178,22 +182,22 @@ def _payload_value(value: Any, has_code: bool) -> str:
     return text
 
 
-def _version(value: Any) -> int:
+def version(value: Any) -> int:
     if isinstance(value, bool) or value != 1:
         raise ValueError(f"{_show(value)} is not a known version (write version: 1)")
     return value
 
 
-def _one_of(*choices: str) -> Callable[[Any], str]:
-    def one_of(value: Any) -> str:
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
         if value not in choices:
             raise ValueError(f"{_show(value)} is not one of {', '.join(choices)}")
         return value
-    return one_of
+    return check
 
 
-_OP_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "eq": _scalar, "ne": _scalar, "in": _scalars, "not_in": _scalars, "exists": _boolean,
-    "gt": _number, "gte": _number, "lt": _number, "lte": _number,
-    "prefix": _text, "contains": _text,
+OP_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "eq": scalar, "ne": scalar, "in": scalars, "not_in": scalars, "exists": boolean,
+    "gt": number, "gte": number, "lt": number, "lte": number,
+    "prefix": text, "contains": text,
 }

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import yaml
 
 from streams.errors import ConfigError
-from streams.moments.rules.syntax import _suggest
+from streams.moments.rules.syntax import suggest
 
 __all__ = ["NodeReader", "RuleError", "RulePackError", "compose", "describe"]
 
@@ -93,7 +93,7 @@ class NodeReader:
             if not isinstance(key, str) or not key:
                 self.error(key_node, path, f"{describe(key_node)} is not a name")
             elif keys is not None and key not in keys:
-                self.error(key_node, path, f"unknown {noun} '{key}'{_suggest(key, keys, listing=True)}")
+                self.error(key_node, path, f"unknown {noun} '{key}'{suggest(key, keys, listing=True)}")
             elif key in entries:
                 self.error(key_node, path, f"{noun} '{key}' appears twice (first at line {key_lines[key]})")
             else:

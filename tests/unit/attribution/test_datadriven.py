@@ -5,8 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.attribution.datadriven import (conversion_probability, markov_shares, path_states,
-                                path_transitions, shapley_credit)
+from streams.attribution.datadriven import (
+    conversion_probability,
+    markov_shares,
+    path_states,
+    path_transitions,
+    shapley_credit,
+)
 
 
 def transitions_of(paths, order=1):

@@ -8,9 +8,9 @@ from sinks.clickhouse import connect
 from sinks.migrations import migrate
 from sinks.writer import ClickHouseSink
 from streams.attribution import DAY_MS, AttributionConfig
-from streams.worker.outputs import table_rows
-from streams.pipeline import Pipeline
 from streams.cli.attribution import credit_by, with_payouts
+from streams.pipeline import Pipeline
+from streams.worker.outputs import table_rows
 from tests.unit.moments.test_engine import at, ev, run
 
 

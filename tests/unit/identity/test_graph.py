@@ -18,8 +18,7 @@ from streams.identity.graph import (
 )
 from streams.identity.graph import profile_id_for as pid
 from streams.ingest.pii import sha256_hex as sha
-from tests.unit.identity.model import H, T0, check_invariants, run
-
+from tests.unit.identity.model import T0, H, check_invariants, run
 
 # ------------------------------------------------------------------------------------------------
 # The Martin journey and worked examples

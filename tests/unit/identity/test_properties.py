@@ -16,8 +16,15 @@ from streams.identity.graph import (
     Resolution,
     profile_id_for,
 )
-from tests.unit.identity.model import H, T0, check_invariants, components, exported, run, top_identifier
-
+from tests.unit.identity.model import (
+    T0,
+    H,
+    check_invariants,
+    components,
+    exported,
+    run,
+    top_identifier,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Strategies: a small identifier universe so that events collide, merge and conflict a lot

@@ -11,14 +11,15 @@ from hypothesis import strategies as st
 
 from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, encode_avro
 from streams import config
-from streams.ingest import normalise as ingest, pii
+from streams.ingest import normalise as ingest
+from streams.ingest import pii
+from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS, readable_duration
 from streams.ingest.normalise import (
     DEAD_LETTER_OVERSIZED_KEEP,
     dead_letter,
     decode_and_normalise,
     ingest_batch,
 )
-from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS, readable_duration
 from tests.unit.ingest.cases import EXPECTED_EXAMPLE
 from tests.unit.schemas.test_codec import EXAMPLE, variant
 

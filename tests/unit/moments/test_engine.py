@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from streams.ingest import SOURCE
 from streams.ingest.normalise import ingest_batch
 from streams.moments.rules.loader import load_default, load_pack_text
-from streams.ingest import SOURCE
 from streams.pipeline import Emitted, Pipeline
 
 PARIS = ZoneInfo("Europe/Paris")

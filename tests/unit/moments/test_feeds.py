@@ -5,13 +5,12 @@ import orjson
 import pytest
 
 from schemas.codec import DecodeError
+from streams.ingest import NOT_A_SOURCE, SOURCE
 from streams.ingest.normalise import ingest_batch
-from streams.ingest import NOT_A_SOURCE
 from streams.moments.feeds import apply_inventory, inventory_key
-from streams.preferences.records import preference_raw, preference_touchpoint
 from streams.moments.reference import Inventory
-from streams.ingest import SOURCE
 from streams.pipeline import Pipeline
+from streams.preferences.records import preference_raw, preference_touchpoint
 from tests.unit.moments.test_engine import NEAR_PARIS_15, at, by_rule, ev, run
 
 PREF = {"ids": {"email": "Someone@Example.com"}, "channel": "push", "opt_in": True,

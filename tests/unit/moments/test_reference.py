@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.moments.reference import (EARTH_RADIUS_M, Inventory, ReferenceDataError, Store, Stores,
-                                       haversine_m)
+from streams.moments.reference import (
+    EARTH_RADIUS_M,
+    Inventory,
+    ReferenceDataError,
+    Store,
+    Stores,
+    haversine_m,
+)
 
 PACK = Path(__file__).resolve().parents[3] / "streams" / "moments" / "pack"
 PARIS_15 = (48.8412, 2.291)

@@ -8,8 +8,14 @@ import pytest
 import yaml
 
 from streams.moments.rules import model as R
-from streams.moments.rules.loader import (DEFAULT_PACK, check_main, load_default, load_pack, parse_distance,
-                                    parse_duration)
+from streams.moments.rules.loader import (
+    DEFAULT_PACK,
+    check_main,
+    load_default,
+    load_pack,
+    parse_distance,
+    parse_duration,
+)
 from tests.unit.moments.rules_text import DAY, HOUR, MIN, PACK_DIR, load, predicate, rule
 
 # --- the default pack ---

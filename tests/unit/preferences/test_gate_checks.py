@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.preferences.gate import DAY_MS
-from tests.unit.preferences.cases import H, T0, cand, consent, ev, gate, ms, reason
+from tests.unit.preferences.cases import T0, H, cand, consent, ev, gate, ms, reason
 
 
 # -- sending and record shapes -------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from streams.preferences.gate import DAY_MS, GateConfig, Weights, parse_duration
 from streams.moments.rules.loader import DEFAULT_PACK
+from streams.preferences.gate import DAY_MS, GateConfig, Weights, parse_duration
 from tests.unit.preferences.cases import H
 
 

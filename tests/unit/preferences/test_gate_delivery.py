@@ -1,9 +1,9 @@
 """Preference gate delivery: quiet-hours deferral and release, story sequences, channel choice."""
 from __future__ import annotations
 
-from streams.preferences.gate import DAY_MS, Weights
 from streams.moments.rules.model import Message
-from tests.unit.preferences.cases import H, T0, cand, consent, ev, gate, ms, reason
+from streams.preferences.gate import DAY_MS, Weights
+from tests.unit.preferences.cases import T0, H, cand, consent, ev, gate, ms, reason
 
 
 # -- quiet hours ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.preferences.gate import DAY_MS, MAX_ENGAGEMENTS, MAX_RECORDS
-from tests.unit.preferences.cases import H, T0, cand, consent, ev, gate, ms, reason
+from tests.unit.preferences.cases import T0, H, cand, consent, ev, gate, ms, reason
 
 
 # -- observe: what is recorded and what is not written -------------------------------------------

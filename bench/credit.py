@@ -19,9 +19,9 @@ import orjson
 
 from bench.load import offer
 from bench.moments import first_seen
-from streams.moments.rules.loader import DEFAULT_PACK
 from streams.embedded.worker_process import WorkerProcess
-from streams.simulate import partition_key as _key
+from streams.moments.rules.loader import DEFAULT_PACK
+from streams.simulate import partition_key
 
 CONVERSIONS = ("purchase", "lead")
 
@@ -44,7 +44,7 @@ async def _offer_live(bootstrap: str, topic: str, events: list[dict], rate: int,
         now = time.time()
         for event in chunk:
             event = {**event, "event_time": int(now * 1000)}
-            await producer.send(topic, orjson.dumps(event), key=_key(event, None))
+            await producer.send(topic, orjson.dumps(event), key=partition_key(event, None))
             if event["type"] in CONVERSIONS:
                 sent_at[event["event_id"]] = now
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import random
-import time
 import os
+import random
 import sys
+import time
 
 from streams.identity.graph import IdentityGraph
 

@@ -19,12 +19,12 @@ import orjson
 
 from bench.load import offer
 from streams import simulate
-from streams.simulate.io import partition_key as _key
+from streams.embedded.worker_process import WorkerProcess
 from streams.ingest.normalise import ingest_batch
 from streams.moments.rules.loader import load_default
 from streams.moments.rules.model import RulePack
 from streams.pipeline import Pipeline
-from streams.embedded.worker_process import WorkerProcess
+from streams.simulate.io import partition_key
 
 PARIS_15 = {"lat": 48.8437, "lon": 2.2958, "tz": "Europe/Paris"}
 
@@ -76,7 +76,7 @@ async def _offer_load(bootstrap: str, topic: str, events: list[dict], rate: int,
     async def send(producer, chunk: list[dict], elapsed: float) -> None:
         nonlocal ticks, probes
         for e in chunk:
-            await producer.send(topic, orjson.dumps(e), key=_key(e, None))
+            await producer.send(topic, orjson.dumps(e), key=partition_key(e, None))
         ticks += 1
         # a probe every 50 ms, at the simulated time of the stream; none in the last second
         # (the load's last events wait for the partitions' idle reports, not for the worker)

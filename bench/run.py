@@ -38,17 +38,24 @@ from rich.table import Table
 from bench.attribution import bench_datadriven, bench_heuristics
 from bench.credit import bench_credit_lag
 from bench.identity import bench as bench_identity
-from bench.kafka import (bench_aiokafka, bench_faust_floor, cpu_seconds, produce, produce_batches,
-                         vm_hwm_mb, watch_outputs)
+from bench.kafka import (
+    bench_aiokafka,
+    bench_faust_floor,
+    cpu_seconds,
+    produce,
+    produce_batches,
+    vm_hwm_mb,
+    watch_outputs,
+)
 from bench.moments import bench_latency, bench_rules
 from bench.stages import bench_stages
 from streams import simulate
-from streams.worker import gc_tuning
 from streams.config import Topics
 from streams.embedded.broker import EmbeddedKafka
+from streams.embedded.worker_process import WorkerProcess
 from streams.ingest.normalise import ingest_batch
 from streams.pipeline import Pipeline
-from streams.embedded.worker_process import WorkerProcess
+from streams.worker import gc_tuning
 
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 TOPICS = Topics()

@@ -27,27 +27,27 @@ from types import SimpleNamespace
 
 import orjson
 
-from streams.worker.shell import chunk_json_lists
-from streams.worker.app import _TableStore
 from streams.config import Topics
+from streams.eventtime.reorder import ReorderBuffer
+from streams.ingest import SOURCE
 from streams.ingest.normalise import ingest_batch
 from streams.moments.rules.loader import load_default
 from streams.moments.rules.model import RulePack
-from streams.worker.outputs import table_rows, topic_messages
-from streams.ingest import SOURCE
 from streams.pipeline import STORES, Pipeline
-from streams.eventtime.reorder import ReorderBuffer
 from streams.state import BatchState
+from streams.worker.outputs import table_rows, topic_messages
+from streams.worker.shell import chunk_json_lists
+from streams.worker.tables import TableStore
 
 TOPICS = Topics()
 
 
-def _stores() -> dict[str, _TableStore]:
+def _stores() -> dict[str, TableStore]:
     """The worker's table stores over plain dicts (no Faust app needed to encode changelogs)."""
     def table(name: str):
         return SimpleNamespace(data=SimpleNamespace(data={}),
                                changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
-    return {name: _TableStore(table(name)) for name in STORES}
+    return {name: TableStore(table(name)) for name in STORES}
 
 
 class _TimedClient:

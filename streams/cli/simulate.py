@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from streams import simulate
+    from streams.kafka.clients import KafkaClients
 
     try:
         start = datetime.fromisoformat(args.start) if args.start else datetime(2026, 11, 2)
@@ -46,7 +47,7 @@ def run(args) -> int:
         settings = config.load(kafka_url=args.kafka or None)
         topic = settings.topics.touchpoints
         n = asyncio.run(simulate.produce(events, settings.kafka_bootstrap, topic,
-                                         client_options=settings.kafka_options))
+                                         clients=KafkaClients.of(settings)))
         print(f"produced {n} touchpoints to {topic} on {settings.kafka_bootstrap}")
     else:
         if not args.out:

@@ -30,7 +30,7 @@ Modules, none importing another in a cycle, no private name used outside its mod
 from __future__ import annotations
 
 # CURRENCY, SITE, MARTIN_QUIET_HOURS and `partition_key` (the Kafka key rule of `produce`, used by
-# tests and benchmarks) stay importable from here, outside `__all__`; `_key` is its former name.
+# tests and benchmarks) stay importable from here, outside `__all__`.
 from streams.simulate.catalogue import CURRENCY, SITE  # noqa: F401
 from streams.simulate.clock import event_ms, in_time_order  # noqa: F401
 from streams.simulate.io import partition_key, produce, write_jsonl  # noqa: F401
@@ -44,8 +44,6 @@ from streams.simulate.martin import (
     martin_journey,
 )
 from streams.simulate.population import Population
-
-_key = partition_key
 
 __all__ = [
     "MALFORMED_KINDS",

@@ -31,7 +31,6 @@ from streams.worker.tables import Tables, TableStore
 
 __all__ = ["TableStore", "create_app", "declare_topics", "faust_app"]
 
-_TableStore = TableStore  # the name bench/stages.py imports, until it imports TableStore
 
 
 def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:

@@ -150,10 +150,10 @@ def test_an_unreadable_batch_is_dead_lettered_and_the_records_after_it_flow(kafk
     from sinks.clickhouse import connect
     from sinks.migrations import migrate
     from sinks.writer import ClickHouseSink
-    from streams.worker.shell import CONTROL, Shell
-    from streams.kafka.producer import BatchProducer
     from streams.config import Topics
+    from streams.kafka.producer import BatchProducer
     from streams.pipeline import Pipeline
+    from streams.worker.shell import CONTROL, Shell
 
     topics = Topics()
     kafka.create_topics({topics.touchpoints: 1, topics.stitch: 1, topics.dead_letter: 1})

@@ -117,7 +117,7 @@ def _produce_librdkafka(bootstrap: str, records: list) -> list[int]:
                          "enable.idempotence": False, "acks": "all"})
     for i, record in enumerate(records):
         value = record if isinstance(record, bytes) else orjson.dumps(record)
-        producer.produce(TOPICS.touchpoints, value, key=simulate._key(record, None),
+        producer.produce(TOPICS.touchpoints, value, key=simulate.partition_key(record, None),
                          on_delivery=done(i))
         producer.poll(0)
     assert producer.flush(60) == 0 and not failed, failed

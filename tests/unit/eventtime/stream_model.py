@@ -1,6 +1,6 @@
 """A model of the worker's journey over partitioned input, for comparing it with `parcours replay`.
 
-Events are spread over N input partitions by their producer key (`streams.simulate._key`: one
+Events are spread over N input partitions by their producer key (`streams.simulate.partition_key`: one
 browser, device or account per partition). A schedule of actions (produce, consume a chunk of a
 partition, end a batch, declare a partition idle, crash) drives one `Pipeline` the way the worker
 drives it: ingest tags each touchpoint with its partition and offset, a batch's state is flushed
@@ -15,10 +15,10 @@ import zlib
 
 import orjson
 
-from streams.ingest.normalise import ingest_batch
 from streams.ingest import OFFSET, SOURCE
+from streams.ingest.normalise import ingest_batch
 from streams.pipeline import Emitted, Pipeline
-from streams.simulate import partition_key as _key
+from streams.simulate import partition_key
 
 WALL_CLOCK = {"updated_at", "computed_at", "ingested_at"}
 KEYS = {  # the ORDER BY of each table (sinks/migrations.py): what FINAL keeps one row of
@@ -31,7 +31,7 @@ KEYS = {  # the ORDER BY of each table (sinks/migrations.py): what FINAL keeps o
 
 
 def partition_of(event: dict, partitions: int) -> int:
-    key = _key(event, None)
+    key = partition_key(event, None)
     return zlib.crc32(key) % partitions if key else zlib.crc32(event["event_id"].encode()) % partitions
 
 

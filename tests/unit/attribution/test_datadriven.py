@@ -77,7 +77,8 @@ def test_shapley_refuses_more_channels_than_it_can_enumerate():
         shapley_credit([(tuple(f"c{i}" for i in range(16)), 1, 1, 1.0)])
 
 
-paths = st.lists(st.tuples(st.lists(st.sampled_from("ABCDE"), min_size=1, max_size=6), st.booleans()),
+paths = st.lists(st.tuples(st.lists(st.sampled_from("ABCDE"), min_size=1, max_size=6),
+                           st.booleans()),
                  min_size=1, max_size=30)
 
 

@@ -12,7 +12,8 @@ T = 1_795_000_000_000
 # email 14 days before, display 7 days before, direct 1 day before, search at the conversion
 PATH = [["e1", T - 14 * DAY_MS, "email", "c", "p1"], ["e2", T - 7 * DAY_MS, "display", "c", "p2"],
         ["e3", T - DAY_MS, "direct", None, None], ["e4", T, "search", "c", "p3"]]
-CONVERSION = {"event_id": "buy", "event_time": T, "profile_id": "p", "properties": {"revenue": 200.0}}
+CONVERSION = {"event_id": "buy", "event_time": T, "profile_id": "p",
+              "properties": {"revenue": 200.0}}
 
 
 def weights(model, path=PATH, **cfg):
@@ -51,7 +52,8 @@ def test_revenue_credit_and_a_conversion_without_touches():
     assert (direct["channel"], direct["credit"], direct["touchpoint_id"]) == ("direct", 1.0, "")
 
 
-touches = st.lists(st.tuples(st.integers(0, 29 * DAY_MS), st.sampled_from(["email", "direct", "search"])),
+touches = st.lists(st.tuples(st.integers(0, 29 * DAY_MS),
+                             st.sampled_from(["email", "direct", "search"])),
                    min_size=1, max_size=12, unique_by=lambda x: x[0])
 
 

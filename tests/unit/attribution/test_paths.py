@@ -35,7 +35,8 @@ def test_a_conversion_closes_its_path_with_transitions_and_channel_set():
     assert path["channel_set"] == ["display", "email"]
     first = sorted(tuple(t[1:]) for t in path["transitions"] if t[0] == 1)
     assert first == [("display", "conversion", 1), ("email", "display", 1), ("start", "email", 1)]
-    assert ("email>display", "conversion", 1) in {tuple(t[1:]) for t in path["transitions"] if t[0] == 2}
+    assert ("email>display", "conversion", 1) in {tuple(t[1:]) for t in path["transitions"]
+                                                  if t[0] == 2}
 
 
 def test_a_journey_without_conversion_closes_after_the_lookback_on_event_time():
@@ -57,7 +58,8 @@ def test_a_new_touch_postpones_the_close_and_a_conversion_cancels_it():
     out = run(p, [ev("buy", at(12, days=1), "purchase", "web", ids={"cookie": "c-1"}, revenue=5.0),
                   touch("y", at(12, days=3), "web", cookie="o")])
     # c-1's journey converted: only the other person's (x, a day and a half old) closes open
-    assert [(x["path_id"].split(":")[-1], x["converted"]) for x in out.paths] == [("buy", 1), ("x", 0)]
+    assert [(x["path_id"].split(":")[-1], x["converted"]) for x in out.paths] == [
+        ("buy", 1), ("x", 0)]
     pending = [v for k, v in p.states["timers"].backing.items() if not k.startswith("~")]
     assert [v["k"] for v in pending] == ["path"]  # y's, two days ahead
 
@@ -66,7 +68,8 @@ def test_lookback_per_conversion_type():
     cfg = AttributionConfig(lookback_days=30, lookback_days_by_type=(("lead", 1),))
     p = Pipeline(attribution_config=cfg)
     out = run(p, [touch("old", at(9), "display"), touch("new", at(9, days=2), "email"),
-                  ev("l", at(10, days=2), "lead", "web", ids={"cookie": "c-1"}), later(at(10, days=2))])
+                  ev("l", at(10, days=2), "lead", "web", ids={"cookie": "c-1"}),
+                  later(at(10, days=2))])
     assert [x["channels"] for x in out.paths] == [["email"]]  # the display touch is 2 days old
     assert cfg.lookback_ms("purchase") == 30 * DAY_MS
 
@@ -79,26 +82,29 @@ def client(tmp_path):
 
 
 def test_markov_and_shapley_credit_from_clickhouse_counts(client):
-    """The hand-computed example of tests/unit/attribution/test_datadriven.py, through the pipeline and ClickHouse:
-    A -> buy, A -> B -> buy, B never converts."""
+    """The hand-computed example of tests/unit/attribution/test_datadriven.py, through the pipeline
+    and ClickHouse: A -> buy, A -> B -> buy, B never converts."""
     p = Pipeline(attribution_config=AttributionConfig(lookback_days=1))
     out = run(p, [touch("a1", at(9), "A", "u1"),
                   ev("c1", at(10), "purchase", "web", ids={"cookie": "u1"}, revenue=100.0),
                   touch("a2", at(9), "A", "u2"), touch("b2", at(9, 30), "B", "u2"),
                   ev("c2", at(10), "purchase", "web", ids={"cookie": "u2"}, revenue=50.0),
                   touch("b3", at(9), "B", "u3"),
-                  ev("c4", at(11), "purchase", "web", ids={"cookie": "u4"}, revenue=10.0),  # no touch
+                  # no touch
+                  ev("c4", at(11), "purchase", "web", ids={"cookie": "u4"}, revenue=10.0),
                   touch("z", at(12, days=2), "web", "late")])  # moves the watermark: u3 closes
     assert sorted((x["path_id"][:5], x["converted"]) for x in out.paths) == [
         ("c1", 1), ("c2", 1), ("c4", 1), ("open:", 0)]
     sink = ClickHouseSink(client)
     for table, rows in table_rows(out, at(13, days=2)).items():
         sink.write(table, rows)
-    sink.write("attribution_paths", [{**x, "computed_at": at(14, days=2)} for x in out.paths])  # a replay
+    # a replay
+    sink.write("attribution_paths", [{**x, "computed_at": at(14, days=2)} for x in out.paths])
     sink.flush()
     markov = {r["channel"]: (round(r["conversions"], 6), round(r["revenue"], 6))
               for r in credit_by(client, "markov")}
-    # (channels are lower-cased at ingest) shares a 0.6, b 0.4 of the 2 touched conversions (150 of revenue); c4 goes to direct
+    # (channels are lower-cased at ingest) shares a 0.6, b 0.4 of the 2 touched conversions
+    # (150 of revenue); c4 goes to direct
     assert markov == {"a": (1.2, 90.0), "b": (0.8, 60.0), "direct": (1.0, 10.0)}
     shapley = {r["channel"]: (round(r["conversions"], 6), round(r["revenue"], 6))
                for r in credit_by(client, "shapley")}
@@ -108,7 +114,8 @@ def test_markov_and_shapley_credit_from_clickhouse_counts(client):
     with pytest.raises(ValueError, match="use --by channel"):
         credit_by(client, "markov", by="publisher")
     paid = with_payouts([{"publisher": "a", "conversions": 1, "revenue": 30.0},
-                         {"publisher": "b", "conversions": 1, "revenue": 10.0}], "publisher", 1000.0)
+                         {"publisher": "b", "conversions": 1, "revenue": 10.0}],
+                        "publisher", 1000.0)
     assert [(r["share"], r["payout"]) for r in paid] == [(0.75, 750.0), (0.25, 250.0)]
 
 
@@ -126,7 +133,8 @@ def test_views_for_analysts(client):
     payouts = client.query("SELECT model, publisher, revenue, revenue_share FROM publisher_payouts "
                            "WHERE model = 'linear'").result_rows
     assert payouts == [("linear", "pub.example", 80.0, 1.0)]
-    compared = client.query("SELECT channel, last_touch, linear FROM attribution_model_comparison").result_rows
+    compared = client.query("SELECT channel, last_touch, linear "
+                            "FROM attribution_model_comparison").result_rows
     assert compared == [("display", 1.0, 1.0)]
 
 

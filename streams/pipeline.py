@@ -4,44 +4,49 @@ Pure: no Faust, no Kafka. The Faust `journey` agent and `parcours replay` both c
 `Pipeline.process(batch)`; state lives in the mappings passed in (dicts for replay, Faust tables in
 the worker) and is written once per key per batch.
 
-Order (streams/eventtime/watermark.py): an arriving event moves its source partition's mark and is held
-(`streams/eventtime/reorder.py`) until the frontier, the slowest partition's mark, has passed it. Held events
-are processed in (event time, event id) order, and each timer (absence, deferred trigger, credit,
-journey closing) fires at its place in that order: before the first event later than its deadline
-plus the allowed lateness. So when every input partition is in time order, the outputs are the
-same for any interleaving of the partitions, any batching and any restart: the stream gives what
-`parcours replay` gives. An event older than the clock (out of order within its partition) is
-processed where it arrives; one behind the watermark is late as well. An input record delivered
-twice (same source and offset) is applied once.
+Order (streams/eventtime/watermark.py): an arriving event moves its source partition's mark and is
+held (`streams/eventtime/reorder.py`) until the frontier, the slowest partition's mark, has passed
+it. Held events are processed in (event time, event id) order, and each timer (absence, deferred
+trigger, credit, journey closing) fires at its place in that order: before the first event later
+than its deadline plus the allowed lateness. So when every input partition is in time order, the
+outputs are the same for any interleaving of the partitions, any batching and any restart: the
+stream gives what `parcours replay` gives. An event older than the clock (out of order within its
+partition) is processed where it arrives; one behind the watermark is late as well. An input record
+delivered twice (same source and offset) is applied once.
 
 Per event: identity resolves the profile (and may merge profiles); every merge is passed to each
 stage so state kept under an absorbed profile moves to the survivor before the event is seen; then
 each stage sees the stitched event (`StitchedTouchpoint`): attribution, then moments (rules and the
-preferences gate). What a batch produces is `Emitted`: a list per output, each item typed next to the
-code that builds it.
+preferences gate). What a batch produces is `Emitted`: a list per output, each item typed next to
+the code that builds it.
 """
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable, MutableMapping, Protocol, TypedDict
 
 from streams.attribution.config import AttributionConfig
 from streams.attribution.models import CreditRow
 from streams.attribution.paths import PathRecord
 from streams.attribution.stage import AttributionStage
-from streams.identity.graph import IdentityConfig, IdentityGraph
-from streams.moments.rules.loader import load_default
-from streams.moments.rules.model import RulePack
-from streams.ingest.touchpoint import (NOT_A_SOURCE, OFFSET, SOURCE, IngestedTouchpoint,
-                                       StitchedTouchpoint)
-from streams.moments.stage import MomentsStage, References
-from streams.preferences.gate import Suppression, Trigger
 from streams.eventtime.reorder import ReorderBuffer
-from streams.state import BatchState
 from streams.eventtime.timers import Timers
 from streams.eventtime.watermark import HOLD, MOVED, SEEN, Watermark
+from streams.identity.graph import IdentityConfig, IdentityGraph
+from streams.ingest.touchpoint import (
+    NOT_A_SOURCE,
+    OFFSET,
+    SOURCE,
+    IngestedTouchpoint,
+    StitchedTouchpoint,
+)
+from streams.moments.rules.loader import load_default
+from streams.moments.rules.model import RulePack
+from streams.moments.stage import MomentsStage, References
+from streams.preferences.gate import Suppression, Trigger
+from streams.state import BatchState
 
 # "clock" (the watermark's marks and the input positions) is the last store the worker writes
 STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers", "pending", "clock")
@@ -53,7 +58,7 @@ class IdentityEvent(TypedDict):
     erased."""
 
     kind: str  # "merge", "refused" or "forget"
-    survivor: str  # the profile that lives on (merge), kept (refused) or erased (forget; "" if none)
+    survivor: str  # the profile that lives on (merge), kept (refused), erased (forget; "" if none)
     absorbed: list[str]  # the profiles merged into the survivor; [] for the other kinds
     identifiers: list[str]  # "type:value": the survivor's after a merge, the one refused, or erased
     event_id: str | None  # the event that caused it; the erasure request's id (may be None)
@@ -301,7 +306,8 @@ class Pipeline:
         # the profile's identifiers, or the identifier asked for when no profile holds it yet
         # (a held event linked to the person only through another held event is not found)
         keys = set(gone.identifiers) if gone is not None else {identifier}
-        self.buffer.drop(lambda tp: not any(f"{k}:{v}" in keys for k, v in (tp.get("ids") or {}).items()))
+        self.buffer.drop(lambda tp: not any(f"{k}:{v}" in keys
+                                            for k, v in (tp.get("ids") or {}).items()))
         if gone is None:
             out.identity.append({"kind": "forget", "survivor": "", "absorbed": [],
                                  "identifiers": [identifier], "event_id": request_id,

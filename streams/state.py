@@ -1,33 +1,33 @@
 """`BatchState`: a read-through, write-back view over a key-value store, flushed once per batch.
 
-The stateful stages (identity, moments, attribution) read and write many keys per batch, often the same
-key many times. Against a Faust table every write is a changelog record, so writing through would cost
-one Kafka message per event and key. `BatchState` keeps the batch's writes in a small pending map and
-`flush()` writes each dirty key once: one changelog record per key per batch, whatever the number of
-events that touched it.
+The stateful stages (identity, moments, attribution) read and write many keys per batch, often the
+same key many times. Against a Faust table every write is a changelog record, so writing through
+would cost one Kafka message per event and key. `BatchState` keeps the batch's writes in a small
+pending map and `flush()` writes each dirty key once: one changelog record per key per batch,
+whatever the number of events that touched it.
 
-The backing store is any `MutableMapping[str, Any]`: a plain dict in `parcours replay` and in tests, a
-Faust `Table` (or a thin adapter over one) in the worker. What is used: `get(key, default)`, `in`,
-`[key]`, `[key] = value`, `del [key]`, and iteration (`items()` when present, else keys) for `items()`.
-`BatchState` itself never imports Faust.
+The backing store is any `MutableMapping[str, Any]`: a plain dict in `parcours replay` and in tests,
+a Faust `Table` (or a thin adapter over one) in the worker. What is used: `get(key, default)`, `in`,
+`[key]`, `[key] = value`, `del [key]`, and iteration (`items()` when present, else keys) for
+`items()`. `BatchState` itself never imports Faust.
 
-Reads consult the pending writes first, then the backing store, so a stage sees its own writes at once.
-`delete(key)` records a pending tombstone; `flush()` then removes the key from the backing store if it
-is there.
+Reads consult the pending writes first, then the backing store, so a stage sees its own writes at
+once. `delete(key)` records a pending tombstone; `flush()` then removes the key from the backing
+store if it is there.
 
-Batch atomicity: nothing reaches the backing store before `flush()`. If processing a batch raises, the
-shell calls `discard()` and the backing store is exactly as it was before the batch. `flush()` clears
-the pending map only after every write succeeded, so a flush interrupted by a failing store can be
-retried as a whole (writes are idempotent).
+Batch atomicity: nothing reaches the backing store before `flush()`. If processing a batch raises,
+the shell calls `discard()` and the backing store is exactly as it was before the batch. `flush()`
+clears the pending map only after every write succeeded, so a flush interrupted by a failing store
+can be retried as a whole (writes are idempotent).
 
 Value ownership (the contract that makes the above true; it is not checked, for speed):
 - Values are JSON-serialisable plain data (dict, list, str, int, float, bool, None), so that a Faust
   table can serialise them and `json` round-trips them unchanged.
-- `get()` returns the stored object itself, not a copy (this runs per event in the hot path). A value
-  read for a key that is not pending is the backing store's object: treat it as read-only. To change
-  it, build a new value (or a copy), modify that, and `set()` it. Mutating it in place would change the
-  backing store before `flush()` (for a Faust table: its in-memory copy without a changelog record, so
-  the next recovery would silently disagree) and would survive a `discard()`.
+- `get()` returns the stored object itself, not a copy (this runs per event in the hot path). A
+  value read for a key that is not pending is the backing store's object: treat it as read-only. To
+  change it, build a new value (or a copy), modify that, and `set()` it. Mutating it in place would
+  change the backing store before `flush()` (for a Faust table: its in-memory copy without a
+  changelog record, so the next recovery would silently disagree) and would survive a `discard()`.
 - A value given to `set()` belongs to the state from then on. While its key is pending
   (`is_pending(key)`), the caller may keep mutating it in place: the pending object is exactly what
   `flush()` will write. After `flush()` it is the backing store's object and read-only again.
@@ -56,10 +56,11 @@ TOMBSTONE: Any = _DELETED  # the pending value of a deleted key, as seen through
 
 
 class BatchState:
-    """Read-through, write-back view over `backing`; see the module docstring for the value contract.
+    """Read-through, write-back view over `backing` (the module docstring: the value contract).
 
-    The pending map and the backing store are created/bound once and never replaced (flush and discard
-    clear the pending map in place), so the bound methods handed out by `lookups()` stay valid.
+    The pending map and the backing store are created/bound once and never replaced (flush and
+    discard clear the pending map in place), so the bound methods handed out by `lookups()` stay
+    valid.
     """
 
     __slots__ = ("_backing", "_pending")
@@ -99,7 +100,8 @@ class BatchState:
         return self._pending.get, self._backing.get
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        """Every live (key, value) of the merged view: the backing store overlaid with pending writes.
+        """Every live (key, value) of the merged view: the backing store overlaid with pending
+        writes.
 
         Backing keys come first in the backing store's order, then keys created in this batch. Scans
         the whole backing store: for exports and checks, not for the per-event path.
@@ -125,11 +127,13 @@ class BatchState:
         self._pending[key] = value
 
     def delete(self, key: str) -> None:
-        """Record a deletion of `key` (a pending tombstone); applied at `flush()` if the key exists."""
+        """Record a deletion of `key` (a pending tombstone); applied at `flush()` if the key
+        exists."""
         self._pending[key] = _DELETED
 
     def is_pending(self, key: str) -> bool:
-        """True when `key` has an unflushed write or tombstone (its pending value may be mutated)."""
+        """True when `key` has an unflushed write or tombstone (its pending value may be
+        mutated)."""
         return key in self._pending
 
     @property
@@ -166,7 +170,8 @@ class BatchState:
         return applied
 
     def discard(self) -> int:
-        """Drop every pending write and tombstone (a failed batch); returns how many were dropped."""
+        """Drop every pending write and tombstone (a failed batch); returns how many were
+        dropped."""
         dropped = len(self._pending)
         self._pending.clear()
         return dropped

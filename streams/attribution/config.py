@@ -26,9 +26,11 @@ class AttributionConfig:
     markov_orders: tuple = (1, 2)  # transition counts written per closed path, per order
 
     def lookback_ms(self, conversion_type: str) -> int:
-        return int(dict(self.lookback_days_by_type).get(conversion_type, self.lookback_days) * DAY_MS)
+        days = dict(self.lookback_days_by_type).get(conversion_type, self.lookback_days)
+        return int(days * DAY_MS)
 
     def __post_init__(self):
         unknown = [m for m in self.models if m not in PATH_MODELS]
         if unknown:
-            raise ValueError(f"unknown attribution model(s) {unknown}; known: {sorted(PATH_MODELS)}")
+            raise ValueError(f"unknown attribution model(s) {unknown}; "
+                             f"known: {sorted(PATH_MODELS)}")

@@ -1,8 +1,8 @@
 """Data-driven attribution from additive path counts: Markov removal effect and Shapley values.
 
 Pure functions over aggregates, so credit for any date range comes from ClickHouse counts without
-re-reading raw events (`streams/cli/attribution.py` runs the queries). The stream writes, for every closed
-path (a conversion, or a journey with no conversion for a lookback of inactivity):
+re-reading raw events (`streams/cli/attribution.py` runs the queries). The stream writes, for every
+closed path (a conversion, or a journey with no conversion for a lookback of inactivity):
 - its **transitions** at each configured Markov order k: states are the last k channels joined by
   ">" (shorter at the start of the path), plus "start", "conversion" and "null";
 - its **channel set** (sorted, distinct), converted or not, with the conversion's revenue.
@@ -15,10 +15,10 @@ x = (I - Q)^-1 r (numpy), not by simulating walks. The removal effect of a chann
 are the removal effects normalised to 1; a channel's conversions (revenue) are the shares times
 the conversions (revenue) of the range.
 
-**Shapley** (exact up to MAX_SHAPLEY_CHANNELS channels in a path's set): the worth of a coalition S of
-channels is the conversion rate of paths whose channel set is exactly S (0 when never seen). Each
-converting channel set T splits its conversions (and revenue) among its channels in proportion to
-their Shapley values in the game restricted to the subsets of T, computed by enumerating those
+**Shapley** (exact up to MAX_SHAPLEY_CHANNELS channels in a path's set): the worth of a coalition S
+of channels is the conversion rate of paths whose channel set is exactly S (0 when never seen).
+Each converting channel set T splits its conversions (and revenue) among its channels in proportion
+to their Shapley values in the game restricted to the subsets of T, computed by enumerating those
 subsets; a channel that never adds anything gets nothing, and a set whose values are all zero
 splits equally. Non-converting paths enter through the conversion rates.
 """
@@ -38,7 +38,8 @@ def path_states(channels: Sequence[str], order: int) -> list[str]:
     return [SEP.join(channels[max(0, i - order + 1):i + 1]) for i in range(len(channels))]
 
 
-def path_transitions(channels: Sequence[str], converted: bool, order: int) -> dict[tuple[str, str], int]:
+def path_transitions(channels: Sequence[str], converted: bool,
+                     order: int) -> dict[tuple[str, str], int]:
     """Transition counts of one path: start -> states -> conversion | null."""
     states = [START, *path_states(channels, order), CONVERSION if converted else NULL]
     counts: dict[tuple[str, str], int] = {}
@@ -76,7 +77,8 @@ def conversion_probability(transitions: Mapping[tuple[str, str], float],
             r[i] += p
         elif b in index:
             q[i, index[b]] += p
-        # else: null, a removed state, or a state never left (no outgoing counts): absorbed, no conversion
+        # else: null, a removed state, or a state never left (no outgoing counts): absorbed, no
+        # conversion
     x = np.linalg.solve(np.eye(len(transient)) - q, r)
     return float(min(1.0, max(0.0, x[index[START]])))
 
@@ -95,7 +97,8 @@ def markov_shares(transitions: Mapping[tuple[str, str], float]) -> dict[str, flo
     return {c: e / total for c, e in effects.items()}
 
 
-def shapley_credit(sets: Iterable[tuple[Sequence[str], float, float, float]]) -> dict[str, tuple[float, float]]:
+def shapley_credit(sets: Iterable[tuple[Sequence[str], float, float, float]]
+                   ) -> dict[str, tuple[float, float]]:
     """`sets`: (channel set, paths, conversions, revenue) aggregates -> channel -> (conversions,
     revenue) credited. Sets larger than MAX_SHAPLEY_CHANNELS raise ValueError."""
     stats: dict[frozenset, list[float]] = {}
@@ -111,8 +114,8 @@ def shapley_credit(sets: Iterable[tuple[Sequence[str], float, float, float]]) ->
         if conversions <= 0 or not members:
             continue
         if len(members) > MAX_SHAPLEY_CHANNELS:
-            raise ValueError(f"a path has {len(members)} distinct channels; exact Shapley is limited "
-                             f"to {MAX_SHAPLEY_CHANNELS}")
+            raise ValueError(f"a path has {len(members)} distinct channels; exact Shapley is "
+                             f"limited to {MAX_SHAPLEY_CHANNELS}")
         values = _shapley_values(sorted(members), rate)
         total = sum(v for v in values.values() if v > 0)
         for channel, value in values.items():

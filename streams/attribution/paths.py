@@ -23,7 +23,8 @@ NO_CONVERSION = -(2 ** 62)  # "last" of a profile that has had no conversion cre
 
 
 def is_touch(tp: dict, config: AttributionConfig) -> bool:
-    """A touch is a marketing contact: the configured types, plus a page_view with campaign params."""
+    """A touch is a marketing contact: the configured types, plus a page_view with campaign
+    params."""
     kind = tp["type"]
     if kind in config.touch_types:
         return True
@@ -33,7 +34,8 @@ def is_touch(tp: dict, config: AttributionConfig) -> bool:
 
 
 def as_touch(tp: dict) -> Touch:
-    return [tp["event_id"], tp["event_time"], tp["channel"], tp.get("campaign"), tp.get("publisher")]
+    return [tp["event_id"], tp["event_time"], tp["channel"], tp.get("campaign"),
+            tp.get("publisher")]
 
 
 def add_touch(touches: list, touch: Touch, max_touches: int) -> list:
@@ -58,7 +60,7 @@ class PathRecord(TypedDict):
     """A closed path (`path_record`), converting or not: what the data-driven models count
     (the ClickHouse table attribution_paths adds computed_at)."""
 
-    path_id: str  # the conversion's event_id, or "open:<profile>:<first touch>" when it did not convert
+    path_id: str  # the conversion's event_id; "open:<profile>:<first touch>" when not converted
     closed_at: int  # epoch ms: the conversion's time, or the last touch + lookback
     profile_id: str
     converted: int  # 1 or 0
@@ -107,7 +109,8 @@ class PathBook:
 
     state: object  # BatchState
     config: AttributionConfig = field(default_factory=AttributionConfig)
-    timers: object = None  # streams.eventtime.timers.Timers; without it conversions are credited at once
+    # streams.eventtime.timers.Timers; without it conversions are credited at once
+    timers: object = None
 
     def on_event(self, tp: dict, credits: list[CreditRow], paths: list[PathRecord]) -> str | None:
         """Account for one stitched event; returns why a touch was not added, if it was not."""
@@ -153,7 +156,8 @@ class PathBook:
         else:
             self.state.delete(profile_id)
 
-    def _pend(self, profile_id: str, tp: dict, credits: list[CreditRow], paths: list[PathRecord]) -> None:
+    def _pend(self, profile_id: str, tp: dict, credits: list[CreditRow],
+              paths: list[PathRecord]) -> None:
         """A conversion: credited when the watermark passes its time (at once without timers)."""
         record = self.state.get(profile_id)
         seen = record["conversions"] if record else []
@@ -178,8 +182,8 @@ class PathBook:
         self.timers.add(key, {"k": "credit", "at": at, "p": profile_id, "c": conversion})
         return key
 
-    def _convert(self, profile_id: str, conversion: dict, credits: list[CreditRow], paths: list[PathRecord],
-                 **changes) -> None:
+    def _convert(self, profile_id: str, conversion: dict, credits: list[CreditRow],
+                 paths: list[PathRecord], **changes) -> None:
         cfg = self.config
         record = self.state.get(profile_id) or {"touches": [], "conversions": []}
         at = conversion["event_time"]

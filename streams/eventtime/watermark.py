@@ -55,7 +55,8 @@ class Watermark:
     def __init__(self, state: BatchState, lateness_ms: int, sources=()):
         self.state = state
         self.lateness_ms = lateness_ms
-        self.sources = tuple(sources)  # partitions expected: each holds the frontier until it reports
+        # the partitions expected: each holds the frontier back until it reports
+        self.sources = tuple(sources)
         self._rec: dict | None = None
         self._front: int | None = None  # the frontier last computed (None: to compute)
         self._pending_get = state.lookups()[0]

@@ -10,6 +10,6 @@ from streams.identity.graph import IdentityGraph, share_strings
 from streams.identity.records import Forgotten, Merge, Refusal, Resolution, profile_id_for
 
 __all__ = [
-    "Forgotten", "IdentityConfig", "IdentityGraph", "Merge", "Refusal", "Resolution", "profile_id_for",
-    "share_strings",
+    "Forgotten", "IdentityConfig", "IdentityGraph", "Merge", "Refusal", "Resolution",
+    "profile_id_for", "share_strings",
 ]

@@ -19,7 +19,8 @@ __all__ = [
 ]
 
 DEFAULT_UNIQUE_TYPES = frozenset({"user", "loyalty"})
-DEFAULT_MAX_PER_TYPE: Mapping[str, int] = MappingProxyType({"cookie": 5, "device": 5, "email": 3, "phone": 3})
+DEFAULT_MAX_PER_TYPE: Mapping[str, int] = MappingProxyType({"cookie": 5, "device": 5, "email": 3,
+                                                            "phone": 3})
 DEFAULT_PRIORITY = ("user", "loyalty", "email", "phone", "device", "cookie")
 
 _CONFIG_KEYS = ("unique_types", "max_per_type", "priority")
@@ -27,9 +28,11 @@ _CONFIG_KEYS = ("unique_types", "max_per_type", "priority")
 
 def _check_type_name(where: str, name: object) -> str:
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"identity config: {where}: identifier type must be a non-empty string, got {name!r}")
+        raise ConfigError(f"identity config: {where}: identifier type must be a non-empty string, "
+                          f"got {name!r}")
     if ":" in name:
-        raise ConfigError(f"identity config: {where}: identifier type {name!r} must not contain ':'")
+        raise ConfigError(f"identity config: {where}: identifier type {name!r} "
+                          "must not contain ':'")
     return name
 
 
@@ -45,7 +48,8 @@ class IdentityConfig:
     def __post_init__(self) -> None:
         unique = self.unique_types
         if isinstance(unique, str) or not isinstance(unique, Iterable):
-            raise ConfigError(f"identity config: unique_types must be a list of types, got {unique!r}")
+            raise ConfigError(f"identity config: unique_types must be a list of types, "
+                              f"got {unique!r}")
         unique = frozenset(_check_type_name("unique_types", t) for t in unique)
 
         maxima = self.max_per_type
@@ -57,12 +61,14 @@ class IdentityConfig:
             _check_type_name("max_per_type", name)
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise ConfigError(
-                    f"identity config: max_per_type[{name!r}] must be an integer >= 1, got {limit!r}")
+                    f"identity config: max_per_type[{name!r}] must be an integer >= 1, "
+                    f"got {limit!r}")
             checked[name] = limit
 
         priority = self.priority
         if isinstance(priority, str) or not isinstance(priority, Iterable):
-            raise ConfigError(f"identity config: priority must be a list of types, got {priority!r}")
+            raise ConfigError(f"identity config: priority must be a list of types, "
+                              f"got {priority!r}")
         priority = tuple(_check_type_name("priority", t) for t in priority)
         index: dict[str, int] = {}
         for i, name in enumerate(priority):
@@ -93,13 +99,15 @@ class IdentityConfig:
         unknown = sorted(str(k) for k in data if k not in _CONFIG_KEYS)
         if unknown:
             raise ConfigError(
-                f"identity config: unknown key {unknown[0]!r} (expected one of: {', '.join(_CONFIG_KEYS)})")
+                f"identity config: unknown key {unknown[0]!r} "
+                f"(expected one of: {', '.join(_CONFIG_KEYS)})")
         kwargs: dict[str, Any] = {}
         for key in ("unique_types", "priority"):
             if key in data:
                 value = data[key]
                 if not isinstance(value, (list, tuple)):
-                    raise ConfigError(f"identity config: {key} must be a list of types, got {value!r}")
+                    raise ConfigError(f"identity config: {key} must be a list of types, "
+                                      f"got {value!r}")
                 kwargs[key] = value
         if "max_per_type" in data:
             kwargs["max_per_type"] = data["max_per_type"]

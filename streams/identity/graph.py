@@ -1,26 +1,28 @@
 """Identity graph: stitch the identifiers a touchpoint carries into profiles.
 
-Pure core (no Faust, no Kafka): the worker backs the two states with Faust tables that have changelog
-topics; `parcours replay` and the tests back them with dicts. Both go through `BatchState`, so one batch
-writes each key once, and nothing reaches the backing stores before `flush()`.
+Pure core (no Faust, no Kafka): the worker backs the two states with Faust tables that have
+changelog topics; `parcours replay` and the tests back them with dicts. Both go through
+`BatchState`, so one batch writes each key once, and nothing reaches the backing stores before
+`flush()`.
 
 The configuration (`IdentityConfig`) lives in `streams.identity.config`, the result records
-(`Resolution`, `Merge`, `Refusal`, `Forgotten`, `profile_id_for`) in `streams.identity.records`; both are
-re-exported here.
+(`Resolution`, `Merge`, `Refusal`, `Forgotten`, `profile_id_for`) in `streams.identity.records`;
+both are re-exported here.
 
 State (JSON plain data, so a changelog or a json round trip restores it exactly)
 ----------------------------------------------------------------------------------
-- `ids`:      "type:value" -> profile_id, e.g. "cookie:c-9" -> "p-3f0c...", "email:<sha256>" -> "p-3f0c..."
+- `ids`:      "type:value" -> profile_id, e.g. "cookie:c-9" -> "p-3f0c...",
+              "email:<sha256>" -> "p-3f0c..."
 - `profiles`: profile_id  -> {"type:value": first_seen_ms, ...}, the anchor always FIRST (dicts and
   JSON keep key order, so a changelog round trip keeps it): no separate anchor field to store
 
 `first_seen_ms` of an identifier is the smallest `event_time` of the events that carried it. The
-profile's own first-seen time is that of its anchor (`ids[anchor]`); it is not stored twice. The record
-is one flat map keyed like the `ids` state; in memory the key strings (and the profile id strings)
-are shared between the two states. Measured at 1M identifiers (`make bench`, ~2.8 per profile):
-~293 bytes of objects per identifier (~296 resident, allocator overhead included). A state rebuilt
-from JSON (Faust table recovery) holds separate copies of the strings until `share_strings` (called by the
-worker after recovery) makes the two states share them again.
+profile's own first-seen time is that of its anchor (`ids[anchor]`); it is not stored twice. The
+record is one flat map keyed like the `ids` state; in memory the key strings (and the profile id
+strings) are shared between the two states. Measured at 1M identifiers (`make bench`, ~2.8 per
+profile): ~293 bytes of objects per identifier (~296 resident, allocator overhead included). A state
+rebuilt from JSON (Faust table recovery) holds separate copies of the strings until `share_strings`
+(called by the worker after recovery) makes the two states share them again.
 Key order inside a record matters only for its first key (the anchor); after it, insertion order.
 Every API answer is sorted.
 
@@ -35,14 +37,15 @@ facts about the set of events, not their order: the profile ids are the same for
 
 Merge, survivor, rename
 -----------------------
-An event whose identifiers belong to several profiles merges them (unless refused, below). The survivor
-is the profile with the smallest anchor ("the profile first seen wins; ties broken by id", stated over
-the identifiers' first-seen times so it does not depend on arrival order). When an event changes a
-profile's anchor - a new identifier, or a late event lowering an identifier's first-seen time, becomes
-the smallest - the profile is renamed. A rename is reported exactly like a merge with one absorbed
-profile (the old id), so downstream state keyed by profile is re-keyed by one rule:
+An event whose identifiers belong to several profiles merges them (unless refused, below). The
+survivor is the profile with the smallest anchor ("the profile first seen wins; ties broken by id",
+stated over the identifiers' first-seen times so it does not depend on arrival order). When an event
+changes a profile's anchor - a new identifier, or a late event lowering an identifier's first-seen
+time, becomes the smallest - the profile is renamed. A rename is reported exactly like a merge with
+one absorbed profile (the old id), so downstream state keyed by profile is re-keyed by one rule:
     for m in resolution.merges:
-        state[m.survivor] = combine(state.pop(m.survivor, None), *(state.pop(a, None) for a in m.absorbed))
+        state[m.survivor] = combine(state.pop(m.survivor, None),
+                                    *(state.pop(a, None) for a in m.absorbed))
 and `changed_ids` lists every identifier whose profile changed (the identity_map rows to rewrite).
 A retired profile id never comes back (anchors only get smaller), except after `forget`. Ids have 80
 bits: a collision between two live profiles is out of reach (~1e-6 at a billion profiles).
@@ -53,13 +56,13 @@ Limits (`IdentityConfig`)
 - max_per_type (default cookie 5, device 5, email 3, phone 3; other types unlimited).
 - priority (default user, loyalty, email, phone, device, cookie; other types after, alphabetically).
 
-The event's identifiers are taken in priority order. The first one decides the event's profile R (its
-profile, or a new profile when it is new). Each next identifier X:
+The event's identifiers are taken in priority order. The first one decides the event's profile R
+(its profile, or a new profile when it is new). Each next identifier X:
 - already in R: nothing to do;
 - new: linked to R unless R would then exceed a limit for X's type; a refused new identifier is not
   linked anywhere (it stays unknown) and a `Refusal` is recorded;
-- in another profile B: B is merged into R unless the union would hold two values of a unique type or
-  more than max_per_type of a type; then only that link is refused: B keeps all its identifiers,
+- in another profile B: B is merged into R unless the union would hold two values of a unique type
+  or more than max_per_type of a type; then only that link is refused: B keeps all its identifiers,
   including X, and a `Refusal` is recorded for each of the event's identifiers that stay in B.
 The event always resolves, to R. Limits apply to links only: an existing profile is never split (a
 profile over a limit tightened later is kept as it is, but nothing more is linked to it).
@@ -71,38 +74,46 @@ Family tablet, with the default config:
     resolve({"user": "u-41", "cookie": "c-9"}, "e1", t1)  -> profile A (user u-41, cookie c-9)
     resolve({"user": "u-42", "cookie": "c-9"}, "e2", t2)  -> new profile B (user u-42) and
         Refusal(B, "cookie:c-9", "unique type 'user' already holds u-42, not u-41", "e2")
-    resolve({"cookie": "c-9"}, "e3", t3)                  -> A: the cookie stayed with the first user.
+    resolve({"cookie": "c-9"}, "e3", t3)                  -> A: the cookie stayed with the first
+                                                             user.
 
-Anonymous events (no identifiers) resolve to `profile_id=None`: they are unstitched, there is nothing
-to key them by that a later event could ever carry; per-profile stages should skip them.
+Anonymous events (no identifiers) resolve to `profile_id=None`: they are unstitched, there is
+nothing to key them by that a later event could ever carry; per-profile stages should skip them.
 
 Cost
 ----
 The common case (every identifier known, all in one profile, none seen earlier than recorded) is one
-`ids` lookup per identifier, one `profiles` lookup and one first-seen comparison per identifier, with
-no write and no allocation besides the keys and the result. A new link costs one copy of the touched
-record per batch (copy-on-write, below); with limits, a scan of the records involved (bounded by the
-limits); a merge is proportional to the identifiers of the profiles it re-points (all of them on a
-rename). An event carrying a refused link takes this slower path every time and reports the refusal
-again (a shared device keeps producing refusals, by design: each is a fact about that event).
+`ids` lookup per identifier, one `profiles` lookup and one first-seen comparison per identifier,
+with no write and no allocation besides the keys and the result. A new link costs one copy of the
+touched record per batch (copy-on-write, below); with limits, a scan of the records involved
+(bounded by the limits); a merge is proportional to the identifiers of the profiles it re-points
+(all of them on a rename). An event carrying a refused link takes this slower path every time and
+reports the refusal again (a shared device keeps producing refusals, by design: each is a fact about
+that event).
 
 Copy-on-write: a record read from the backing store is never mutated; the first change in a batch
 copies it, later changes in the same batch mutate the (pending) copy. So a batch that raises can be
 discarded (`discard()`) and leaves the backing stores untouched.
 
 Tolerance: the two states are separate tables; if they were ever left out of step (an identifier
-pointing at a missing record, a record listing an identifier owned by another profile), resolve treats
-the dangling identifier as new, does not steal a foreign identifier on a merge, and counts the repair in
-`IdentityGraph.repairs`; `forget` erases every identifier pointing at the profile even then.
+pointing at a missing record, a record listing an identifier owned by another profile), resolve
+treats the dangling identifier as new, does not steal a foreign identifier on a merge, and counts
+the repair in `IdentityGraph.repairs`; `forget` erases every identifier pointing at the profile even
+then.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from streams.identity.config import (
+    DEFAULT_MAX_PER_TYPE,
+    DEFAULT_PRIORITY,
+    DEFAULT_UNIQUE_TYPES,
+    IdentityConfig,
+)
 from streams.identity.limits import limited_keys, limits_of, link_conflict, merge_conflict
 from streams.identity.records import Forgotten, Merge, Refusal, Resolution, profile_id_for
-from streams.identity.config import DEFAULT_MAX_PER_TYPE, DEFAULT_PRIORITY, DEFAULT_UNIQUE_TYPES, IdentityConfig
 from streams.state import TOMBSTONE, BatchState
 
 __all__ = [
@@ -146,7 +157,7 @@ class IdentityGraph:
         self._ranks: dict[str, tuple[int, str]] = {}
         cfg = self._config
         self._limits = limits_of(cfg)
-        self.repairs = 0  # inconsistencies between the two states found and healed (export as a metric)
+        self.repairs = 0  # inconsistencies between the two states found and healed (a metric)
 
     @property
     def config(self) -> IdentityConfig:
@@ -175,14 +186,16 @@ class IdentityGraph:
 
     # -- resolve -----------------------------------------------------------------------------------
     def resolve(self, event_ids: Mapping[str, str], event_id: str, event_time: int) -> Resolution:
-        """Stitch one event: its profile, and the merges / refusals / re-pointed identifiers it caused.
+        """Stitch one event: its profile, and the merges / refusals / re-pointed identifiers it
+        caused.
 
         `event_ids`: {type: value} as in a normalised touchpoint (hashed email/phone); `event_time`:
         epoch milliseconds. Raises ValueError for malformed identifiers.
         """
-        # Fast path: every identifier known, one profile, nothing seen earlier than recorded. Reads go
-        # straight to the pending map, then the backing store (no Python call per read); anything
-        # unusual (a tombstone, a miss, a second profile, a late event, bad input) takes the slow path.
+        # Fast path: every identifier known, one profile, nothing seen earlier than recorded. Reads
+        # go straight to the pending map, then the backing store (no Python call per read); anything
+        # unusual (a tombstone, a miss, a second profile, a late event, bad input) takes the slow
+        # path.
         try:
             if type(event_time) is not int or type(event_id) is not str:
                 raise TypeError  # validated (or refused) on the slow path
@@ -217,7 +230,8 @@ class IdentityGraph:
                 if pid is not None:
                     return _new_resolution(Resolution, (pid, _EMPTY, _EMPTY, _EMPTY))
         except (KeyError, TypeError, AttributeError):
-            pass  # an identifier missing from its record, or malformed input: the slow path heals or explains
+            pass  # an identifier missing from its record, or malformed input: the slow path heals
+            #       or explains
         return self._resolve_slow(event_ids, event_id, event_time)
 
     def _rank(self, id_type: str) -> tuple[int, str]:
@@ -234,19 +248,25 @@ class IdentityGraph:
         if not isinstance(event_id, str):
             return ValueError(f"event_id must be a string, got {event_id!r}")
         if not isinstance(event_ids, Mapping):
-            return ValueError(f"event {event_id!r}: ids must be a mapping of type to value, got {event_ids!r}")
+            return ValueError(f"event {event_id!r}: ids must be a mapping of type to value, "
+                              f"got {event_ids!r}")
         if isinstance(event_time, bool) or not isinstance(event_time, int):
-            return ValueError(f"event {event_id!r}: event_time must be epoch milliseconds (int), got {event_time!r}")
+            return ValueError(f"event {event_id!r}: event_time must be epoch milliseconds (int), "
+                              f"got {event_time!r}")
         for t, v in event_ids.items():
             if not isinstance(t, str) or not t or ":" in t:
-                return ValueError(f"event {event_id!r}: identifier type {t!r} must be a non-empty string without ':'")
+                return ValueError(f"event {event_id!r}: identifier type {t!r} must be a non-empty "
+                                  "string without ':'")
             if not isinstance(v, str) or not v:
-                return ValueError(f"event {event_id!r}: identifier {t!r} must be a non-empty string, got {v!r}")
+                return ValueError(f"event {event_id!r}: identifier {t!r} must be a non-empty "
+                                  f"string, got {v!r}")
         return ValueError(f"event {event_id!r}: invalid identifiers {event_ids!r}")
 
-    def _resolve_slow(self, event_ids: Mapping[str, str], event_id: str, event_time: int) -> Resolution:
+    def _resolve_slow(self, event_ids: Mapping[str, str], event_id: str,
+                      event_time: int) -> Resolution:
         # Validate while building the work list: (rank, type, value) in priority order.
-        if not isinstance(event_id, str) or isinstance(event_time, bool) or not isinstance(event_time, int):
+        if (not isinstance(event_id, str) or isinstance(event_time, bool)
+                or not isinstance(event_time, int)):
             raise self._bad_event(event_ids, event_id, event_time)
         ranks = self._ranks
         items = []
@@ -266,11 +286,11 @@ class IdentityGraph:
         profiles_get = self._profiles_get
         limits = self._limits
         members: dict[str, dict] = {}                 # profiles joined into R, in priority order
-        refused_profiles: dict[str, tuple[dict, str]] = {}  # profile -> (record, reason): merge refused
+        refused_profiles: dict[str, tuple[dict, str]] = {}  # profile -> (record, reason): refused
         new: list[tuple[str, str]] = []               # (type, key) linked to R, unknown before
-        lowered: dict[str, list[tuple[str, str]]] = {}  # profile -> (type, key) seen earlier than recorded
+        lowered: dict[str, list[tuple[str, str]]] = {}  # profile -> (type, key) seen earlier
         refusals: list[tuple[str, str]] = []          # (key, reason)
-        held: dict[str, set[str]] = {}                # limited type -> keys R holds (only with limits)
+        held: dict[str, set[str]] = {}                # limited type -> keys R holds (with limits)
 
         for _, t, v in items:
             key = t + ":" + v
@@ -285,13 +305,14 @@ class IdentityGraph:
                     else:
                         rec = profiles_get(pid)
                         if rec is None:
-                            self.repairs += 1  # dangling pointer (no record): relink as a new identifier
+                            self.repairs += 1  # dangling pointer (no record): relink as new
                             pid = None
                         elif not limits:
                             members[pid] = rec
                         else:
                             incoming = limited_keys(limits, rec)
-                            reason = merge_conflict(limits, self._rank, incoming, held) if (members or new) else None
+                            reason = (merge_conflict(limits, self._rank, incoming, held)
+                                      if (members or new) else None)
                             if reason is None:
                                 members[pid] = rec
                                 for lt, keys in incoming.items():
@@ -300,8 +321,8 @@ class IdentityGraph:
                                 refused_profiles[pid] = (rec, reason)
                                 refusals.append((key, reason))
                 if pid is not None:
-                    # Seen now: lower its first-seen time if this event is earlier (or repair a record
-                    # that does not list it), whether or not its profile joined R.
+                    # Seen now: lower its first-seen time if this event is earlier (or repair a
+                    # record that does not list it), whether or not its profile joined R.
                     fs = rec.get(key)
                     if fs is None or fs > event_time:
                         if fs is None:
@@ -349,8 +370,8 @@ class IdentityGraph:
         raise ValueError("empty profile record")
 
     def _create(self, new: list[tuple[str, str]], event_time: int, changed: list[str]) -> str:
-        # All new identifiers share first_seen = event_time and `new` is in priority order: the first
-        # one is the anchor.
+        # All new identifiers share first_seen = event_time and `new` is in priority order: the
+        # first one is the anchor.
         anchor = new[0][1]
         profile_id = profile_id_for(anchor)
         ids_set = self._ids.set
@@ -365,7 +386,8 @@ class IdentityGraph:
     def _apply(self, members: dict[str, dict], new: Iterable[tuple[str, str]],
                lowered: dict[str, list[tuple[str, str]]], event_time: int, event_id: str,
                merges: list[Merge], changed: list[str]) -> str:
-        """Fold `members` (+ new identifiers, + lowered first-seen times) into one profile; write it."""
+        """Fold `members` (+ new identifiers, + lowered first-seen times) into one profile; write
+        it."""
         rank = self._rank
         best = None
         touched = False
@@ -416,7 +438,7 @@ class IdentityGraph:
             ids_set(key, survivor)
             changed.append(key)
 
-        # Re-point the identifiers of absorbed profiles; never take one that another live profile owns.
+        # Re-point the identifiers of absorbed profiles; never take one another live profile owns.
         ids_get = self._ids_get
         for key in to_point:
             current = ids_get(key)
@@ -445,11 +467,12 @@ class IdentityGraph:
 
     # -- erasure and reads -------------------------------------------------------------------------
     def forget(self, identifier: str) -> Forgotten | None:
-        """Erase the whole profile holding `identifier` ("type:value"): every identifier and the record.
+        """Erase the whole profile holding `identifier` ("type:value"): every identifier and the
+        record.
 
-        Returns the profile id and its identifiers (for the shell: delete its rows and state, emit a
-        tombstone), or None when the identifier is unknown. A later event carrying one of them starts
-        a new profile.
+        Returns the profile id and its identifiers (for the shell: delete its rows and state, emit
+        a tombstone), or None when the identifier is unknown. A later event carrying one of them
+        starts a new profile.
         """
         profile_id = self._ids_get(identifier)
         if profile_id is None:
@@ -463,8 +486,8 @@ class IdentityGraph:
                     ids.delete(key)
                     erased.append(key)
         if rec is None or identifier not in erased:
-            # The states are out of step: find every identifier still pointing at the profile (a scan,
-            # only in this repair case) so that the erasure is complete.
+            # The states are out of step: find every identifier still pointing at the profile (a
+            # scan, only in this repair case) so that the erasure is complete.
             self.repairs += 1
             stray = [key for key, pid in ids.items() if pid == profile_id]
             for key in stray:
@@ -479,19 +502,21 @@ class IdentityGraph:
         return self._ids_get(identifier)
 
     def identifiers_of(self, profile_id: str) -> list[str]:
-        """The identifiers ("type:value", sorted) of `profile_id`; empty when it is not a live profile."""
+        """The identifiers ("type:value", sorted) of `profile_id`; empty when it is not a live
+        profile."""
         rec = self._profiles_get(profile_id)
         if rec is None:
             return []
         return sorted(rec)
 
     def first_seen(self, profile_id: str) -> int | None:
-        """Epoch ms of the profile's earliest identifier (its anchor), or None when it is not live."""
+        """Epoch ms of the profile's earliest identifier (its anchor); None when it is not live."""
         rec = self._profiles_get(profile_id)
         return None if rec is None else self._anchor_key(rec)[0]
 
     def export(self) -> Iterator[dict[str, str]]:
-        """One {"type", "value", "profile_id"} per identifier, sorted by identifier (identity.jsonl)."""
+        """One {"type", "value", "profile_id"} per identifier, sorted by identifier
+        (identity.jsonl)."""
         for key, profile_id in sorted(self._ids.items()):
             t, _, v = key.partition(":")
             yield {"type": t, "value": v, "profile_id": profile_id}

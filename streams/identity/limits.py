@@ -1,5 +1,6 @@
-"""The identity graph's limits: which of a profile's identifiers are limited, whether a new link or a
-merge would break a limit, and the refusal's reason (semantics: the `streams.identity.graph` docstring).
+"""The identity graph's limits: which of a profile's identifiers are limited, whether a new link or
+a merge would break a limit, and the refusal's reason (semantics: the `streams.identity.graph`
+docstring).
 
 `limits` maps every limited identifier type to (maximum per profile, unique); an unlimited config
 gives an empty mapping and none of this runs.
@@ -22,7 +23,8 @@ def limits_of(config: IdentityConfig) -> dict[str, tuple[int, bool]]:
 
 
 def limited_keys(limits: Limits, rec_ids: Mapping[str, int]) -> dict[str, list[str]]:
-    """The record's identifiers of limited types, by type (a scan: records under limits are small)."""
+    """The record's identifiers of limited types, by type (a scan: records under limits are
+    small)."""
     out: dict[str, list[str]] = {}
     for key in rec_ids:
         t = key[:key.find(":")]

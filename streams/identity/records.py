@@ -1,5 +1,6 @@
 """Results of the identity graph: `Resolution` (one event's outcome), `Merge`, `Refusal`,
-`Forgotten`; and `profile_id_for`, the profile id of an anchor (semantics in `streams.identity.graph`)."""
+`Forgotten`; and `profile_id_for`, the profile id of an anchor (semantics in
+`streams.identity.graph`)."""
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,8 @@ def profile_id_for(anchor: str) -> str:
 
 
 class Merge(NamedTuple):
-    """Profiles `absorbed` now live on as `survivor` (a rename has one absorbed profile, the old id).
+    """Profiles `absorbed` now live on as `survivor` (a rename has one absorbed profile: the old
+    id).
 
     `identifiers`: every identifier of the survivor after the merge ("type:value", sorted).
     """
@@ -58,11 +60,13 @@ class Forgotten(NamedTuple):
     kind: str = "forget"
 
     def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "profile_id": self.profile_id, "identifiers": list(self.identifiers)}
+        return {"kind": self.kind, "profile_id": self.profile_id,
+                "identifiers": list(self.identifiers)}
 
 
 class Resolution(NamedTuple):
-    """Outcome of one event. Collections are tuples (immutable; the common case shares one empty tuple).
+    """Outcome of one event. Collections are tuples (immutable; the common case shares one empty
+    tuple).
 
     `profile_id`: the event's profile, None for an anonymous event (no identifiers).
     `merges`: merges and renames caused by the event, to apply in order to per-profile state.

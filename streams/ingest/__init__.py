@@ -6,13 +6,25 @@ parameters, click ids and referrers; `pii.py` hashes identifiers and redacts e-m
 `clock.py` refuses events dated ahead of the clock; `preferences.py` takes preference-centre records
 through the same path; `touchpoint.py` types what comes out.
 """
-from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
 # `normalise` (one record) is imported from streams.ingest.normalise: the module has its name.
-from streams.ingest.normalise import (DeadLetter, Ingested, InvalidTouchpoint, dead_letter,
-                                      decode_and_normalise, ingest_batch)
+from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
+from streams.ingest.normalise import (
+    DeadLetter,
+    Ingested,
+    InvalidTouchpoint,
+    dead_letter,
+    decode_and_normalise,
+    ingest_batch,
+)
 from streams.ingest.preferences import ingest_preferences
-from streams.ingest.touchpoint import (NOT_A_SOURCE, OFFSET, SOURCE, IngestedTouchpoint,
-                                       StitchedTouchpoint, Touchpoint)
+from streams.ingest.touchpoint import (
+    NOT_A_SOURCE,
+    OFFSET,
+    SOURCE,
+    IngestedTouchpoint,
+    StitchedTouchpoint,
+    Touchpoint,
+)
 
 __all__ = [
     "DEFAULT_MAX_FUTURE_MS", "DeadLetter", "Ingested", "IngestedTouchpoint", "InvalidTouchpoint",

@@ -105,7 +105,8 @@ def _params(url: object) -> dict[str, str]:
 _NO_PARAMS: dict[str, str] = {}
 
 
-@lru_cache(maxsize=4096)  # a touchpoint's URL is read twice (channel, campaign); landing URLs repeat
+# a touchpoint's URL is read twice (channel, campaign), and landing URLs repeat
+@lru_cache(maxsize=4096)
 def _parsed_params(url: str) -> dict[str, str]:
     parts = _split(url)
     if parts is None or not parts.query:
@@ -135,7 +136,8 @@ def campaign_params(url: object) -> tuple[str | None, str | None]:
 
 
 def has_campaign_params(url: object) -> bool:
-    """True when `url` carries any utm_* parameter or an ad click id: the landing page of a touch."""
+    """True when `url` carries any utm_* parameter or an ad click id: the landing page of a
+    touch."""
     return any(k.startswith("utm_") or k in CLICK_ID_CHANNELS for k in _params(url))
 
 
@@ -168,7 +170,8 @@ def _same_site(a: str, b: str) -> bool:
 
 
 def referrer_host(referrer: object, url: object = None) -> str | None:
-    """Host of `referrer` without "www.", or None when missing, unparsable, or the same site as `url`."""
+    """Host of `referrer` without "www.", or None when missing, unparsable, or the same site as
+    `url`."""
     ref = _host(referrer)
     if ref is None:
         return None

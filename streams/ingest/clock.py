@@ -1,11 +1,11 @@
 """Ingest's guard against event times ahead of the clock.
 
-Each input partition's watermark mark is its newest event time, so one record dated 2099 (a
-producer whose clock is wrong, seconds read as a date, a test record) would carry every mark to 2099
-and make every honest event after it late. `streams.ingest.normalise.ingest_batch` refuses an event whose
-time is more than `max_future_ms` ahead of its wall clock (read once per batch): error kind
-"clock", with a reason that says by how much, e.g. "event_time 2099-03-01T00:00:00Z is 26,720 days
-ahead of the clock (PARCOURS_MAX_FUTURE_SECONDS=300)".
+Each input partition's watermark mark is its newest event time, so one record dated 2099 (a producer
+whose clock is wrong, seconds read as a date, a test record) would carry every mark to 2099 and make
+every honest event after it late. `streams.ingest.normalise.ingest_batch` refuses an event whose
+time is more than `max_future_ms` ahead of its wall clock (read once per batch): error kind "clock",
+with a reason that says by how much, e.g. "event_time 2099-03-01T00:00:00Z is 26,720 days ahead of
+the clock (PARCOURS_MAX_FUTURE_SECONDS=300)".
 
 The default, 5 minutes, is the default rule pack's lateness: a tolerated event moves its
 partition's mark at most that far past the clock, so the watermark (the slowest mark minus the

@@ -81,7 +81,8 @@ def _event_time_ms(value: Any) -> int:
                            f"as epoch milliseconds{hint}")
         return ms
     else:
-        raise _invalid(f"field 'event_time' has type {type(value).__name__}, expected long or string")
+        raise _invalid(f"field 'event_time' has type {type(value).__name__}, "
+                       "expected long or string")
     if not MIN_EVENT_TIME_MS <= ms < MAX_EVENT_TIME_MS:
         raise _invalid(f"field 'event_time' {_show(value)} is outside years 2000-2100")
     return ms
@@ -92,7 +93,8 @@ def _iso_to_ms(text: str) -> int:
         dt = datetime.fromisoformat(text.strip())
     except ValueError:
         hint = " (epoch milliseconds must be a JSON number)" if text.strip().isdigit() else ""
-        raise _invalid(f"field 'event_time' {_show(text)} is not an ISO 8601 timestamp{hint}") from None
+        raise _invalid(f"field 'event_time' {_show(text)} is not an ISO 8601 "
+                       f"timestamp{hint}") from None
     if dt.utcoffset() is None:
         raise _invalid(f"field 'event_time' {_show(text)} has no UTC offset (add 'Z' or '+01:00')")
     delta = dt - _EPOCH
@@ -302,7 +304,7 @@ def _as_bytes(raw: Any) -> bytes:
 
 
 class Ingested(NamedTuple):
-    """Both outcomes of `ingest_batch`, named (and still a pair: `good, dead = ingest_batch(...)`)."""
+    """Both outcomes of `ingest_batch`, named; still a pair: `good, dead = ingest_batch(...)`."""
 
     touchpoints: list[IngestedTouchpoint]
     dead_letters: list[DeadLetter]

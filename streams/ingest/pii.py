@@ -47,7 +47,8 @@ _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _PREFIX = re.compile(r"\+[1-9][0-9]{0,2}")
-_EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)"
+                            r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 
 
 def sha256_hex(s: str) -> str:

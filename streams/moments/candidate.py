@@ -7,7 +7,6 @@ from streams.moments.rules.model import Message, Rule
 from streams.moments.rules.syntax import PLACEHOLDER_RE
 
 
-
 @dataclass
 class Candidate:
     """A moment that fired for one profile, before the person's preferences are applied.
@@ -50,7 +49,8 @@ def candidate_for(rule: Rule, pid: str, tid: str, at: int, event_id: str, matche
     messages = tuple(Message(m.id, m.channels, _fill(m.payload, values)) if m.payload else m
                      for m in action.messages)
     return Candidate(rule=rule.id, profile_id=pid, trigger_id=tid, at=at, event_id=event_id,
-                     matched=matched, channels=action.channels, payload=_fill(action.payload, values),
+                     matched=matched, channels=action.channels,
+                     payload=_fill(action.payload, values),
                      code=action.code, story=action.story, messages=messages,
                      cooldown_ms=rule.cooldown_ms, holdout_pct=rule.holdout_pct,
                      tz_hint=bindings.get("tz"), bindings=bindings)

@@ -24,13 +24,19 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
+from streams.eventtime.timers import Timers, timer_key
 from streams.moments.candidate import Candidate, candidate_for
 from streams.moments.matching import chain_bindings, count_match, sequence_match
+from streams.moments.rules.model import (
+    AbsencePattern,
+    CountPattern,
+    EventPattern,
+    Rule,
+    RulePack,
+    SequencePattern,
+)
 from streams.moments.rules.predicates import Matcher, compile_predicate, field_getter
-from streams.moments.rules.model import (AbsencePattern, CountPattern, EventPattern, Rule,
-                                   RulePack, SequencePattern)
 from streams.state import BatchState
-from streams.eventtime.timers import Timers, timer_key
 
 IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
 INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})
@@ -52,7 +58,8 @@ def _same_key(getters, tp: dict) -> str:
 class _Compiled:
     rule: Rule
     kind: str
-    matchers: tuple[Matcher, ...]  # event: (match,), sequence: steps, absence: (after, missing), count: (match,)
+    # event: (match,), sequence: steps, absence: (after, missing), count: (match,)
+    matchers: tuple[Matcher, ...]
     same: tuple
 
 
@@ -142,7 +149,8 @@ class MomentEngine:
                 lat, lon = ctx.get("lat"), ctx.get("lon")
                 if isinstance(lat, (int, float)) and isinstance(lon, (int, float)):
                     current = (self.moments.get(pid) or {}).get("loc")
-                    if current is None or (t >= current[2] and (current[0], current[1]) != (lat, lon)):
+                    if current is None or (t >= current[2]
+                                           and (current[0], current[1]) != (lat, lon)):
                         self._profile(pid)["loc"] = [lat, lon, t]
         if self.interest_ms and kind in INTEREST_TYPES:
             product = (tp.get("properties") or {}).get("product_id")
@@ -152,11 +160,13 @@ class MomentEngine:
                 items = [x for x in items if x[0] > t - self.interest_ms] + [[t, product]]
                 state["int"] = items[-MAX_ENTRIES:]
 
-    def _on_event(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
-        self._emit(c, pid, tp["event_time"], tp, [tp["event_id"]], f"{tp['event_time']}:{tp['event_id']}",
-                   bound, out)
+    def _on_event(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict,
+                  out: list) -> None:
+        self._emit(c, pid, tp["event_time"], tp, [tp["event_id"]],
+                   f"{tp['event_time']}:{tp['event_id']}", bound, out)
 
-    def _recent(self, pid: str, section: str, c: _Compiled, t: int, within_ms: int) -> tuple[dict, list]:
+    def _recent(self, pid: str, section: str, c: _Compiled, t: int,
+                within_ms: int) -> tuple[dict, list]:
         """(the section of the profile's writable state, this rule's entries still within reach
         of an event at `t`: the window plus the lateness, and any later ones)."""
         holder = self._profile(pid).setdefault(section, {})
@@ -171,7 +181,8 @@ class MomentEngine:
                    f"{first[0]}:{first[1]}-{last[0]}:{last[1]}", chain_bindings(match, bindings_at),
                    out, event_id=last[1])
 
-    def _on_sequence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
+    def _on_sequence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict,
+                     out: list) -> None:
         pattern: SequencePattern = c.rule.pattern
         t, eid = tp["event_time"], tp["event_id"]
         seq, items = self._recent(pid, "seq", c, t, pattern.within_ms)
@@ -193,7 +204,8 @@ class MomentEngine:
                 break
         seq[c.rule.id] = items
 
-    def _on_count(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
+    def _on_count(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict,
+                  out: list) -> None:
         pattern: CountPattern = c.rule.pattern
         t, eid = tp["event_time"], tp["event_id"]
         cnt, items = self._recent(pid, "cnt", c, t, pattern.within_ms)
@@ -210,7 +222,8 @@ class MomentEngine:
             self._emit_match(c, pid, match, 3, out)
         cnt[c.rule.id] = items[-MAX_ENTRIES:]
 
-    def _on_absence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict, out: list) -> None:
+    def _on_absence(self, c: _Compiled, role: int, pid: str, tp: dict, bound: dict,
+                    out: list) -> None:
         pattern: AbsencePattern = c.rule.pattern
         t, eid = tp["event_time"], tp["event_id"]
         key = _same_key(c.same, tp)
@@ -228,7 +241,8 @@ class MomentEngine:
                 state["abs"][rid] = pending
             return
         # an anchor ("after" event)
-        if any(x[1] == key and t <= x[0] <= t + pattern.within_ms for x in state.get("mis", {}).get(rid, ())):
+        if any(x[1] == key and t <= x[0] <= t + pattern.within_ms
+               for x in state.get("mis", {}).get(rid, ())):
             return  # the missing event already arrived (out of order): no absence
         absences = state.setdefault("abs", {})
         pending = dict(absences.get(rid, {}))
@@ -285,12 +299,14 @@ class MomentEngine:
         if rule.profile is not None and not self._profile_ok(rule, pid, at, b.get("product_id")):
             return
         out.append(candidate_for(rule, pid, trigger_id(rule.id, pid, window), at,
-                              event_id or (tp["event_id"] if tp else matched[-1]), list(matched), b))
+                                 event_id or (tp["event_id"] if tp else matched[-1]),
+                                 list(matched), b))
 
     def _profile_ok(self, rule: Rule, pid: str, at: int, product: str | None) -> bool:
         cond = rule.profile
         if cond.identified is not None:
-            known = any(key.partition(":")[0] in IDENTIFIED_TYPES for key in self.identifiers_of(pid))
+            known = any(key.partition(":")[0] in IDENTIFIED_TYPES
+                        for key in self.identifiers_of(pid))
             if known != cond.identified:
                 return False
         if cond.min_interest > 0:
@@ -311,7 +327,8 @@ class MomentEngine:
             if "loc" in old and ("loc" not in state or old["loc"][2] > state["loc"][2]):
                 state["loc"] = list(old["loc"])
             if "int" in old:
-                state["int"] = sorted(state.get("int", []) + [list(x) for x in old["int"]])[-MAX_ENTRIES:]
+                merged = state.get("int", []) + [list(x) for x in old["int"]]
+                state["int"] = sorted(merged)[-MAX_ENTRIES:]
             for name in ("seq", "cnt", "mis"):
                 for rid, items in old.get(name, {}).items():
                     merged = state.setdefault(name, {}).get(rid, []) + [list(x) for x in items]
@@ -390,4 +407,5 @@ class MomentEngine:
 
 def _timer_key(deadline: int, pid: str, rid: str, key: str) -> str:
     """The timer of an absence: one per (profile, rule, `same` key)."""
-    return timer_key(deadline, pid, rid, hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-")
+    return timer_key(deadline, pid, rid,
+                     hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-")

@@ -1,4 +1,5 @@
-"""The inventory feed from Kafka (`reference.inventory`, compacted): the stock the in-store rules read.
+"""The inventory feed from Kafka (`reference.inventory`, compacted): the stock the in-store rules
+read.
 
 Pure functions; the worker's follower (streams/worker/app.py) and `parcours publish` call them.
 Key `store_id|product_id`, value `{"store_id": ..., "product_id": ..., "quantity": N}`; a tombstone

@@ -15,7 +15,8 @@ def chain_bindings(match: list, at: int) -> dict:
     return bound
 
 
-def sequence_match(items: list, n_steps: int, j: int, eid: str, key: str, within: int) -> list | None:
+def sequence_match(items: list, n_steps: int, j: int, eid: str, key: str,
+                   within: int) -> list | None:
     """The events (one per step, in time order) of a match that uses event `eid` as step `j`, with
     the smallest span: the latest events before it for earlier steps, the earliest after it for
     later steps; None when there is none or its span exceeds `within`."""

@@ -125,7 +125,8 @@ class Stores:
 
     @classmethod
     def load(cls, path: str | Path) -> "Stores":
-        """Read a `store_id,name,lat,lon,tz` CSV. Raises ReferenceDataError listing every bad row."""
+        """Read a `store_id,name,lat,lon,tz` CSV; raises ReferenceDataError listing every bad
+        row."""
         errors: list[str] = []
         stores: list[Store] = []
         first_line: dict[str, int] = {}
@@ -184,7 +185,8 @@ class Stores:
         found.sort(key=lambda item: (item[0], item[1].id))
         return found
 
-    def nearest(self, lat: float, lon: float, max_m: float = math.inf) -> tuple[float, Store] | None:
+    def nearest(self, lat: float, lon: float,
+                max_m: float = math.inf) -> tuple[float, Store] | None:
         """The nearest store within `max_m` metres as (distance in metres, store), or None."""
         if math.isinf(max_m):
             max_m = math.pi * EARTH_RADIUS_M  # half the circumference: every point on Earth
@@ -270,7 +272,8 @@ class Inventory:
         if not isinstance(record, dict):
             return False
         store_id, product_id = record.get("store_id"), record.get("product_id")
-        if not (isinstance(store_id, str) and store_id and isinstance(product_id, str) and product_id):
+        if not (isinstance(store_id, str) and store_id
+                and isinstance(product_id, str) and product_id):
             return False
         try:
             quantity = _quantity(record.get("quantity"))

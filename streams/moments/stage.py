@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streams.eventtime.timers import Timers
 from streams.moments.candidate import Candidate
 from streams.moments.engine import MomentEngine
-from streams.preferences.gate import GateConfig, PreferenceGate
 from streams.moments.rules.model import RulePack
+from streams.preferences.gate import GateConfig, PreferenceGate
 from streams.state import BatchState
-from streams.eventtime.timers import Timers
 
 if TYPE_CHECKING:
     from streams.ingest.touchpoint import StitchedTouchpoint

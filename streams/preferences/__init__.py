@@ -8,5 +8,5 @@ from streams.preferences.config import GateConfig, Weights, parse_duration
 from streams.preferences.gate import Decision, PreferenceGate
 from streams.preferences.records import preference_raw, preference_touchpoint
 
-__all__ = ["Decision", "GateConfig", "PreferenceGate", "Weights", "parse_duration", "preference_raw",
-           "preference_touchpoint"]
+__all__ = ["Decision", "GateConfig", "PreferenceGate", "Weights", "parse_duration",
+           "preference_raw", "preference_touchpoint"]

@@ -48,8 +48,16 @@ from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from streams.moments.candidate import Candidate
-from streams.preferences.config import (DAY_MS, GateConfig, Weights, fmt_ms, hhmm, parse_duration,
-                                         quiet_window, zone_info)
+from streams.preferences.config import (
+    DAY_MS,
+    GateConfig,
+    Weights,
+    fmt_ms,
+    hhmm,
+    parse_duration,
+    quiet_window,
+    zone_info,
+)
 from streams.state import BatchState
 
 __all__ = ["Decision", "GateConfig", "PreferenceGate", "Suppression", "Trigger", "Weights",
@@ -85,7 +93,7 @@ class Trigger(TypedDict):
 
 
 class Suppression(TypedDict):
-    """A candidate the gate stopped, and why (`suppressions`): checks a-g of the module docstring."""
+    """A candidate the gate stopped, and why (`suppressions`): the checks a-g above."""
 
     suppression_id: str  # a hash of (trigger_id, reason)
     trigger_id: str
@@ -138,7 +146,8 @@ class PreferenceGate:
         self._state = state
         self.config = config
         self._horizon = max([2 * DAY_MS] + [w for w, _ in config.rolling])
-        self._quiet_default = quiet_window("-".join(config.quiet_hours)) if config.quiet_hours else None
+        self._quiet_default = (quiet_window("-".join(config.quiet_hours))
+                               if config.quiet_hours else None)
 
     def _own(self, pid: str, st: dict | None) -> dict:
         """A value for `pid` that may be changed in place: the pending one, else a copy, set once.
@@ -200,7 +209,8 @@ class PreferenceGate:
             if _consent_wins([t, opt_in], cur) and cur != [t, opt_in]:
                 st = self._own(pid, st)
                 st.setdefault("c", {})[channel] = [t, opt_in]
-        found: dict[str, Any] = {"z": next((n for n in (props.get("tz"), tz) if zone_info(n)), None)}
+        found: dict[str, Any] = {"z": next((n for n in (props.get("tz"), tz) if zone_info(n)),
+                                           None)}
         if "quiet_hours" in props:  # "" (or null) = no quiet hours for this person
             q = props["quiet_hours"]
             found["q"] = hhmm(quiet_window(q)) if quiet_window(q) else (None if q else "")

@@ -19,15 +19,18 @@ PREFERENCE_FIELDS = ("channel", "opt_in", "quiet_hours", "max_per_day", "preferr
 
 
 def preference_touchpoint(record: dict) -> dict:
-    """A preference record -> the raw `consent` touchpoint it stands for (ValueError if unusable)."""
+    """A preference record -> the raw `consent` touchpoint it stands for (ValueError if
+    unusable)."""
     if not isinstance(record, dict):
         raise ValueError(f"a preference record is a JSON object, not {type(record).__name__}")
     if not isinstance(record.get("ids"), dict) or not record["ids"]:
         raise ValueError("a preference record needs 'ids' (the person's identifiers)")
     if not isinstance(record.get("channel"), str) or not isinstance(record.get("opt_in"), bool):
-        raise ValueError("a preference record needs 'channel' (a channel or 'all') and 'opt_in' (true/false)")
+        raise ValueError("a preference record needs 'channel' (a channel or 'all') and 'opt_in' "
+                         "(true/false)")
     if record.get("updated_at") is None:
-        raise ValueError("a preference record needs 'updated_at' (ISO 8601 with offset, or epoch ms)")
+        raise ValueError("a preference record needs 'updated_at' (ISO 8601 with offset, "
+                         "or epoch ms)")
     props = {k: record[k] for k in PREFERENCE_FIELDS if k in record}
     props["source"] = "preference_centre"
     digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]

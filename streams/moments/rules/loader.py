@@ -24,14 +24,14 @@ from typing import Any
 
 import yaml
 
-from streams.moments.rules import model as R
 from streams.moments.reference import Inventory, ReferenceDataError, Stores
+from streams.moments.rules import model as R
 from streams.moments.rules import syntax
 from streams.moments.rules.syntax import PLACEHOLDERS, parse_distance, parse_duration
 from streams.moments.rules.yaml_reader import NodeReader, RuleError, RulePackError, compose
 
-__all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_main", "load_default",
-           "load_pack", "load_pack_text", "parse_distance", "parse_duration"]
+__all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_main",
+           "load_default", "load_pack", "load_pack_text", "parse_distance", "parse_duration"]
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "pack" / "default.yaml"
 
@@ -61,7 +61,8 @@ class _Builder(NodeReader):
         if "version" in top:
             self.value(top["version"], "version", syntax.version)
         settings = self.mapping(top.get("settings"), "settings", ("lateness", "history")) or {}
-        lateness = self.get(settings, "lateness", "settings", parse_duration, R.RulePack.lateness_ms)
+        lateness = self.get(settings, "lateness", "settings", parse_duration,
+                            R.RulePack.lateness_ms)
         history = self.get(settings, "history", "settings", parse_duration)
         files = self.reference(top.get("reference"))
         preferences = self.preferences(top.get("preferences"))
@@ -142,7 +143,8 @@ class _Builder(NodeReader):
         if entries is None:
             return None
         if len(entries) != 1 and (entries or not node.value):
-            self.error(node, path, "needs one of event, sequence, absence, count" if not entries else
+            self.error(node, path,
+                       "needs one of event, sequence, absence, count" if not entries else
                        f"has {' and '.join(entries)}: a rule has exactly one pattern")
         patterns = [self.pattern(kind, sub, f"{path}.{kind}") for kind, sub in entries.items()]
         return patterns[0] if patterns else None
@@ -150,24 +152,29 @@ class _Builder(NodeReader):
     def pattern(self, kind: str, sub: yaml.Node, path: str) -> R.Pattern | None:
         if kind == "event":
             return R.EventPattern(self.predicate(sub, path))
-        keys = {"sequence": ("steps", "within", "same"), "absence": ("after", "missing", "within", "same"),
+        keys = {"sequence": ("steps", "within", "same"),
+                "absence": ("after", "missing", "within", "same"),
                 "count": ("match", "at_least", "within", "same")}[kind]
         parts = self.mapping(sub, path, keys, required=tuple(k for k in keys if k != "same"))
         if parts is None:
             return None
         within = self.get(parts, "within", path, syntax.positive(parse_duration))
-        same = self.items(parts.get("same"), f"{path}.same", syntax.field_path, "list of field paths")
+        same = self.items(parts.get("same"), f"{path}.same", syntax.field_path,
+                          "list of field paths")
         if kind == "sequence":
             steps = parts.get("steps")
-            if steps is not None and (not isinstance(steps, yaml.SequenceNode) or len(steps.value) < 2):
+            if steps is not None and (not isinstance(steps, yaml.SequenceNode)
+                                      or len(steps.value) < 2):
                 self.error(steps, f"{path}.steps", "expected a list of at least 2 steps "
                                                    "(for a single event use `event:`)")
             elif steps is not None:
-                steps = tuple(self.predicate(s, f"{path}.steps[{i}]") for i, s in enumerate(steps.value))
+                steps = tuple(self.predicate(s, f"{path}.steps[{i}]")
+                              for i, s in enumerate(steps.value))
             return R.SequencePattern(steps, within, same)
         if kind == "absence":
             return R.AbsencePattern(self.predicate(parts.get("after"), f"{path}.after"),
-                                    self.predicate(parts.get("missing"), f"{path}.missing"), within, same)
+                                    self.predicate(parts.get("missing"), f"{path}.missing"),
+                                    within, same)
         return R.CountPattern(self.predicate(parts.get("match"), f"{path}.match"),
                               self.get(parts, "at_least", path, syntax.whole(2)), within, same)
 
@@ -209,8 +216,10 @@ class _Builder(NodeReader):
             return None
         if "stores" not in self.named:
             self.error(node, path, "a geofence needs the store list: add reference.stores")
-        stores = self.items(entries.get("stores"), f"{path}.stores", self._store_id, "list of store ids")
-        return R.Geofence(self.get(entries, "within", path, syntax.positive(parse_distance)), stores or None)
+        stores = self.items(entries.get("stores"), f"{path}.stores", self._store_id,
+                            "list of store ids")
+        return R.Geofence(self.get(entries, "within", path, syntax.positive(parse_distance)),
+                          stores or None)
 
     def _store_id(self, value: Any) -> str:
         value = syntax.text(value)
@@ -227,9 +236,12 @@ class _Builder(NodeReader):
             self.error(node, path, "store: nearest needs the store list: add reference.stores")
         if "inventory" not in self.named:
             self.error(node, path, "a stock join needs the inventory: add reference.inventory")
-        within = self.get(entries, "within", path, syntax.positive(lambda v: parse_distance(v, unit_required=True)))
-        return R.StockJoin(product=self.get(entries, "product", path, syntax.field_path, "properties.product_id"),
-                           store=store, within_km=R.StockJoin.within_km if within is None else within / 1000,
+        within = self.get(entries, "within", path,
+                          syntax.positive(lambda v: parse_distance(v, unit_required=True)))
+        return R.StockJoin(product=self.get(entries, "product", path, syntax.field_path,
+                                            "properties.product_id"),
+                           store=store,
+                           within_km=R.StockJoin.within_km if within is None else within / 1000,
                            min_quantity=self.get(entries, "min_quantity", path, syntax.whole(1), 1))
 
     def profile(self, node: yaml.Node | None, path: str) -> R.ProfileCondition | None:
@@ -239,7 +251,8 @@ class _Builder(NodeReader):
         return R.ProfileCondition(
             identified=self.get(entries, "identified", path, syntax.boolean),
             min_interest=self.get(entries, "min_interest", path, syntax.whole(0), 0),
-            interest_window_ms=self.get(entries, "interest_window", path, syntax.positive(parse_duration),
+            interest_window_ms=self.get(entries, "interest_window", path,
+                                        syntax.positive(parse_duration),
                                         R.ProfileCondition.interest_window_ms))
 
     # --- actions ---
@@ -259,7 +272,8 @@ class _Builder(NodeReader):
                        else "messages need a story name (add story: NAME)")
         code = self.get(entries, "code", path, lambda v: str(syntax.scalar(v)))
         return R.Action(
-            channels=self.items(entries.get("channels"), f"{path}.channels", syntax.channel, "list of channels"),
+            channels=self.items(entries.get("channels"), f"{path}.channels", syntax.channel,
+                                "list of channels"),
             payload=self.payload(entries.get("payload"), f"{path}.payload", code is not None),
             code=code, story=self.get(entries, "story", path, syntax.text),
             messages=self.messages(entries.get("messages"), f"{path}.messages", code is not None))
@@ -270,7 +284,8 @@ class _Builder(NodeReader):
         for i, msg_node in enumerate(self.sequence(node, path, "list of messages")):
             entries = self.mapping(msg_node, f"{path}[{i}]", ("id", "channels", "payload"),
                                    required=("id", "channels")) or {}
-            msg_id = self.get(entries, "id", f"{path}[{i}]", lambda v: syntax.text(str(syntax.scalar(v))))
+            msg_id = self.get(entries, "id", f"{path}[{i}]",
+                              lambda v: syntax.text(str(syntax.scalar(v))))
             if msg_id in first:
                 self.error(entries["id"], f"{path}[{i}].id", f"message id '{msg_id}' appears twice "
                                                              f"(first at line {first[msg_id]})")
@@ -311,14 +326,15 @@ def _history_ms(rules: tuple[R.Rule, ...], lateness_ms: int) -> int:
 
 # --- public API -----------------------------------------------------------------------------------
 
-def load_pack_text(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> R.RulePack:
+def load_pack_text(text: str, *, source: str = "<string>",
+                   base_dir: Path | None = None) -> R.RulePack:
     """Build a pack from YAML text. `source` names it in messages; reference files are relative to
     `base_dir` (default: the current directory). Raises RulePackError listing every mistake."""
     loader, root = compose(text, source)
     try:
         if root is None:
-            raise RulePackError([RuleError(source, 1, "", "the file is empty: a rule pack is a mapping "
-                                                          "with version: 1 and rules")])
+            raise RulePackError([RuleError(source, 1, "", "the file is empty: a rule pack is a "
+                                                          "mapping with version: 1 and rules")])
         builder = _Builder(source, loader, Path(base_dir) if base_dir is not None else Path.cwd())
         pack = builder.pack(root)
     finally:
@@ -359,5 +375,6 @@ def check_main(path: str, out=None) -> int:
         print(f"{path}: {len(e.errors)} error{'' if len(e.errors) == 1 else 's'}", file=out)
         return 1
     ids = ", ".join(rule.id for rule in pack.rules)
-    print(f"{path}: {len(pack.rules)} rule{'' if len(pack.rules) == 1 else 's'} OK: {ids}", file=out)
+    rules = f"{len(pack.rules)} rule{'' if len(pack.rules) == 1 else 's'}"
+    print(f"{path}: {rules} OK: {ids}", file=out)
     return 0

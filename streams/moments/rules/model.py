@@ -90,7 +90,8 @@ class AbsencePattern:
 
 @dataclass(frozen=True)
 class CountPattern:
-    """Fires when at least `at_least` matching events (equal `same` fields) fall within `within_ms`."""
+    """Fires when at least `at_least` matching events (equal `same` fields) fall within
+    `within_ms`."""
 
     match: Predicate
     at_least: int

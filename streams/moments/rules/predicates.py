@@ -63,7 +63,8 @@ def _bool_eq(value: bool) -> Callable[[Any], bool]:
 
 def _condition(cond: Condition) -> Callable[[dict], bool]:
     get = field_getter(cond.field)
-    test = _bool_eq(cond.value) if cond.op == "eq" and isinstance(cond.value, bool) else _test(cond.op, cond.value)
+    test = (_bool_eq(cond.value) if cond.op == "eq" and isinstance(cond.value, bool)
+            else _test(cond.op, cond.value))
     return lambda tp: test(get(tp))
 
 
@@ -90,7 +91,8 @@ class Matcher:
 
 
 def compile_predicate(pred: Predicate, refs) -> Matcher:
-    """`refs` has `.stores` (reference.Stores or None) and `.inventory` (reference.Inventory or None)."""
+    """`refs` has `.stores` (reference.Stores or None) and `.inventory` (reference.Inventory or
+    None)."""
     types: frozenset | None = None
     tests = []
     for cond in pred.conditions:
@@ -100,7 +102,8 @@ def compile_predicate(pred: Predicate, refs) -> Matcher:
         tests.append(_condition(cond))
     geofence, stock = pred.geofence, pred.in_stock
     if (geofence or (stock and stock.store == "nearest")) and getattr(refs, "stores", None) is None:
-        raise ValueError("a geofence or a nearest-store stock join needs a store list (reference.stores)")
+        raise ValueError("a geofence or a nearest-store stock join needs a store list "
+                         "(reference.stores)")
     if stock and getattr(refs, "inventory", None) is None:
         raise ValueError("an in_stock join needs an inventory (reference.inventory)")
     stores = getattr(refs, "stores", None)

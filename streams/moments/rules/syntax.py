@@ -16,8 +16,9 @@ from typing import Any, Callable
 
 __all__ = [
     "ID_RE", "OP_CHECKS", "PLACEHOLDERS", "PLACEHOLDER_RE", "UNITS_MS", "boolean", "channel",
-    "field_path", "holdout", "number", "one_of", "parse_distance", "parse_duration", "payload_value",
-    "positive", "rule_id", "scalar", "scalars", "suggest", "text", "version", "whole",
+    "field_path", "holdout", "number", "one_of", "parse_distance", "parse_duration",
+    "payload_value", "positive", "rule_id", "scalar", "scalars", "suggest", "text", "version",
+    "whole",
 ]
 
 PLACEHOLDERS = ("product_id", "store_id", "code", "rule", "event_id", "profile_id")
@@ -109,7 +110,8 @@ def scalar(value: Any) -> Any:
     if value is None:
         raise ValueError("needs a value (to test for a missing field use {exists: false})")
     if not isinstance(value, (str, int, float, bool)):
-        raise ValueError(f"{_show(value)} is not a value to compare (use a text, a number or true/false)")
+        raise ValueError(f"{_show(value)} is not a value to compare "
+                         "(use a text, a number or true/false)")
     return value
 
 
@@ -142,7 +144,8 @@ def rule_id(value: Any) -> str:
 
 def channel(value: Any) -> str:
     if not isinstance(value, str) or not _CHANNEL_RE.match(value):
-        raise ValueError(f"{_show(value)} is not a channel name (lowercase letters, digits, _ and -)")
+        raise ValueError(f"{_show(value)} is not a channel name "
+                         "(lowercase letters, digits, _ and -)")
     return value
 
 
@@ -154,8 +157,9 @@ def field_path(value: Any) -> str:
         raise ValueError(f"{_show(value)} does not start with a field of the event"
                          f"{suggest(parts[0], _FIELD_ROOTS, listing=True)}")
     if _FIELD_ROOTS[parts[0]] != (len(parts) > 1):
-        raise ValueError(f"{_show(value)}: " + (f"name a field inside {parts[0]} (e.g. {parts[0]}.NAME)"
-                                                if _FIELD_ROOTS[parts[0]] else f"{parts[0]} has no fields"))
+        raise ValueError(f"{_show(value)}: "
+                         + (f"name a field inside {parts[0]} (e.g. {parts[0]}.NAME)"
+                            if _FIELD_ROOTS[parts[0]] else f"{parts[0]} has no fields"))
     return value
 
 

@@ -93,15 +93,18 @@ class NodeReader:
             if not isinstance(key, str) or not key:
                 self.error(key_node, path, f"{describe(key_node)} is not a name")
             elif keys is not None and key not in keys:
-                self.error(key_node, path, f"unknown {noun} '{key}'{suggest(key, keys, listing=True)}")
+                self.error(key_node, path,
+                           f"unknown {noun} '{key}'{suggest(key, keys, listing=True)}")
             elif key in entries:
-                self.error(key_node, path, f"{noun} '{key}' appears twice (first at line {key_lines[key]})")
+                self.error(key_node, path,
+                           f"{noun} '{key}' appears twice (first at line {key_lines[key]})")
             else:
                 entries[key], key_lines[key] = value_node, key_node.start_mark.line + 1
                 self.key_of[id(value_node)] = key_node
         missing = [f"'{key}'" for key in required if key not in entries]
         if missing:
-            listed = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+            listed = (", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1
+                      else missing[0])
             self.error(node, path, f"missing {listed}")
         return entries
 
@@ -139,5 +142,6 @@ def compose(text: str, source: str) -> tuple[yaml.SafeLoader, yaml.Node | None]:
         error = RuleError(source, mark.line + 1 if mark else 0, "", f"YAML syntax error: {problem}")
     except yaml.reader.ReaderError as e:  # a character YAML does not allow
         error = RuleError(source, text.count("\n", 0, e.position) + 1, "",
-                          f"YAML syntax error: character #x{e.character:04x} is not allowed ({e.reason})")
+                          f"YAML syntax error: character #x{e.character:04x} is not allowed "
+                          f"({e.reason})")
     raise RulePackError([error])

@@ -41,8 +41,8 @@ def test_a_touch_behind_the_watermark_before_a_credited_conversion_is_not_credit
     out = arrive(p, 0, 3, touch("old", at(9, 30)))  # late, and its path closed at 10:00
     (late,) = out.late
     assert late["event_id"] == "old" and late["reason"].endswith(
-        "; touch not credited: its path closed with the conversion at 2026-11-18T09:00:00.000+00:00, "
-        "already credited")
+        "; touch not credited: its path closed with the conversion at "
+        "2026-11-18T09:00:00.000+00:00, already credited")
     assert p.attribution.book.path(out.stitched[0]["profile_id"]) == []
     out = arrive(p, 0, 4, ev("buy2", at(12, 30), "purchase", "web", ids={"cookie": "c-1"}))
     out.extend(p.end_of_input())

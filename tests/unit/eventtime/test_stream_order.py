@@ -20,8 +20,9 @@ from streams.moments.rules.loader import DEFAULT_PACK, load_pack_text
 from tests.unit.eventtime.stream_model import Worker, partition_of, replayed
 
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
-EVENTS = list(simulate.in_time_order(simulate.martin_journey(START),
-                                     simulate.Population(profiles=60, seed=7, start=START).events()))
+EVENTS = list(simulate.in_time_order(
+    simulate.martin_journey(START),
+    simulate.Population(profiles=60, seed=7, start=START).events()))
 # the default pack, plus a sequence this population completes (its own search-to-price is rare)
 PACK = load_pack_text(DEFAULT_PACK.read_text() + """
   - id: click_then_price
@@ -48,7 +49,8 @@ def _same_as_replay(worker: Worker) -> None:
 
 def test_the_population_exercises_every_rule_kind_and_spreads_people_over_partitions():
     rules = REPLAY.moments.engine.rules
-    candidates = [*REFERENCE.tables["triggers"].values(), *REFERENCE.tables["suppressions"].values()]
+    candidates = [*REFERENCE.tables["triggers"].values(),
+                  *REFERENCE.tables["suppressions"].values()]
     assert {rules[c["rule"]].kind for c in candidates} == {"event", "sequence", "absence", "count"}
     assert {rules[t["rule"]].kind for t in REFERENCE.tables["triggers"].values()} >= {
         "event", "sequence", "absence"}
@@ -99,7 +101,8 @@ def test_any_schedule_gives_the_replay(partitions, data):
                              data.draw(st.integers(0, 100), label="re-read"))
         else:
             worker.crash(data.draw(st.integers(0, 400), label="stitch re-read"),
-                         [data.draw(st.integers(0, 200), label="re-read") for _ in range(partitions)])
+                         [data.draw(st.integers(0, 200), label="re-read")
+                          for _ in range(partitions)])
     _same_as_replay(worker)
 
 

@@ -26,23 +26,24 @@ from tests.unit.identity.model import T0, H, check_invariants, run
 EMAIL = sha("martin@example.com")
 PHONE = sha("+33600000000")
 MARTIN = [
-    ({"email": EMAIL}, "m1-email-open", T0),                                        # on the metro
+    ({"email": EMAIL}, "m1-email-open", T0),                              # on the metro
     ({"cookie": "c-9"}, "m2-display-impression", T0 + 2 * H),
     ({"cookie": "c-9"}, "m3-display-click", T0 + 2 * H + 5_000),
     ({"cookie": "c-9"}, "m4-page-view", T0 + 2 * H + 6_000),
-    ({"cookie": "c-9"}, "m5-price-view", T0 + 2 * H + 90_000),                      # sees the price, leaves
-    ({"email": EMAIL, "cookie": "c-9"}, "m6-email-click", T0 + 5 * H),              # email link, same browser
+    ({"cookie": "c-9"}, "m5-price-view", T0 + 2 * H + 90_000),            # sees the price, leaves
+    ({"email": EMAIL, "cookie": "c-9"}, "m6-email-click", T0 + 5 * H),    # email link, same browser
     ({"device": "d-1", "user": "u-42"}, "m7-app-login", T0 + 8 * H),
     ({"user": "u-42", "email": EMAIL}, "m8-identify", T0 + 8 * H + 1_000),
     ({"device": "d-1"}, "m9-geofence-enter", T0 + 10 * H),
-    ({"device": "d-1"}, "m10-push-open", T0 + 10 * H + 60_000),                     # "today only, XPGJRL"
-    ({"device": "d-1", "loyalty": "L-77"}, "m11-store-visit", T0 + 11 * H),          # beacon + loyalty card
+    ({"device": "d-1"}, "m10-push-open", T0 + 10 * H + 60_000),           # "today only, XPGJRL"
+    ({"device": "d-1", "loyalty": "L-77"}, "m11-store-visit", T0 + 11 * H),  # beacon + loyalty card
     ({"loyalty": "L-77", "email": EMAIL, "phone": PHONE}, "m12-purchase", T0 + 72 * H),
 ]
 MARTIN_IDS = sorted(f"{t}:{v}" for ids, _, _ in MARTIN for t, v in ids.items())
 
 
-@pytest.mark.parametrize("config", [IdentityConfig(), IdentityConfig.unlimited()], ids=["default", "unlimited"])
+@pytest.mark.parametrize("config", [IdentityConfig(), IdentityConfig.unlimited()],
+                         ids=["default", "unlimited"])
 def test_martin_ends_in_one_profile(config):
     graph, ids, profiles, results = run(MARTIN, config)
     martin = pid(f"email:{EMAIL}")  # first seen: the email open on the metro
@@ -52,11 +53,12 @@ def test_martin_ends_in_one_profile(config):
     assert [r.refused for r in results] == [()] * len(MARTIN)
     # the cookie's web visits were stitched into Martin's profile by the email click
     assert results[1].profile_id == pid("cookie:c-9")
-    assert results[5].merges == (Merge(martin, (pid("cookie:c-9"),), ("cookie:c-9", f"email:{EMAIL}"),
-                                       "m6-email-click"),)
+    assert results[5].merges == (Merge(martin, (pid("cookie:c-9"),),
+                                       ("cookie:c-9", f"email:{EMAIL}"), "m6-email-click"),)
     # the app user was its own profile for one event, then merged into Martin at identify
     assert results[6].profile_id == pid("user:u-42")
-    assert results[7].merges[0].survivor == martin and results[7].merges[0].absorbed == (pid("user:u-42"),)
+    assert results[7].merges[0].survivor == martin and results[7].merges[0].absorbed == (
+        pid("user:u-42"),)
     assert {r.profile_id for r in results[7:]} == {martin}
     check_invariants(ids, profiles, config)
 
@@ -121,7 +123,8 @@ def test_the_profile_first_seen_survives_and_ties_go_to_the_higher_priority_type
     tie.resolve({"cookie": "c"}, "1", T0)
     tie.resolve({"device": "d"}, "2", T0)
     tie.resolve({"idfa": "z"}, "3", T0)
-    assert tie.resolve({"cookie": "c", "device": "d", "idfa": "z"}, "4", T0 + 1).profile_id == pid("device:d")
+    assert tie.resolve({"cookie": "c", "device": "d", "idfa": "z"}, "4",
+                       T0 + 1).profile_id == pid("device:d")
 
 
 def test_a_late_event_renames_the_profile_and_reports_it_as_a_merge():
@@ -131,7 +134,8 @@ def test_a_late_event_renames_the_profile_and_reports_it_as_a_merge():
     assert graph.profile_of("device:d1") == pid("cookie:c1")
     late = graph.resolve({"device": "d1"}, "0", T0 + 50)  # arrives late, was earlier
     assert late.profile_id == pid("device:d1")
-    assert late.merges == (Merge(pid("device:d1"), (pid("cookie:c1"),), ("cookie:c1", "device:d1"), "0"),)
+    assert late.merges == (Merge(pid("device:d1"), (pid("cookie:c1"),), ("cookie:c1", "device:d1"),
+                                 "0"),)
     assert late.changed_ids == ("cookie:c1", "device:d1")
     assert graph.first_seen(pid("device:d1")) == T0 + 50
     assert graph.identifiers_of(pid("cookie:c1")) == []
@@ -147,8 +151,10 @@ def test_a_refused_profile_is_renamed_when_the_event_is_its_earliest():
     graph.resolve({"user": "u1"}, "a1", T0 + 30)
     res = graph.resolve({"user": "u1", "cookie": "c"}, "x", T0 + 5)  # late: c was seen at +5
     assert res.profile_id == pid("user:u1")
-    assert res.refused == (Refusal(pid("user:u1"), "cookie:c", "unique type 'user' already holds u1, not u2", "x"),)
-    assert res.merges == (Merge(pid("cookie:c"), (pid("device:d"),), ("cookie:c", "device:d", "user:u2"), "x"),)
+    assert res.refused == (Refusal(pid("user:u1"), "cookie:c",
+                                   "unique type 'user' already holds u1, not u2", "x"),)
+    assert res.merges == (Merge(pid("cookie:c"), (pid("device:d"),),
+                                ("cookie:c", "device:d", "user:u2"), "x"),)
     assert graph.profile_of("user:u2") == pid("cookie:c")
 
 
@@ -177,7 +183,8 @@ def test_anonymous_events_are_unstitched():
     ({"cookie": "c"}, 7, T0, "event_id must be a string"),
     (["cookie", "c"], "e", T0, "must be a mapping"),
 ])
-def test_malformed_events_are_refused_with_a_readable_error(event_ids, event_id, event_time, message):
+def test_malformed_events_are_refused_with_a_readable_error(event_ids, event_id, event_time,
+                                                            message):
     graph = IdentityGraph({"cookie:c": pid("cookie:c"), "a:b:c": "p-x"},
                           {pid("cookie:c"): {"cookie:c": T0}})
     with pytest.raises(ValueError, match=message):
@@ -199,7 +206,8 @@ def test_records_stay_small_and_json_plain():
     rec = profiles[pid(f"email:{EMAIL}")]
     assert list(rec)[0] == f"email:{EMAIL}"
     assert rec == {f"email:{EMAIL}": T0, "cookie:c-9": T0 + 2 * H, "user:u-42": T0 + 8 * H,
-                   "device:d-1": T0 + 8 * H, "loyalty:L-77": T0 + 11 * H, f"phone:{PHONE}": T0 + 72 * H}
+                   "device:d-1": T0 + 8 * H, "loyalty:L-77": T0 + 11 * H,
+                   f"phone:{PHONE}": T0 + 72 * H}
     assert json.loads(json.dumps(profiles)) == profiles and json.loads(json.dumps(ids)) == ids
 
 
@@ -207,13 +215,18 @@ def test_results_serialise_as_plain_records():
     graph = IdentityGraph({}, {})
     graph.resolve({"user": "u-41", "cookie": "c-9"}, "e1", T0)
     refusal = graph.resolve({"user": "u-42", "cookie": "c-9"}, "e2", T0).refused[0]
-    assert refusal.to_record() == {"kind": "refusal", "profile_id": pid("user:u-42"), "identifier": "cookie:c-9",
-                                   "reason": "unique type 'user' already holds u-42, not u-41", "event_id": "e2"}
+    assert refusal.to_record() == {"kind": "refusal", "profile_id": pid("user:u-42"),
+                                   "identifier": "cookie:c-9",
+                                   "reason": "unique type 'user' already holds u-42, not u-41",
+                                   "event_id": "e2"}
     merge = graph.resolve({"email": "m", "cookie": "c-9"}, "e3", T0 - 1).merges[0]
-    assert merge.to_record() == {"kind": "merge", "survivor": pid("email:m"), "absorbed": [pid("user:u-41")],
-                                 "identifiers": ["cookie:c-9", "email:m", "user:u-41"], "event_id": "e3"}
+    assert merge.to_record() == {"kind": "merge", "survivor": pid("email:m"),
+                                 "absorbed": [pid("user:u-41")],
+                                 "identifiers": ["cookie:c-9", "email:m", "user:u-41"],
+                                 "event_id": "e3"}
     assert graph.forget("email:m").to_record() == {
-        "kind": "forget", "profile_id": pid("email:m"), "identifiers": ["cookie:c-9", "email:m", "user:u-41"]}
+        "kind": "forget", "profile_id": pid("email:m"),
+        "identifiers": ["cookie:c-9", "email:m", "user:u-41"]}
 
 
 def test_the_graph_runs_over_minimal_store_adapters():
@@ -227,7 +240,8 @@ def test_the_graph_runs_over_minimal_store_adapters():
     martin = pid(f"email:{EMAIL}")
     assert {row["profile_id"] for row in graph.export()} == {martin}
     check_invariants(ids.data, profiles.data, IdentityConfig())
-    profiles.data.clear()  # out of step (record lost): forget must still find every identifier (a scan)
+    # out of step (record lost): forget must still find every identifier (a scan)
+    profiles.data.clear()
     assert graph.forget("cookie:c-9") == Forgotten(martin, tuple(sorted(set(MARTIN_IDS))))
     graph.flush()
     assert ids.data == {} and profiles.data == {}
@@ -256,7 +270,8 @@ def test_a_record_missing_an_identifier_is_repaired_on_sight():
 
 
 def test_a_merge_does_not_steal_an_identifier_another_profile_owns():
-    # out of step: A's record still lists cookie:c, which belongs to B (both in `ids` and B's record)
+    # out of step: A's record still lists cookie:c, which belongs to B (both in `ids` and
+    # B's record)
     a, b, e = pid("device:d"), pid("cookie:c"), pid("email:e")
     ids = {"device:d": a, "cookie:c": b, "email:e": e}
     profiles = {a: {"device:d": T0, "cookie:c": T0},
@@ -287,7 +302,8 @@ def test_default_and_unlimited_configs():
     assert config.unique_types == {"user", "loyalty"}
     assert config.max_per_type == {"cookie": 5, "device": 5, "email": 3, "phone": 3}
     assert config.priority == ("user", "loyalty", "email", "phone", "device", "cookie")
-    assert config.limit("user") == 1 and config.limit("cookie") == 5 and config.limit("idfa") is None
+    assert (config.limit("user") == 1 and config.limit("cookie") == 5
+            and config.limit("idfa") is None)
     unlimited = IdentityConfig.unlimited()
     assert unlimited.unique_types == frozenset() and unlimited.max_per_type == {}
     assert unlimited.limit("user") is None

@@ -29,14 +29,16 @@ from tests.unit.identity.model import (
 # ------------------------------------------------------------------------------------------------
 # Strategies: a small identifier universe so that events collide, merge and conflict a lot
 # ------------------------------------------------------------------------------------------------
-TYPES = ["user", "loyalty", "email", "phone", "device", "cookie", "idfa"]  # idfa: not in the priority list
+# idfa: not in the priority list
+TYPES = ["user", "loyalty", "email", "phone", "device", "cookie", "idfa"]
 identifier_sets = st.dictionaries(st.sampled_from(TYPES), st.sampled_from(["0", "1", "2", "3"]),
                                   min_size=1, max_size=3)
 
 
 @st.composite
 def event_lists(draw, max_size=25):
-    size = draw(st.integers(1, max_size))  # uniform sizes: long histories merge, rename and refuse more
+    # uniform sizes: long histories merge, rename and refuse more
+    size = draw(st.integers(1, max_size))
     sets = draw(st.lists(identifier_sets, min_size=size, max_size=size))
     times = draw(st.lists(st.integers(0, 12), min_size=len(sets), max_size=len(sets)))  # many ties
     return [(ids, f"e{i}", T0 + t * 1000) for i, (ids, t) in enumerate(zip(sets, times))]
@@ -89,9 +91,11 @@ def test_limits_hold_after_every_event(events, config):
 
 
 @settings(max_examples=250, deadline=None)
-@given(events=event_lists(30), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
+@given(events=event_lists(30),
+       config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
        batch=st.integers(1, 6))
-def test_merges_rekey_downstream_state_and_changed_ids_track_the_identity_map(events, config, batch):
+def test_merges_rekey_downstream_state_and_changed_ids_track_the_identity_map(events, config,
+                                                                              batch):
     """Apply every reported merge as a rename to per-profile state (the moments/paths tables), and
     every changed identifier to an identity_map mirror: both stay exact."""
     ids, profiles = {}, {}
@@ -125,10 +129,12 @@ def test_merges_rekey_downstream_state_and_changed_ids_track_the_identity_map(ev
 
 
 @settings(max_examples=150, deadline=None)
-@given(events=event_lists(30), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
+@given(events=event_lists(30),
+       config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
        data=st.data())
 def test_restart_from_flushed_tables_gives_the_same_result(events, config, data):
-    """Half the events, flush, json round trip of both tables (changelog recovery), new graph, rest."""
+    """Half the events, flush, json round trip of both tables (changelog recovery), new graph,
+    rest."""
     split = data.draw(st.integers(0, len(events)), label="restart after")
     batch = data.draw(st.integers(1, 7), label="batch size")
     _, ids_once, profiles_once, res_once = run(events, config, batch=batch)
@@ -144,7 +150,8 @@ def test_restart_from_flushed_tables_gives_the_same_result(events, config, data)
 
 
 @settings(max_examples=150, deadline=None)
-@given(events=event_lists(25), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
+@given(events=event_lists(25),
+       config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]),
        data=st.data())
 def test_forget_removes_the_whole_profile_and_nothing_else(events, config, data):
     graph, ids, profiles, _ = run(events, config)
@@ -184,7 +191,8 @@ def test_a_batch_is_atomic_until_flush(events, config, data):
 
 @contextlib.contextmanager
 def fast_path_only():
-    """Fail if resolve leaves the fast path (all identifiers known, one profile, nothing earlier)."""
+    """Fail if resolve leaves the fast path (all identifiers known, one profile, nothing
+    earlier)."""
     original = IdentityGraph._resolve_slow
 
     def refuse(self, *args):
@@ -198,13 +206,15 @@ def fast_path_only():
 
 
 @settings(max_examples=100, deadline=None)
-@given(events=event_lists(25), config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]))
+@given(events=event_lists(25),
+       config=st.sampled_from([IdentityConfig.unlimited(), IdentityConfig(), TIGHT]))
 def test_known_events_take_the_fast_path_and_write_nothing(events, config):
     graph, ids, profiles, _ = run(events, config)
     later = T0 + 100 * H
     with fast_path_only():
         for event_ids, event_id, _ in events:
             profile_id = graph.profile_of(top_identifier(event_ids, config))
-            linked = {t: v for t, v in event_ids.items() if graph.profile_of(f"{t}:{v}") == profile_id}
+            linked = {t: v for t, v in event_ids.items()
+                      if graph.profile_of(f"{t}:{v}") == profile_id}
             assert graph.resolve(linked, event_id, later) == Resolution(profile_id)
     assert graph.pending == 0

@@ -1,13 +1,13 @@
 """A model of the worker's journey over partitioned input, for comparing it with `parcours replay`.
 
-Events are spread over N input partitions by their producer key (`streams.simulate.partition_key`: one
-browser, device or account per partition). A schedule of actions (produce, consume a chunk of a
+Events are spread over N input partitions by their producer key (`streams.simulate.partition_key`:
+one browser, device or account per partition). A schedule of actions (produce, consume a chunk of a
 partition, end a batch, declare a partition idle, crash) drives one `Pipeline` the way the worker
 drives it: ingest tags each touchpoint with its partition and offset, a batch's state is flushed
 after its outputs, a crash loses the batch in progress (its outputs may already be out) and the
-restarted worker re-reads each partition from an earlier offset, with the tables as the last
-batch left them. The outputs are collected the way ClickHouse's `FINAL` reads them (one row per
-table key), without wall-clock columns.
+restarted worker re-reads each partition from an earlier offset, with the tables as the last batch
+left them. The outputs are collected the way ClickHouse's `FINAL` reads them (one row per table
+key), without wall-clock columns.
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ KEYS = {  # the ORDER BY of each table (sinks/migrations.py): what FINAL keeps o
 
 def partition_of(event: dict, partitions: int) -> int:
     key = partition_key(event, None)
-    return zlib.crc32(key) % partitions if key else zlib.crc32(event["event_id"].encode()) % partitions
+    return (zlib.crc32(key) % partitions if key
+            else zlib.crc32(event["event_id"].encode()) % partitions)
 
 
 class Final:
@@ -56,7 +57,8 @@ class Final:
                                       tuple(ev["identifiers"]), ev["event_id"]))
 
     def rows(self, name: str) -> list:
-        return sorted(self.tables[name].values(), key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
+        return sorted(self.tables[name].values(),
+                      key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
 
 
 def replayed(events: list[dict], **pipeline_args) -> tuple[Final, Pipeline]:
@@ -113,7 +115,8 @@ class Worker:
                 self.holding.add(q)
                 self.stitch.append(("resume", q))
         start = self.read[p]
-        chunk = [(raw, "touchpoints", p, start + i) for i, raw in enumerate(self.logs[p][start:start + n])]
+        chunk = [(raw, "touchpoints", p, start + i)
+                 for i, raw in enumerate(self.logs[p][start:start + n])]
         self.read[p] += len(chunk)
         good, dead = ingest_batch(chunk, source_key=SOURCE, offset_key=OFFSET)
         assert not dead, dead

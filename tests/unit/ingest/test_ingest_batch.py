@@ -1,4 +1,5 @@
-"""streams.ingest.normalise dead letters and ingest_batch, with property tests on hostile input and PII."""
+"""streams.ingest.normalise dead letters and ingest_batch, with property tests on hostile input
+and PII."""
 from __future__ import annotations
 
 import base64
@@ -54,7 +55,8 @@ def test_dead_letter_of_oversized_record_keeps_a_prefix():
     raw = b"{" + b" " * 2_000_000 + b"}"
     _, dead = ingest_batch([(raw, "touchpoints", 0, 1)], now_ms=NOW)
     assert dead[0]["error"] == "oversized"
-    assert dead[0]["reason"] == f"record of 2000002 bytes exceeds the {DEFAULT_MAX_BYTES}-byte limit"
+    assert dead[0]["reason"] == ("record of 2000002 bytes exceeds the "
+                                 f"{DEFAULT_MAX_BYTES}-byte limit")
     assert base64.b64decode(dead[0]["original"]) == raw[:DEAD_LETTER_OVERSIZED_KEEP]
 
 
@@ -141,7 +143,8 @@ def test_the_tolerance_is_a_parameter():
     raws = [(at(NOW + 29_000), "t", 0, 0), (at(NOW + 31_000), "t", 0, 1), (at(NOW + 1), "t", 0, 2)]
     good, dead = ingest_batch(raws, now_ms=NOW, max_future_ms=30_000)
     assert [tp["event_time"] for tp in good] == [NOW + 29_000, NOW + 1]
-    assert dead[0]["reason"].endswith("is 31 seconds ahead of the clock (PARCOURS_MAX_FUTURE_SECONDS=30)")
+    assert dead[0]["reason"].endswith("is 31 seconds ahead of the clock "
+                                      "(PARCOURS_MAX_FUTURE_SECONDS=30)")
     _, dead = ingest_batch(raws, now_ms=NOW, max_future_ms=0)
     assert [d["offset"] for d in dead] == [0, 1, 2]
 
@@ -150,7 +153,8 @@ def test_historical_events_are_accepted_whatever_their_age():
     raws = [(at("2000-01-01T00:00:00Z"), "t", 0, 0), (at("2026-11-20T08:15:00+01:00"), "t", 0, 1),
             (at(NOW), "t", 0, 2)]
     good, dead = ingest_batch(raws, now_ms=NOW, max_future_ms=0)
-    assert dead == [] and [tp["event_time"] for tp in good] == [946_684_800_000, 1_795_158_900_000, NOW]
+    assert dead == [] and [tp["event_time"] for tp in good] == [946_684_800_000,
+                                                                1_795_158_900_000, NOW]
 
 
 def test_without_now_the_wall_clock_is_read_once_per_batch(monkeypatch):
@@ -184,8 +188,8 @@ def test_the_max_future_setting_in_seconds_defaults_to_5_minutes(value, expected
 def test_a_bad_max_future_setting_is_one_line_naming_it(value):
     with pytest.raises(config.ConfigError) as info:
         config.load({"PARCOURS_MAX_FUTURE_SECONDS": value})
-    assert str(info.value) == (f"PARCOURS_MAX_FUTURE_SECONDS={value!r}: expected seconds, 0 or more "
-                               "(e.g. 300 for 5 minutes)")
+    assert str(info.value) == (f"PARCOURS_MAX_FUTURE_SECONDS={value!r}: expected seconds, "
+                               "0 or more (e.g. 300 for 5 minutes)")
 
 
 near_json = st.recursive(
@@ -227,7 +231,8 @@ def test_ingest_batch_never_raises_and_accounts_for_every_record(raws):
     assert len(good) + len(dead) == len(raws)
     for tp in good:
         assert list(tp) == list(EXPECTED_EXAMPLE)  # exactly the normalised shape
-        assert isinstance(tp["event_time"], int) and isinstance(tp["channel"], str) and tp["channel"]
+        assert (isinstance(tp["event_time"], int) and isinstance(tp["channel"], str)
+                and tp["channel"])
     for d in dead:
         assert d["error"] in {"decode", "format", "validation", "oversized", "clock"}, d["reason"]
         assert d["reason"] and "\n" not in d["reason"]

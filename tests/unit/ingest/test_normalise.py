@@ -1,4 +1,5 @@
-"""streams.ingest.normalise normalise: event time, type and channel, campaign, ids, context, properties."""
+"""streams.ingest.normalise normalise: event time, type and channel, campaign, ids, context,
+properties."""
 from __future__ import annotations
 
 import copy
@@ -72,7 +73,8 @@ def test_event_time_forms(event_time, expected):
     (-5, "field 'event_time' -5 is outside years 2000-2100 as epoch milliseconds"),
     (4_102_444_800_000, "field 'event_time' 4102444800000 is outside years 2000-2100 as epoch "
                         "milliseconds"),
-    ("1999-12-31T23:59:59Z", "field 'event_time' '1999-12-31T23:59:59Z' is outside years 2000-2100"),
+    ("1999-12-31T23:59:59Z", "field 'event_time' '1999-12-31T23:59:59Z' is outside years "
+                             "2000-2100"),
     (True, "field 'event_time' has type bool, expected long or string"),
 ])
 def test_bad_event_times_are_refused_with_a_reason(event_time, reason):

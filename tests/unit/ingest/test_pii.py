@@ -1,4 +1,5 @@
-"""streams.ingest.pii: SHA-256, e-mail and phone normalisation, identifier hashing, e-mail redaction."""
+"""streams.ingest.pii: SHA-256, e-mail and phone normalisation, identifier hashing, e-mail
+redaction."""
 from __future__ import annotations
 
 import pytest

@@ -18,9 +18,10 @@ from pathlib import Path
 from streams.attribution import DAY_MS, AttributionConfig, credit_rows, path_record
 from streams.attribution.datadriven import markov_shares, shapley_credit
 
-CHANNELS = ("search", "display", "email", "social", "video", "affiliate", "push", "sms", "web", "store")
-LIFT = {"search": 0.06, "email": 0.05, "store": 0.08, "display": 0.02, "social": 0.02, "video": 0.01,
-        "affiliate": 0.03, "push": 0.03, "sms": 0.02, "web": 0.01}
+CHANNELS = ("search", "display", "email", "social", "video", "affiliate", "push", "sms", "web",
+            "store")
+LIFT = {"search": 0.06, "email": 0.05, "store": 0.08, "display": 0.02, "social": 0.02,
+        "video": 0.01, "affiliate": 0.03, "push": 0.03, "sms": 0.02, "web": 0.01}
 T0 = 1_795_000_000_000
 
 
@@ -61,8 +62,8 @@ def bench_datadriven(n: int) -> dict:
     paths = _paths(n, 6, seed=2)
     started = time.perf_counter()
     records = [path_record(f"p{i}", "x", T0 + i, [[f"t{i}-{j}", T0, c, None, None] for j, c in
-                                                    enumerate(ch)], conv, "purchase" if conv else "",
-                           100.0 if conv else 0.0, (1, 2))
+                                                    enumerate(ch)], conv,
+                           "purchase" if conv else "", 100.0 if conv else 0.0, (1, 2))
                for i, (ch, conv) in enumerate(paths)]
     records_s = time.perf_counter() - started
     started = time.perf_counter()  # what ClickHouse's GROUP BY does, in Python
@@ -103,7 +104,8 @@ def _from_clickhouse(records: list[dict]) -> dict:
             sink = ClickHouseSink(client, max_rows=50_000, max_pending=200_000)
             started = time.perf_counter()
             for i in range(0, len(records), 100_000):
-                sink.write("attribution_paths", [{**r, "computed_at": T0} for r in records[i:i + 100_000]])
+                sink.write("attribution_paths",
+                           [{**r, "computed_at": T0} for r in records[i:i + 100_000]])
                 sink.flush()
             insert_s = time.perf_counter() - started
             started = time.perf_counter()

@@ -60,7 +60,8 @@ def bench_credit_lag(kafka, tmp: Path, events: list[dict], rate: int, seconds: f
     worker = WorkerProcess(kafka.url, f"chdb://{tmp / 'ch-credit'}", tmp / "data-credit",
                            app_id="parcours-credit-lag", log_path=tmp / "worker-credit.log",
                            extra_env={"PARCOURS_RULES": str(_pack(tmp, lateness_s)),
-                                      "PARCOURS_BATCH_SECONDS": "0.01", "PARCOURS_BATCH_SIZE": "500"})
+                                      "PARCOURS_BATCH_SECONDS": "0.01",
+                                      "PARCOURS_BATCH_SIZE": "500"})
     sent_at: dict[str, float] = {}
     with worker:
         time.sleep(12)  # the worker joins its groups
@@ -69,7 +70,8 @@ def bench_credit_lag(kafka, tmp: Path, events: list[dict], rate: int, seconds: f
             collector = asyncio.create_task(first_seen(
                 kafka.bootstrap, t.credit, sent_at, time.time() + seconds + lateness_s + 20,
                 id_of=lambda value: value["conversion_id"]))
-            produced = await _offer_live(kafka.bootstrap, t.touchpoints, events, rate, seconds, sent_at)
+            produced = await _offer_live(kafka.bootstrap, t.touchpoints, events, rate, seconds,
+                                         sent_at)
             return produced, await collector
 
         produced, lags = asyncio.run(run())

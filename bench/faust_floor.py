@@ -10,8 +10,9 @@ import time
 
 import faust
 
-app = faust.App(os.environ.get("APP_ID", "faust-floor"), broker=os.environ.get("URL", "kafka://127.0.0.1:9092"),
-                store="memory://", web_enabled=False, web_port=int(os.environ.get("WEBPORT", "6067")),
+app = faust.App(os.environ.get("APP_ID", "faust-floor"),
+                broker=os.environ.get("URL", "kafka://127.0.0.1:9092"), store="memory://",
+                web_enabled=False, web_port=int(os.environ.get("WEBPORT", "6067")),
                 datadir=os.environ.get("DATADIR", "/tmp/faust-floor"), broker_session_timeout=6,
                 broker_heartbeat_interval=1, broker_rebalance_timeout=6,
                 consumer_auto_offset_reset="earliest", stream_wait_empty=False)

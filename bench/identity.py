@@ -2,8 +2,8 @@
 
 Workload: people with 3-5 identifiers (cookies, a device, a hashed email, sometimes a user id); each
 person's events carry one or two of their identifiers, so most events link a new identifier to a
-known one and some merge two profiles. Baseline, same run: a bare dict lookup + insert per identifier
-(the floor any identifier map pays in Python).
+known one and some merge two profiles. Baseline, same run: a bare dict lookup + insert per
+identifier (the floor any identifier map pays in Python).
 """
 from __future__ import annotations
 

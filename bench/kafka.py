@@ -30,8 +30,9 @@ async def produce(bootstrap: str, raws: list[bytes], partitions: int = 4) -> flo
         last = max(simulate.event_ms(orjson.loads(raw)) for raw in raws[-100:])
         for p in range(partitions):
             await producer.send(TOPICS.touchpoints, orjson.dumps({
-                "event_id": f"bench-closing-{p}", "event_time": last + 3_600_000, "type": "page_view",
-                "channel": "web", "ids": {"cookie": f"bench-closing-{p}"}}), partition=p)
+                "event_id": f"bench-closing-{p}", "event_time": last + 3_600_000,
+                "type": "page_view", "channel": "web",
+                "ids": {"cookie": f"bench-closing-{p}"}}), partition=p)
         await producer.flush()
     finally:
         await producer.stop()

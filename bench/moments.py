@@ -1,4 +1,5 @@
-"""Moments benchmark: rule evaluation in the pure core, and produce-to-trigger latency in the worker.
+"""Moments benchmark: rule evaluation in the pure core, and produce-to-trigger latency in the
+worker.
 
 1. Rules: the same synthetic touchpoints through `Pipeline.process` with the default rule pack and
    with an empty pack (the baseline, same run): the difference is what moments + the preferences
@@ -6,8 +7,9 @@
 2. Latency: the population is produced at a fixed offered load (BENCH_RATE, default 5,000/s) for
    BENCH_LATENCY_SECONDS to a running `parcours worker` (keyed like real producers); every 50 ms a
    probe person (consent to push, no quiet hours) passes a store. A second run at 1,000/s shows the
-   latency when the worker is not near its throughput limit. The latency of a probe is the trigger record's timestamp on
-   `triggers.push` minus the wall-clock time its geofence touchpoint was handed to the producer.
+   latency when the worker is not near its throughput limit. The latency of a probe is the
+   trigger record's timestamp on `triggers.push` minus the wall-clock time its geofence
+   touchpoint was handed to the producer.
 """
 from __future__ import annotations
 
@@ -122,8 +124,8 @@ def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: floa
     kafka.create_topics({t.touchpoints: 4, t.stitch: 1})
     worker = WorkerProcess(kafka.url, f"chdb://{tmp / 'ch-latency'}", tmp / "data-latency",
                            app_id="parcours-latency", log_path=tmp / "worker-latency.log",
-                           extra_env={"PARCOURS_BATCH_SECONDS": "0.01", "PARCOURS_BATCH_SIZE": "500",
-                                      **(env or {})})
+                           extra_env={"PARCOURS_BATCH_SECONDS": "0.01",
+                                      "PARCOURS_BATCH_SIZE": "500", **(env or {})})
     sent_at: dict[str, float] = {}
     with worker:
         # warm up: the worker has joined its group once a first probe comes back
@@ -132,7 +134,8 @@ def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: floa
         async def run() -> tuple[int, list[float]]:
             collector = asyncio.create_task(first_seen(kafka.bootstrap, t.trigger_topic("push"),
                                                        sent_at, time.time() + seconds + 15))
-            produced = await _offer_load(kafka.bootstrap, t.touchpoints, events, rate, seconds, sent_at)
+            produced = await _offer_load(kafka.bootstrap, t.touchpoints, events, rate, seconds,
+                                         sent_at)
             return produced, sorted((await collector).values())
 
         produced, latencies = asyncio.run(run())

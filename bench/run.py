@@ -1,13 +1,13 @@
 """`make bench`: throughput and memory, with baselines measured in the same run.
 
 What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 100,000):
-1. baseline  `aiokafka raw`: a plain aiokafka consumer reading the touchpoints topic and decoding each
-   record with orjson (the floor any Kafka consumer in Python pays);
+1. baseline  `aiokafka raw`: a plain aiokafka consumer reading the touchpoints topic and decoding
+   each record with orjson (the floor any Kafka consumer in Python pays);
 1b. `faust floor`: a Faust agent on the same topic that only batches and counts (what Faust itself
    costs per record, before any work);
-2. `replay core`: `ingest_batch` + `Pipeline.process` in-process, no broker (the pure core's ceiling);
-   then `parcours replay` itself over the same touchpoints as a JSON-lines file: to its output files,
-   and to its output files and chDB (the command's default);
+2. `replay core`: `ingest_batch` + `Pipeline.process` in-process, no broker (the pure core's
+   ceiling); then `parcours replay` itself over the same touchpoints as a JSON-lines file: to its
+   output files, and to its output files and chDB (the command's default);
 3. `parcours worker`: the real worker process reading the same pre-filled topic, through ingest (its
    own aiokafka consumer), the single-partition stitch topic and the journey agent (Faust), into
    chDB; timed from its first output record to its last (start-up and group join excluded,
@@ -16,9 +16,9 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
    microseconds of CPU per touchpoint; their sum bounds what one worker process can do.
 Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS. Every figure is
 also written as JSON to BENCH_RESULTS (default bench/results.json), so runs can be compared.
-Then the moment rules and produce-to-trigger latency (bench/moments.py), attribution at 1M conversions
-and 1M closed paths (bench/attribution.py), and the identity graph alone at BENCH_IDENTIFIERS
-(default 1M) identifiers (bench/identity.py).
+Then the moment rules and produce-to-trigger latency (bench/moments.py), attribution at 1M
+conversions and 1M closed paths (bench/attribution.py), and the identity graph alone at
+BENCH_IDENTIFIERS (default 1M) identifiers (bench/identity.py).
 """
 from __future__ import annotations
 
@@ -62,14 +62,17 @@ TOPICS = Topics()
 
 
 def make_event_dicts(n: int) -> list[dict]:
-    """`n` synthetic touchpoints in time order (populations one after the other, never overlapping)."""
+    """`n` synthetic touchpoints in time order (populations one after the other, never
+    overlapping)."""
     events: list[dict] = []
     profiles = max(10, n // 12)
     start = START
     while len(events) < n:
-        population = list(simulate.Population(profiles=profiles, seed=len(events) + 1, start=start).events())
+        population = list(simulate.Population(profiles=profiles, seed=len(events) + 1,
+                                              start=start).events())
         events.extend(population)
-        start = datetime.fromtimestamp(simulate.event_ms(population[-1]) / 1000 + 3600, timezone.utc)
+        start = datetime.fromtimestamp(simulate.event_ms(population[-1]) / 1000 + 3600,
+                                       timezone.utc)
     return events[:n]
 
 
@@ -81,14 +84,15 @@ def bench_core(raws: list[bytes], batch: int = 5000) -> float:
     pipeline = Pipeline()
     started = time.perf_counter()
     for i in range(0, len(raws), batch):
-        good, _dead = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + batch])])
+        good, _dead = ingest_batch([(r, "bench", 0, i + j)
+                                    for j, r in enumerate(raws[i:i + batch])])
         pipeline.process(good)
     return time.perf_counter() - started
 
 
 def bench_replay(raws: list[bytes], tmp: Path) -> dict[str, float]:
-    """Seconds of `parcours replay` (streams.cli.replay.replay, as the command calls it) over the same
-    touchpoints written as a JSON-lines file: outputs to files only, then also into chDB."""
+    """Seconds of `parcours replay` (streams.cli.replay.replay, as the command calls it) over the
+    same touchpoints written as a JSON-lines file: outputs to files only, then also into chDB."""
     from sinks.clickhouse import close, connect
     from sinks.migrations import migrate
     from sinks.writer import ClickHouseSink
@@ -136,7 +140,8 @@ def main() -> None:
             try:
                 startup_s, worker_s = asyncio.run(watch_outputs(
                     kafka.bootstrap, n, worker.alive,
-                    on_first=lambda: cpu_at_first.update({k: cpu_seconds(p) for k, p in pids.items()})))
+                    on_first=lambda: cpu_at_first.update({k: cpu_seconds(p)
+                                                          for k, p in pids.items()})))
                 cpu_us = {k: (cpu_seconds(p) - cpu_at_first[k]) / n * 1e6 for k, p in pids.items()}
             except RuntimeError as exc:
                 console.print(f"[red]{exc}[/]\n{worker.log_tail(40)}")
@@ -152,17 +157,20 @@ def main() -> None:
         ("aiokafka producer (fill the topic)", n / produce_s, ""),
         ("synthetic journeys generated + orjson (parcours simulate)", n / generate_s, ""),
         ("Faust agent that only batches and counts (floor)", floor_rate, ""),
-        ("replay core: ingest + pipeline, no broker", n / core_s, f"{core_rss:,.0f} MB (bench process)"),
+        ("replay core: ingest + pipeline, no broker", n / core_s,
+         f"{core_rss:,.0f} MB (bench process)"),
         ("parcours replay: file -> output files", n / replay_s["files"], ""),
         ("parcours replay: file -> output files + chDB (its default)", n / replay_s["chdb"], ""),
-        ("parcours worker (Kafka -> chDB, all stages)", n / worker_s, f"{worker_mb:,.0f} MB (VmHWM)"),
+        ("parcours worker (Kafka -> chDB, all stages)", n / worker_s,
+         f"{worker_mb:,.0f} MB (VmHWM)"),
     ]
     for what, rate, mem in rows:
         table.add_row(what, f"{rate:,.0f}", f"{rate / base:.3f}", mem)
     console.print(table)
     console.print(f"worker start-up until its first output: {startup_s:.1f} s; "
-                  f"worker / Faust floor = {n / worker_s / floor_rate:.2f}; CPU per touchpoint while "
-                  f"it ran: worker {cpu_us['worker']:,.1f} us, broker {cpu_us['broker']:,.1f} us "
+                  f"worker / Faust floor = {n / worker_s / floor_rate:.2f}; "
+                  f"CPU per touchpoint while it ran: worker {cpu_us['worker']:,.1f} us, "
+                  f"broker {cpu_us['broker']:,.1f} us "
                   f"(2 cores = {2e6 * worker_s / n:,.1f} us of CPU per touchpoint at that rate)")
 
     console.print("CPU per touchpoint, stage by stage (pure core and chDB, no broker)...")
@@ -173,8 +181,10 @@ def main() -> None:
         table.add_column(col, justify="right" if col != "stage" else "left")
     labels = {"kafka": "Kafka consume + orjson decode (the baseline's whole cost)",
               "produce": f"Kafka produce: {st['records_per_event']:.2f} records per touchpoint",
-              "ingest": "ingest: decode, validate, normalise, hash", "stitch": "stitch hop: encode + decode",
-              "core": "journey: watermark, identity, attribution", "moments": "moments + preferences gate (7 rules)",
+              "ingest": "ingest: decode, validate, normalise, hash",
+              "stitch": "stitch hop: encode + decode",
+              "core": "journey: watermark, identity, attribution",
+              "moments": "moments + preferences gate (7 rules)",
               "changelog": "state changelog records", "outputs": "output topic records",
               "clickhouse": "ClickHouse rows: build, check, encode"}
     per_event = dict(st["us_per_event"])
@@ -184,23 +194,27 @@ def main() -> None:
     total = sum(costs.values())
     for key, us in costs.items():
         table.add_row(labels[key], f"{us:,.1f}", f"{us / total:.0%}", f"{1e6 / us:,.0f}")
-    table.add_row("sum: the ceiling of one Python process", f"{total:,.1f}", "100%", f"{1e6 / total:,.0f}")
-    table.add_row(f"(beside it: chDB insert, C++ without the GIL, {st['inserts'] / (st['events'] / st['batch']):.1f} "
+    table.add_row("sum: the ceiling of one Python process", f"{total:,.1f}", "100%",
+                  f"{1e6 / total:,.0f}")
+    table.add_row(f"(beside it: chDB insert, C++ without the GIL, "
+                  f"{st['inserts'] / (st['events'] / st['batch']):.1f} "
                   "inserts per batch)", f"{chdb_us:,.1f}", "", f"{1e6 / chdb_us:,.0f}")
     console.print(table)
     console.print(f"of which event-time order (hold each touchpoint, release it in order; in the "
                   f"journey row): {st['reorder_us']:,.1f} us per touchpoint")
     console.print(f"50,000 touchpoints/s needs <= 20 us per touchpoint; measured worker: "
-                  f"{1e6 * worker_s / n:,.1f} us per touchpoint ({n / worker_s * total / 1e6:.2f} of "
-                  f"the ceiling)")
+                  f"{1e6 * worker_s / n:,.1f} us per touchpoint "
+                  f"({n / worker_s * total / 1e6:.2f} of the ceiling)")
 
     console.print("moment rules with the default pack (pure core)...")
     m = bench_rules(raws)
-    table = Table(title=f"moments + preferences gate, {m['events']:,} touchpoints, {m['rules']} rules")
+    table = Table(title=f"moments + preferences gate, {m['events']:,} touchpoints, "
+                        f"{m['rules']} rules")
     for col in ("what", "touchpoints/s", "ratio vs pipeline without rules"):
         table.add_column(col, justify="right" if col != "what" else "left")
     table.add_row("pipeline, empty rule pack (baseline)", f"{m['base_rate']:,.0f}", "1.000")
-    table.add_row("pipeline, default rule pack", f"{m['rate']:,.0f}", f"{m['rate'] / m['base_rate']:.3f}")
+    table.add_row("pipeline, default rule pack", f"{m['rate']:,.0f}",
+                  f"{m['rate'] / m['base_rate']:.3f}")
     table.add_row("moments stage alone (difference)", f"{m['moments_rate']:,.0f}", "")
     console.print(table)
     console.print(f"rule evaluations (touchpoint x rule): {m['evaluations_per_s']:,.0f}/s; "
@@ -227,10 +241,12 @@ def main() -> None:
                                 env={"PARCOURS_FETCH_MAX_WAIT_MS": wait})
         lat["fetch_max_wait_ms"] = int(wait)
         latencies.append(lat)
-        waits = "clients' defaults (Faust 1,500, aiokafka 500)" if wait == "0" else f"{wait} (default)"
+        waits = ("clients' defaults (Faust 1,500, aiokafka 500)" if wait == "0"
+                 else f"{wait} (default)")
         table.add_row(f"{lat['produced'] / seconds:,.0f}/s, fetch wait {waits} ms",
                       f"{lat['triggers']} of {lat['probes']}",
-                      f"{lat['p50_ms']:,.0f} ms", f"{lat['p99_ms']:,.0f} ms", f"{lat['max_ms']:,.0f} ms")
+                      f"{lat['p50_ms']:,.0f} ms", f"{lat['p99_ms']:,.0f} ms",
+                      f"{lat['max_ms']:,.0f} ms")
     console.print(table)
     console.print("probes that did not fire are in the 5% global holdout (a suppression each)")
 
@@ -239,8 +255,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
         credit = bench_credit_lag(kafka, Path(tmp), make_event_dicts(int(1000 * credit_s) + 1000),
                                   1000, credit_s)
-    table = Table(title="credit lag: a conversion entering Kafka -> its credit rows (touchpoints dated "
-                        "when sent, lateness 5 s)")
+    table = Table(title="credit lag: a conversion entering Kafka -> its credit rows "
+                        "(touchpoints dated when sent, lateness 5 s)")
     for col in ("conversions credited", "p50", "p99", "max", "p50 beyond the lateness"):
         table.add_column(col, justify="right")
     table.add_row(f"{credit['credited']} of {credit['conversions']}", f"{credit['p50_ms']:,.0f} ms",
@@ -260,13 +276,17 @@ def main() -> None:
                         f"{n_paths:,} closed paths (markov, shapley)")
     for col in ("what", "figure", "ratio vs baseline"):
         table.add_column(col, justify="right" if col != "what" else "left")
-    table.add_row("one plain row per touch, no model (baseline)", f"{h['base_rate']:,.0f} conversions/s", "1.000")
-    table.add_row("credit_rows, 6 models", f"{h['rate']:,.0f} conversions/s ({n_conv / h['rate']:.1f} s)",
+    table.add_row("one plain row per touch, no model (baseline)",
+                  f"{h['base_rate']:,.0f} conversions/s", "1.000")
+    table.add_row("credit_rows, 6 models",
+                  f"{h['rate']:,.0f} conversions/s ({n_conv / h['rate']:.1f} s)",
                   f"{h['rate'] / h['base_rate']:.3f}")
     table.add_row("counting the paths' transitions and channel sets (what the SQL sums)",
                   f"{d['count_s']:.2f} s", "")
-    table.add_row(f"markov_shares on the counts ({d['states']} states)", f"{d['markov_s'] * 1000:.0f} ms", "")
-    table.add_row(f"shapley_credit on the counts ({d['sets']} channel sets)", f"{d['shapley_s'] * 1000:.0f} ms", "")
+    table.add_row(f"markov_shares on the counts ({d['states']} states)",
+                  f"{d['markov_s'] * 1000:.0f} ms", "")
+    table.add_row(f"shapley_credit on the counts ({d['sets']} channel sets)",
+                  f"{d['shapley_s'] * 1000:.0f} ms", "")
     table.add_row(f"chDB: read every path once, FINAL ({d['ch_rows']:,} rows) (baseline)",
                   f"{d['scan_s'] * 1000:.0f} ms", "1.000")
     for label, key in (("chDB: parcours attribution --model markov (SQL + solve)", "ch_markov_s"),
@@ -280,9 +300,10 @@ def main() -> None:
     ids_n = int(os.environ.get("BENCH_IDENTIFIERS", "1000000"))
     console.print(f"identity graph at {ids_n:,} identifiers...")
     r = bench_identity(ids_n)
-    table = Table(title=f"identity graph, {r['identifiers']:,} identifiers, {r['profiles']:,} profiles, "
-                        f"{r['events']:,} events")
-    for col in ("what", "identifier lookups+links/s", "ratio vs dict baseline", "state per identifier"):
+    table = Table(title=f"identity graph, {r['identifiers']:,} identifiers, "
+                        f"{r['profiles']:,} profiles, {r['events']:,} events")
+    for col in ("what", "identifier lookups+links/s", "ratio vs dict baseline",
+                "state per identifier"):
         table.add_column(col, justify="right" if col != "what" else "left")
     table.add_row("bare dict lookup+insert (baseline)", f"{r['baseline_rate']:,.0f}", "1.000", "")
     table.add_row("IdentityGraph.resolve (pure core)", f"{r['graph_rate']:,.0f}",

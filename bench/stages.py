@@ -96,7 +96,8 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
             timed = _TimedClient(client)
             sink = ClickHouseSink(timed)
             for i in range(0, len(raws), batch):
-                records = [(r, TOPICS.touchpoints, 0, i + j) for j, r in enumerate(raws[i:i + batch])]
+                records = [(r, TOPICS.touchpoints, 0, i + j)
+                           for j, r in enumerate(raws[i:i + batch])]
                 s, (good, _dead) = _timed(lambda: ingest_batch(records, source_key=SOURCE))
                 seconds["ingest"] += s
                 n += len(good)
@@ -111,7 +112,8 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
                 s_full, out = _timed(lambda: full.process(items, flush=False))
                 seconds["core"] += s_bare
                 seconds["moments"] += s_full - s_bare  # signed: noise cancels over the batches
-                s, changes = _timed(lambda: (full.flush(), [store.drain() for store in full_stores.values()]))
+                s, changes = _timed(lambda: (full.flush(),
+                                             [store.drain() for store in full_stores.values()]))
                 seconds["changelog"] += s
                 s, messages = _timed(lambda: list(topic_messages(out, TOPICS)))
                 seconds["outputs"] += s
@@ -127,7 +129,8 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
                 seconds["clickhouse"] += s - (timed.insert_s - before)
         finally:
             close(client)
-    return {"events": n, "batch": batch, "records_per_event": produced / n, "inserts": timed.inserts,
+    return {"events": n, "batch": batch, "records_per_event": produced / n,
+            "inserts": timed.inserts,
             "us_per_event": {k: max(0.0, v) / n * 1e6 for k, v in seconds.items()},
             "reorder_us": _reorder_us(raws, batch)}
 

@@ -63,7 +63,8 @@ async def _committed(bootstrap: str, group: str, topic: str = TOPIC,
                      partitions=(0, 1)) -> dict[int, int | None]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
     await consumer.start()
     try:
         return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
@@ -91,7 +92,8 @@ def test_a_failed_batch_is_not_committed(kafka):
         asyncio.run(_consume(kafka.bootstrap, "g2", 200, fail_first=True))
     committed = asyncio.run(_committed(kafka.bootstrap, "g2"))
     # at most the partition whose batch did not fail moved: the failed records are read again
-    seen, _ = asyncio.run(_consume(kafka.bootstrap, "g2", 200 - sum(v or 0 for v in committed.values())))
+    seen, _ = asyncio.run(_consume(kafka.bootstrap, "g2",
+                                   200 - sum(v or 0 for v in committed.values())))
     assert len(seen) + sum(v or 0 for v in committed.values()) == 200
     assert sum(v or 0 for v in committed.values()) < 200
 
@@ -99,8 +101,8 @@ def test_a_failed_batch_is_not_committed(kafka):
 def _touchpoint(i: int) -> bytes:
     import orjson
 
-    return orjson.dumps({"event_id": f"e-{i}", "event_time": 1_795_158_900_000 + i, "type": "page_view",
-                         "channel": "web", "ids": {"cookie": f"c-{i}"}})
+    return orjson.dumps({"event_id": f"e-{i}", "event_time": 1_795_158_900_000 + i,
+                         "type": "page_view", "channel": "web", "ids": {"cookie": f"c-{i}"}})
 
 
 def _produce_with(bootstrap: str, topic: str, codec: str, indices: range) -> None:
@@ -136,12 +138,13 @@ async def _topic_values(bootstrap: str, topic: str, timeout: float = 20.0) -> li
         await consumer.stop()
 
 
-def test_an_unreadable_batch_is_dead_lettered_and_the_records_after_it_flow(kafka, ch_url, monkeypatch,
-                                                                           caplog):
+def test_an_unreadable_batch_is_dead_lettered_and_the_records_after_it_flow(kafka, ch_url,
+                                                                           monkeypatch, caplog):
     """lz4 is made unavailable in this process (`aiokafka.codec.has_lz4` -> False: what a worker
-    without cramjam sees). The worker's ingest path, IngestConsumer -> Shell.ingest -> the broker and
-    ClickHouse, turns each lz4 batch into one dead letter with its position and forwards every
-    record before and after it; the group's offset moves past it, so a restart does not loop on it."""
+    without cramjam sees). The worker's ingest path, IngestConsumer -> Shell.ingest -> the broker
+    and ClickHouse, turns each lz4 batch into one dead letter with its position and forwards every
+    record before and after it; the group's offset moves past it, so a restart does not loop on
+    it."""
     import logging
 
     import orjson
@@ -157,7 +160,8 @@ def test_an_unreadable_batch_is_dead_lettered_and_the_records_after_it_flow(kafk
 
     topics = Topics()
     kafka.create_topics({topics.touchpoints: 1, topics.stitch: 1, topics.dead_letter: 1})
-    for codec, indices in (("none", range(0, 40)), ("lz4", range(40, 80)), ("none", range(80, 120))):
+    for codec, indices in (("none", range(0, 40)), ("lz4", range(40, 80)),
+                           ("none", range(80, 120))):
         _produce_with(kafka.bootstrap, topics.touchpoints, codec, indices)
     monkeypatch.setattr("aiokafka.codec.has_lz4", lambda: False)
     counted = {"topic": topics.touchpoints, "partition": "0"}
@@ -198,15 +202,18 @@ def test_an_unreadable_batch_is_dead_lettered_and_the_records_after_it_flow(kafk
     stitched = [tp for chunk in asyncio.run(_topic_values(kafka.bootstrap, topics.stitch))
                 for tp in orjson.loads(chunk) if CONTROL not in tp]  # not the "resume" reports
     assert sorted(int(tp["event_id"][2:]) for tp in stitched) == [*range(0, 40), *range(80, 120)]
-    dead = [orjson.loads(v) for v in asyncio.run(_topic_values(kafka.bootstrap, topics.dead_letter))]
+    dead = [orjson.loads(v)
+            for v in asyncio.run(_topic_values(kafka.bootstrap, topics.dead_letter))]
     assert [(d["error"], d["topic"], d["partition"], d["offset"], d["original"]) for d in dead] == \
         [("unreadable", topics.touchpoints, 0, span[-1], "") for span in spans]
     assert all("Libraries for lz4 compression codec not found" in d["reason"] for d in dead)
-    rows = client.query("SELECT error, offset, reason FROM dead_letters FINAL ORDER BY offset").result_rows
+    rows = client.query("SELECT error, offset, reason FROM dead_letters FINAL "
+                        "ORDER BY offset").result_rows
     assert [(e, o) for e, o, _ in rows] == [("unreadable", span[-1]) for span in spans]
     lines = [r.getMessage() for r in caplog.records if r.name == "parcours.kafka"]
     assert [line.split(":")[0] for line in lines] == \
         [f"unreadable record batch touchpoints[0] offsets {s[0]}-{s[-1]}" for s in spans]
     after = REGISTRY.get_sample_value("parcours_unreadable_batches_total", counted)
     assert after == before + len(spans)
-    assert asyncio.run(_committed(kafka.bootstrap, "g-unreadable", topics.touchpoints, (0,))) == {0: 120}
+    assert asyncio.run(_committed(kafka.bootstrap, "g-unreadable", topics.touchpoints, (0,))) \
+        == {0: 120}

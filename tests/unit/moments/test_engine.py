@@ -37,7 +37,8 @@ def run(pipeline: Pipeline, events: list[dict], partition: int = 0, batch: int =
     run is a whole input, as a replayed file: its end releases the events still held."""
     out = Emitted()
     for i in range(0, len(events), batch):
-        raws = [(orjson.dumps(e), "touchpoints", partition, n) for n, e in enumerate(events[i:i + batch])]
+        raws = [(orjson.dumps(e), "touchpoints", partition, n)
+                for n, e in enumerate(events[i:i + batch])]
         good, dead = ingest_batch(raws, source_key=SOURCE)
         assert not dead, dead
         out.extend(pipeline.process(good))
@@ -56,12 +57,15 @@ def by_rule(out: Emitted, rule: str) -> tuple[list, list]:
             [s for s in out.suppressions if s["rule"] == rule])
 
 
-def pack(rules_yaml: str, preferences: str = "  holdout: 0\n  quiet_hours: null\n  default_opt_in: {push: true, email: true, display: true}\n"):
+def pack(rules_yaml: str,
+         preferences: str = ("  holdout: 0\n  quiet_hours: null\n"
+                             "  default_opt_in: {push: true, email: true, display: true}\n")):
     return load_pack_text(
         "version: 1\nsettings: {lateness: 5m}\n"
         "reference: {stores: stores.csv, inventory: inventory.csv}\n"
         f"preferences:\n{preferences}rules:\n{rules_yaml}",
-        base_dir=load_default().stores_file and __import__("pathlib").Path(load_default().stores_file).parent)
+        base_dir=load_default().stores_file
+        and __import__("pathlib").Path(load_default().stores_file).parent)
 
 
 # --- event + geofence + profile + cooldown ------------------------------------------------------
@@ -72,7 +76,8 @@ def test_near_store_fires_once_for_an_identified_opted_in_person():
     out = run(p, [
         consent("c1", at(17), "push", ids=ids),
         ev("g1", at(18, 40), "geofence_enter", "store", ids, NEAR_PARIS_15),
-        ev("v1", at(18, 42), "store_visit", "store", ids, {**NEAR_PARIS_15, "store_id": "paris-15"}),
+        ev("v1", at(18, 42), "store_visit", "store", ids,
+           {**NEAR_PARIS_15, "store_id": "paris-15"}),
     ])
     sent, held = by_rule(out, "near_store_offer")
     assert len(sent) == 1
@@ -140,7 +145,7 @@ def test_sequence_out_of_order_is_handled_as_if_in_order():
     assert reordered.late == []
 
 
-# --- absence ----------------------------------------------------------------------------------------
+# --- absence --------------------------------------------------------------------------------------
 
 ABSENCE = """  - id: price_left
     when:
@@ -245,7 +250,8 @@ def test_stock_join_uses_the_last_known_position_and_needs_stock():
     ids = {"cookie": "c-1", "email": "someone@example.com"}
     out = run(p, [consent("c1", at(9), "email", ids=ids),
                   ev("a1", at(9, 30), "app_open", "app", ids, NEAR_PARIS_15),
-                  ev("v1", at(10), "product_view", "web", ids, {}, product_id="suv-x", in_stock=False),
+                  ev("v1", at(10), "product_view", "web", ids, {}, product_id="suv-x",
+                     in_stock=False),
                   ev("v2", at(10, 5), "product_view", "web", ids, {}, product_id="no-such-car",
                      in_stock=False)])
     sent, _ = by_rule(out, "out_of_stock_online_in_store")
@@ -271,7 +277,8 @@ def test_per_partition_watermark_waits_for_the_slowest_partition():
     run(p, [ev("p1", at(10), "price_view")], partition=0)
     run(p, [ev("b", at(9), "page_view", ids={"cookie": "b"})], partition=1)
     # partition 0 runs ahead; partition 1 is still at 9:00: no absence can fire yet
-    assert run(p, [ev("a", at(10, 50), "page_view", ids={"cookie": "a"})], partition=0).triggers == []
+    assert run(p, [ev("a", at(10, 50), "page_view", ids={"cookie": "a"})],
+               partition=0).triggers == []
     out = run(p, [ev("c", at(10, 40), "page_view", ids={"cookie": "b"})], partition=1)
     assert [t["event_id"] for t in out.triggers] == ["p1"]
 

@@ -30,7 +30,8 @@ def test_inventory_records_and_tombstones():
 
 def test_preference_record_becomes_a_deterministic_consent_touchpoint():
     tp = preference_touchpoint(PREF)
-    assert tp["type"] == "consent" and tp["event_id"] == preference_touchpoint(dict(PREF))["event_id"]
+    assert (tp["type"] == "consent"
+            and tp["event_id"] == preference_touchpoint(dict(PREF))["event_id"])
     assert tp["properties"] == {"channel": "push", "opt_in": True, "quiet_hours": "22:00-07:00",
                                 "source": "preference_centre"}
     with pytest.raises(ValueError, match="needs 'ids'"):

@@ -63,7 +63,8 @@ def test_stores_load_the_pack_list(stores):
         assert len(stores) == len(list(csv.DictReader(f))) >= 11
     assert [s.id for s in stores][:2] == ["paris-15", "paris-8"]  # file order
     assert "paris-15" in stores and "nowhere" not in stores
-    assert stores.get("paris-15") == Store("paris-15", "Brand Paris 15", 48.8412, 2.291, "Europe/Paris")
+    assert stores.get("paris-15") == Store("paris-15", "Brand Paris 15", 48.8412, 2.291,
+                                           "Europe/Paris")
     assert stores.get("liege-1").name == "Brand Liège"  # UTF-8
     assert stores.get("saint-denis-re").tz == "Indian/Reunion"
     assert stores.get("nowhere") is None
@@ -101,7 +102,8 @@ def test_within_a_wide_radius_holds_the_french_and_belgian_stores(stores):
 
 
 def test_within_across_the_antimeridian():
-    stores = Stores([Store("east", "East", 0.0, 179.999, "UTC"), Store("west", "West", 0.0, -179.999, "UTC"),
+    stores = Stores([Store("east", "East", 0.0, 179.999, "UTC"),
+                     Store("west", "West", 0.0, -179.999, "UTC"),
                      Store("far", "Far", 0.0, 0.0, "UTC")])
     found = stores.within(0.0, 179.9995, 500)
     assert [s.id for _, s in found] == ["east", "west"]
@@ -167,7 +169,8 @@ def test_inventory_loads_the_pack_file():
     assert len(inventory) == len(rows)
     for row in rows:
         assert inventory.quantity(row["store_id"], row["product_id"]) == int(row["quantity"])
-    expected = {r["store_id"] for r in rows if r["product_id"] == "suv-x" and int(r["quantity"]) >= 2}
+    expected = {r["store_id"] for r in rows
+                if r["product_id"] == "suv-x" and int(r["quantity"]) >= 2}
     assert inventory.stores_with("suv-x", 2) == expected
     assert inventory.quantity("paris-15", "suv-x") == 3
 

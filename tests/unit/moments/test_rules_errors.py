@@ -1,4 +1,5 @@
-"""The YAML rule language: every kind of mistake, reported with its line, and `parcours rules check`."""
+"""The YAML rule language: every kind of mistake, reported with its line, and
+`parcours rules check`."""
 from __future__ import annotations
 
 import io
@@ -29,8 +30,10 @@ def test_unknown_keys_suggest_the_close_one():
         "t.yaml:6: rules[a]: unknown key 'cooldwon' (did you mean 'cooldown'?)",
         "t.yaml:7: rules[a].action: unknown key 'chanels' (did you mean 'channels'?)",
         "t.yaml:7: rules[a].action: needs channels (one message) or story with messages",
-        "t.yaml:9: rules[b].when.event.properties.price: unknown operator 'gtee' (did you mean 'gte'?)",
-        "t.yaml:10: rules[b].action: unknown key 'zzz' (expected one of: channels, story, messages, code, payload)",
+        "t.yaml:9: rules[b].when.event.properties.price: unknown operator 'gtee' "
+        "(did you mean 'gte'?)",
+        "t.yaml:10: rules[b].action: unknown key 'zzz' "
+        "(expected one of: channels, story, messages, code, payload)",
     ]
 
 
@@ -53,8 +56,10 @@ def test_bad_values_are_reported_at_their_line():
         "t.yaml:2: settings.lateness: '5x' is not a duration (use 500ms, 30s, 5m, 1h, 1d, 2w)",
         "t.yaml:9: rules[near_store_offer].when.absence.within: '30x' is not a duration "
         "(use 500ms, 30s, 5m, 1h, 1d, 2w)",
-        "t.yaml:10: rules[near_store_offer].cooldown: 'soon' is not a duration (use 500ms, 30s, 5m, 1h, 1d, 2w)",
-        "t.yaml:11: rules[near_store_offer].holdout: '150%' is not a share between 0 and 1 (e.g. 0.1 or \"10%\")",
+        "t.yaml:10: rules[near_store_offer].cooldown: 'soon' is not a duration "
+        "(use 500ms, 30s, 5m, 1h, 1d, 2w)",
+        "t.yaml:11: rules[near_store_offer].holdout: '150%' is not a share between 0 and 1 "
+        "(e.g. 0.1 or \"10%\")",
         "t.yaml:12: rules[near_store_offer].profile.identified: 'maybe' is not true or false",
         "t.yaml:12: rules[near_store_offer].profile.min_interest: -1 is not a whole number >= 0",
         "t.yaml:12: rules[near_store_offer].profile.interest_window: 0 must be more than 0",
@@ -76,8 +81,8 @@ def test_rule_ids_must_be_valid_and_unique():
           action: {channels: [web]}
         - when: {event: {type: b}}
         """)) == [
-        "t.yaml:4: rules[0].id: 'Near Store' is not a valid id (lowercase letters, digits, _ and -, "
-        "starting with a letter or a digit)",
+        "t.yaml:4: rules[0].id: 'Near Store' is not a valid id "
+        "(lowercase letters, digits, _ and -, starting with a letter or a digit)",
         "t.yaml:10: rules[twice].id: rule id 'twice' appears twice (first at line 7)",
         "t.yaml:13: rules[3]: missing 'id' and 'action'",
     ]
@@ -108,8 +113,8 @@ def test_pattern_mistakes():
         "t.yaml:13: rules[seq].when.sequence.steps: expected a list of at least 2 steps "
         "(for a single event use `event:`)",
         "t.yaml:14: rules[seq].when.sequence.within: 0 must be more than 0",
-        "t.yaml:15: rules[seq].when.sequence.same[0]: 'propreties.product_id' does not start with a field "
-        "of the event (did you mean 'properties'?)",
+        "t.yaml:15: rules[seq].when.sequence.same[0]: 'propreties.product_id' does not start "
+        "with a field of the event (did you mean 'properties'?)",
         "t.yaml:15: rules[seq].when.sequence.same[1]: 'properties': name a field inside properties "
         "(e.g. properties.NAME)",
         "t.yaml:15: rules[seq].when.sequence.same[2]: 'type.x': type has no fields",
@@ -136,10 +141,11 @@ def test_predicate_and_operator_mistakes():
           action: {channels: [web]}
         """)) == [
         "t.yaml:7: rules[p].when.event.type: an empty list matches nothing",
-        "t.yaml:8: rules[p].when.event.channel: empty operator mapping (use one of eq, ne, in, not_in, gt, "
-        "gte, lt, lte, exists, prefix, contains)",
+        "t.yaml:8: rules[p].when.event.channel: empty operator mapping (use one of eq, ne, in, "
+        "not_in, gt, gte, lt, lte, exists, prefix, contains)",
         "t.yaml:9: rules[p].when.event.campaign.in: 'winter' is not a list",
-        "t.yaml:10: rules[p].when.event.publisher: needs a value (to test for a missing field use {exists: false})",
+        "t.yaml:10: rules[p].when.event.publisher: needs a value "
+        "(to test for a missing field use {exists: false})",
         "t.yaml:12: rules[p].when.event.properties.price.gt: 'cheap' is not a number",
         "t.yaml:12: rules[p].when.event.properties.price.exists: 'yes please' is not true or false",
         "t.yaml:13: rules[p].when.event.properties.tags: a mapping is not a value to compare "
@@ -170,29 +176,34 @@ def test_action_mistakes():
             channels: [web]
             payload: {a: "{prodct_id}", b: "{code}", c: [1], d: "{ brace } {", e: ~, f: "{nope}"}
         """)) == [
-        "t.yaml:6: rules[both].action: has both channels and a story: use channels for one message, "
-        "or story with messages",
+        "t.yaml:6: rules[both].action: has both channels and a story: use channels for one "
+        "message, or story with messages",
         "t.yaml:9: rules[story-only].action: a story needs messages",
         # a block mapping is reported at its key (`action:`), not at its first entry (`messages:`)
         "t.yaml:12: rules[messages-only].action: messages need a story name (add story: NAME)",
-        "t.yaml:14: rules[messages-only].action.messages[0].payload.x: '{code}' uses {code} but the action "
-        "has no code",
-        "t.yaml:15: rules[messages-only].action.messages[1].id: message id 'm' appears twice (first at line 14)",
-        "t.yaml:15: rules[messages-only].action.messages[1].channels: expected a non-empty list of channels, "
-        "not an empty list",
+        "t.yaml:14: rules[messages-only].action.messages[0].payload.x: '{code}' uses {code} but "
+        "the action has no code",
+        "t.yaml:15: rules[messages-only].action.messages[1].id: message id 'm' appears twice "
+        "(first at line 14)",
+        "t.yaml:15: rules[messages-only].action.messages[1].channels: expected a non-empty list "
+        "of channels, not an empty list",
         "t.yaml:16: rules[messages-only].action.messages[2]: missing 'id'",
-        "t.yaml:21: rules[payload].action.payload.a: unknown placeholder {prodct_id} in '{prodct_id}' "
-        "(did you mean {product_id}?)",
-        "t.yaml:21: rules[payload].action.payload.b: '{code}' uses {code} but the action has no code",
-        "t.yaml:21: rules[payload].action.payload.c: a list is not a payload value (use a text or a number)",
-        "t.yaml:21: rules[payload].action.payload.e: an empty value is not a payload value (use a text or a number)",
-        "t.yaml:21: rules[payload].action.payload.f: unknown placeholder {nope} in '{nope}' (use {product_id}, "
-        "{store_id}, {code}, {rule}, {event_id}, {profile_id})",
+        "t.yaml:21: rules[payload].action.payload.a: unknown placeholder {prodct_id} in "
+        "'{prodct_id}' (did you mean {product_id}?)",
+        "t.yaml:21: rules[payload].action.payload.b: '{code}' uses {code} "
+        "but the action has no code",
+        "t.yaml:21: rules[payload].action.payload.c: a list is not a payload value "
+        "(use a text or a number)",
+        "t.yaml:21: rules[payload].action.payload.e: an empty value is not a payload value "
+        "(use a text or a number)",
+        "t.yaml:21: rules[payload].action.payload.f: unknown placeholder {nope} in '{nope}' "
+        "(use {product_id}, {store_id}, {code}, {rule}, {event_id}, {profile_id})",
     ]
 
 
 def test_reference_data_is_checked(tmp_path):
-    (tmp_path / "stores.csv").write_text("store_id,name,lat,lon,tz\nparis-15,P,48.8,2.3,\nx,X,abc,2,\n")
+    (tmp_path / "stores.csv").write_text("store_id,name,lat,lon,tz\nparis-15,P,48.8,2.3,\n"
+                                         "x,X,abc,2,\n")
     (tmp_path / "stores_ok.csv").write_text("store_id,name,lat,lon,tz\nparis-15,P,48.8,2.3,\n")
     text = _text("""
         version: 1
@@ -219,7 +230,8 @@ def test_reference_data_is_checked(tmp_path):
     with pytest.raises(RulePackError) as err:
         load_pack_text(text, source="t.yaml", base_dir=tmp_path)
     assert [str(e) for e in err.value.errors] == [
-        "t.yaml:5: rules[a].when.event.geofence.stores[1]: unknown store 'paris-51' (did you mean 'paris-15'?)"]
+        "t.yaml:5: rules[a].when.event.geofence.stores[1]: unknown store 'paris-51' "
+        "(did you mean 'paris-15'?)"]
 
 
 def test_geofence_and_stock_need_their_reference_files():
@@ -236,16 +248,20 @@ def test_geofence_and_stock_need_their_reference_files():
             when: {event: {type: a, in_stock: {store: shop, product: price}}}
             action: {channels: [web]}
         """) == [
-        "t.yaml:4: rules[a].when.event.geofence: a geofence needs the store list: add reference.stores",
-        "t.yaml:7: rules[b].when.event.in_stock: store: nearest needs the store list: add reference.stores",
-        "t.yaml:7: rules[b].when.event.in_stock: a stock join needs the inventory: add reference.inventory",
+        "t.yaml:4: rules[a].when.event.geofence: a geofence needs the store list: "
+        "add reference.stores",
+        "t.yaml:7: rules[b].when.event.in_stock: store: nearest needs the store list: "
+        "add reference.stores",
+        "t.yaml:7: rules[b].when.event.in_stock: a stock join needs the inventory: "
+        "add reference.inventory",
         "t.yaml:7: rules[b].when.event.in_stock.within: 30 is not a distance (use 500m, 2km)",
         "t.yaml:7: rules[b].when.event.in_stock.min_quantity: 0 is not a whole number >= 1",
         "t.yaml:10: rules[c].when.event.in_stock.store: 'shop' is not one of nearest, event",
-        "t.yaml:10: rules[c].when.event.in_stock: a stock join needs the inventory: add reference.inventory",
-        "t.yaml:10: rules[c].when.event.in_stock.product: 'price' does not start with a field of the event "
-        "(expected one of: type, channel, campaign, publisher, event_id, event_time, profile_id, ids, context, "
-        "properties)",
+        "t.yaml:10: rules[c].when.event.in_stock: a stock join needs the inventory: "
+        "add reference.inventory",
+        "t.yaml:10: rules[c].when.event.in_stock.product: 'price' does not start with a field of "
+        "the event (expected one of: type, channel, campaign, publisher, event_id, event_time, "
+        "profile_id, ids, context, properties)",
     ]
 
 
@@ -264,15 +280,17 @@ def test_yaml_syntax_error_gives_the_line_of_the_problem():
     assert (e.file, e.line, e.path) == ("t.yaml", 5, "")
     assert str(e).startswith("t.yaml:5: YAML syntax error: ")
     assert "line 4" in e.message  # where the unclosed flow mapping began
-    with pytest.raises(RulePackError, match=r"^t\.yaml:2: YAML syntax error: mapping values are not allowed here"):
+    with pytest.raises(RulePackError, match=r"^t\.yaml:2: YAML syntax error: "
+                                            r"mapping values are not allowed here"):
         load_pack_text("version: 1\nrules: a: b\n", source="t.yaml")
-    with pytest.raises(RulePackError, match=r"^t\.yaml:2: YAML syntax error: expected a single document in "
-                                            r"the stream but found another document$"):
+    with pytest.raises(RulePackError, match=r"^t\.yaml:2: YAML syntax error: expected a single "
+                                            r"document in the stream but found another document$"):
         load_pack_text("version: 1\n---\nversion: 1\n", source="t.yaml")
 
 
 def test_empty_file_and_wrong_root():
-    assert errors("") == ["t.yaml:1: the file is empty: a rule pack is a mapping with version: 1 and rules"]
+    assert errors("") == ["t.yaml:1: the file is empty: "
+                          "a rule pack is a mapping with version: 1 and rules"]
     assert errors("# only a comment\n") == errors("")
     assert errors("- a\n- b\n") == ["t.yaml:1: expected a mapping, not a list"]
     assert errors("just text\n") == ["t.yaml:1: expected a mapping, not 'just text'"]
@@ -295,7 +313,8 @@ def test_version_rules_and_duplicate_keys():
             when: {event: {type: a}}
             action: {channels: [web]}
         """) == ["t.yaml:1: missing 'version'",
-                 "t.yaml:1: settings.lateness: -1 is not a duration (use 500ms, 30s, 5m, 1h, 1d, 2w)",
+                 "t.yaml:1: settings.lateness: -1 is not a duration "
+                 "(use 500ms, 30s, 5m, 1h, 1d, 2w)",
                  "t.yaml:4: rules[a]: key 'id' appears twice (first at line 3)"]
 
 
@@ -340,8 +359,10 @@ PREFS_PACK = """
 
 
 def test_preferences_errors_point_at_the_key(monkeypatch):
-    monkeypatch.setitem(sys.modules, "streams.preferences.config", types.SimpleNamespace(GateConfig=_FakeGateConfig))
-    assert errors(PREFS_PACK) == ["t.yaml:4: preferences: max_per_day: expected an integer >= 0, got 'lots'"]
+    monkeypatch.setitem(sys.modules, "streams.preferences.config",
+                        types.SimpleNamespace(GateConfig=_FakeGateConfig))
+    assert errors(PREFS_PACK) == ["t.yaml:4: preferences: max_per_day: "
+                                  "expected an integer >= 0, got 'lots'"]
     assert errors(PREFS_PACK.replace("max_per_day: lots", "bad: 1")) == [
         "t.yaml:2: preferences: something is wrong"]
     assert errors("version: 1\npreferences: [a]\nrules:\n"
@@ -370,7 +391,8 @@ def test_check_main_reports_errors_and_unreadable_files(tmp_path):
     assert check_main(str(bad), out=out) == 1
     assert out.getvalue().splitlines() == [
         f"{bad}:5: rules[a].cooldown: '5x' is not a duration (use 500ms, 30s, 5m, 1h, 1d, 2w)",
-        f"{bad}:6: rules[a].action.channels[0]: 'Web' is not a channel name (lowercase letters, digits, _ and -)",
+        f"{bad}:6: rules[a].action.channels[0]: 'Web' is not a channel name "
+        "(lowercase letters, digits, _ and -)",
         f"{bad}: 2 errors"]
     bad.write_text("version: 1\n")
     out = io.StringIO()
@@ -378,7 +400,8 @@ def test_check_main_reports_errors_and_unreadable_files(tmp_path):
     assert out.getvalue() == f"{bad}:1: missing 'rules'\n{bad}: 1 error\n"
     out = io.StringIO()
     assert check_main(str(tmp_path / "none.yaml"), out=out) == 2
-    assert out.getvalue() == f"parcours: error: cannot read {tmp_path / 'none.yaml'}: No such file or directory\n"
+    assert out.getvalue() == (f"parcours: error: cannot read {tmp_path / 'none.yaml'}: "
+                              "No such file or directory\n")
     out = io.StringIO()
     assert check_main(str(tmp_path), out=out) == 2
     assert out.getvalue().startswith(f"parcours: error: cannot read {tmp_path}: ")
@@ -386,13 +409,15 @@ def test_check_main_reports_errors_and_unreadable_files(tmp_path):
 
 def test_check_main_one_rule_and_stdout_default(tmp_path, capsys):
     ok = tmp_path / "ok.yaml"
-    ok.write_text("version: 1\nrules:\n  - {id: only, when: {event: {type: a}}, action: {channels: [web]}}\n")
+    ok.write_text("version: 1\nrules:\n"
+                  "  - {id: only, when: {event: {type: a}}, action: {channels: [web]}}\n")
     assert check_main(str(ok)) == 0
     assert capsys.readouterr().out == f"{ok}: 1 rule OK: only\n"
 
 
 def test_rule_error_format():
-    assert str(RuleError("f.yaml", 3, "rules[a].cooldown", "bad")) == "f.yaml:3: rules[a].cooldown: bad"
+    assert str(RuleError("f.yaml", 3, "rules[a].cooldown", "bad")) == (
+        "f.yaml:3: rules[a].cooldown: bad")
     assert str(RuleError("f.yaml", 3, "", "bad")) == "f.yaml:3: bad"
     assert str(RuleError("f.yaml", 0, "", "bad")) == "f.yaml: bad"
     err = RulePackError([RuleError("f", 1, "", "a"), RuleError("f", 2, "x", "b")])

@@ -23,8 +23,8 @@ from tests.unit.moments.rules_text import DAY, HOUR, MIN, PACK_DIR, load, predic
 def test_default_pack_loads_every_rule():
     pack = load_default()
     assert [r.id for r in pack.rules] == [
-        "near_store_offer", "price_seen_then_left", "out_of_stock_online_in_store", "cart_abandoned",
-        "known_prospect_in_store", "repeated_interest", "search_click_to_price"]
+        "near_store_offer", "price_seen_then_left", "out_of_stock_online_in_store",
+        "cart_abandoned", "known_prospect_in_store", "repeated_interest", "search_click_to_price"]
     assert pack.lateness_ms == 5 * MIN
     # no settings.history: the longest window (30d interest of known_prospect_in_store) + lateness
     assert pack.history_ms == 30 * DAY + 5 * MIN
@@ -47,7 +47,8 @@ def test_default_pack_near_store_offer():
     assert r.profile == R.ProfileCondition(identified=True)
     assert r.cooldown_ms == DAY and r.holdout_pct == 0.0
     assert r.action == R.Action(channels=("push", "sms"), code="XPGJRL",
-                                payload={"offer": "today_only", "store_id": "{store_id}", "code": "{code}"})
+                                payload={"offer": "today_only", "store_id": "{store_id}",
+                                         "code": "{code}"})
     assert r.description.startswith("The phone passes one of our stores today")
 
 
@@ -55,7 +56,8 @@ def test_default_pack_absence_with_a_story():
     r = {r.id: r for r in load_default().rules}["price_seen_then_left"]
     assert r.pattern == R.AbsencePattern(
         after=R.Predicate((R.Condition("type", "eq", "price_view"),)),
-        missing=R.Predicate((R.Condition("type", "in", ("lead", "cart_add", "checkout", "purchase")),)),
+        missing=R.Predicate((R.Condition("type", "in",
+                                         ("lead", "cart_add", "checkout", "purchase")),)),
         within_ms=30 * MIN)
     assert r.action.story == "feature_followup" and r.action.channels == ()
     assert r.action.messages == (R.Message("banner-1", ("display", "social")),
@@ -85,22 +87,24 @@ def test_default_pack_stock_count_sequence_and_profile():
     assert seq.within_ms == 20 * MIN
     assert seq.steps == (
         R.Predicate((R.Condition("type", "eq", "click"), R.Condition("channel", "eq", "search"))),
-        R.Predicate((R.Condition("type", "eq", "price_view"), R.Condition("properties.price", "gte", 20000))))
+        R.Predicate((R.Condition("type", "eq", "price_view"),
+                     R.Condition("properties.price", "gte", 20000))))
 
 
 def test_check_main_on_the_default_pack():
     out = io.StringIO()
     assert check_main(str(DEFAULT_PACK), out=out) == 0
-    assert out.getvalue() == (f"{DEFAULT_PACK}: 7 rules OK: near_store_offer, price_seen_then_left, "
-                              "out_of_stock_online_in_store, cart_abandoned, known_prospect_in_store, "
-                              "repeated_interest, search_click_to_price\n")
+    assert out.getvalue() == (f"{DEFAULT_PACK}: 7 rules OK: near_store_offer, "
+                              "price_seen_then_left, out_of_stock_online_in_store, cart_abandoned, "
+                              "known_prospect_in_store, repeated_interest, search_click_to_price\n")
 
 
 # --- durations and distances ---
 
-@pytest.mark.parametrize("value, ms", [("500ms", 500), ("30s", 30_000), ("5m", 5 * MIN), ("1h", HOUR),
-                                       ("1d", DAY), ("2w", 14 * DAY), ("1.5h", 90 * MIN), (0, 0),
-                                       (1234, 1234), (" 10 s ", 10_000)])
+@pytest.mark.parametrize("value, ms", [("500ms", 500), ("30s", 30_000), ("5m", 5 * MIN),
+                                       ("1h", HOUR), ("1d", DAY), ("2w", 14 * DAY),
+                                       ("1.5h", 90 * MIN), (0, 0), (1234, 1234),
+                                       (" 10 s ", 10_000)])
 def test_parse_duration(value, ms):
     assert parse_duration(value) == ms
 
@@ -142,8 +146,8 @@ def test_predicate_fields_scalars_lists_and_operators():
 
 
 def test_predicate_properties_and_context_operators():
-    p = predicate("{type: purchase, properties: {revenue: {gt: 100, lte: 5000}, currency: [EUR, USD],"
-                  " order_id: {exists: true}, sku: {not_in: [a, b]}},"
+    p = predicate("{type: purchase, properties: {revenue: {gt: 100, lte: 5000},"
+                  " currency: [EUR, USD], order_id: {exists: true}, sku: {not_in: [a, b]}},"
                   " context: {url: {contains: /suv}, store_id: paris-15}}")
     assert p.conditions == (R.Condition("type", "eq", "purchase"),
                             R.Condition("properties.revenue", "gt", 100),
@@ -209,11 +213,13 @@ def test_rule_options_profile_holdout_cooldown_and_action():
     assert r.line == 4
     assert r.action.code == "12345"
     assert r.action.payload == {"n": "3", "flag": "true", "ratio": "0.5",
-                                "text": "see {product_id} at {store_id} ({code}, {rule}, {event_id}, {profile_id})"}
+                                "text": "see {product_id} at {store_id} "
+                                        "({code}, {rule}, {event_id}, {profile_id})"}
     defaults = rule("- id: d\n  when: {event: {type: a}}\n  action: {channels: [web]}\n")
-    assert (defaults.cooldown_ms, defaults.holdout_pct, defaults.profile, defaults.description) == (0, 0.0, None, "")
-    assert rule("- id: h\n  when: {event: {type: a}}\n  holdout: 0.25\n  action: {channels: [web]}\n"
-                ).holdout_pct == 0.25
+    assert (defaults.cooldown_ms, defaults.holdout_pct, defaults.profile,
+            defaults.description) == (0, 0.0, None, "")
+    assert rule("- id: h\n  when: {event: {type: a}}\n  holdout: 0.25\n"
+                "  action: {channels: [web]}\n").holdout_pct == 0.25
 
 
 def test_story_messages_with_payloads():
@@ -240,11 +246,13 @@ def test_settings_history_and_derived_history():
     derived = load("version: 1\nsettings: {lateness: 2m}\nrules:\n"
                    "  - {id: a, when: {count: {match: {type: a}, at_least: 2, within: 2h}},"
                    " action: {channels: [web]}}\n"
-                   "  - {id: b, when: {event: {type: a}}, profile: {min_interest: 0, interest_window: 9d},"
+                   "  - {id: b, when: {event: {type: a}},"
+                   " profile: {min_interest: 0, interest_window: 9d},"
                    " action: {channels: [web]}}\n")
     # b's interest window does not count: min_interest is 0
     assert derived.history_ms == 2 * HOUR + 2 * MIN
-    only_events = load("version: 1\nrules:\n  - {id: a, when: {event: {type: a}}, action: {channels: [web]}}\n")
+    only_events = load("version: 1\nrules:\n"
+                       "  - {id: a, when: {event: {type: a}}, action: {channels: [web]}}\n")
     assert only_events.history_ms == only_events.lateness_ms == 5 * MIN
 
 
@@ -253,8 +261,9 @@ def test_reference_paths_are_relative_to_the_pack_file(tmp_path):
     (tmp_path / "ref" / "s.csv").write_text("store_id,name,lat,lon,tz\nhere,Here,1.0,2.0,UTC\n")
     (tmp_path / "ref" / "i.csv").write_text("store_id,product_id,quantity\nhere,p,1\n")
     pack_file = tmp_path / "pack.yaml"
-    pack_file.write_text("version: 1\nreference: {stores: ref/s.csv, inventory: ref/i.csv}\nrules:\n"
-                         "  - {id: a, when: {event: {type: a, geofence: {within: 1km, stores: [here]}}},"
+    pack_file.write_text("version: 1\nreference: {stores: ref/s.csv, inventory: ref/i.csv}\n"
+                         "rules:\n  - {id: a,"
+                         " when: {event: {type: a, geofence: {within: 1km, stores: [here]}}},"
                          " action: {channels: [web]}}\n")
     pack = load_pack(pack_file)
     assert pack.stores_file == str((tmp_path / "ref" / "s.csv").resolve())

@@ -102,7 +102,8 @@ def test_flush_writes_each_key_once_whatever_the_number_of_writes():
     state.delete("born-and-died")
     assert state.pending == 6
     assert state.flush() == 5
-    assert sorted(store.ops) == [("del", "gone"), ("set", "hot"), ("set", "k0"), ("set", "k1"), ("set", "k2")]
+    assert sorted(store.ops) == [("del", "gone"), ("set", "hot"), ("set", "k0"), ("set", "k1"),
+                                 ("set", "k2")]
     assert store.data == {"hot": 999, "k0": 999, "k1": 997, "k2": 998}
 
 
@@ -148,12 +149,14 @@ def test_lookups_expose_pending_then_backing_with_tombstones():
     assert pending_get("b") is TOMBSTONE
     assert pending_get("c") is None and backing_get("b") == 2
     state.flush()
-    assert pending_get("a") is None and backing_get("a") == 10  # still valid after flush (same objects)
+    # still valid after flush (same objects)
+    assert pending_get("a") is None and backing_get("a") == 10
     assert backing_get("b") is None
 
 
 class MinimalStore:
-    """Only what an adapter over a Faust table's local store offers (no items(), not a MutableMapping)."""
+    """Only what an adapter over a Faust table's local store offers (no items(), not a
+    MutableMapping)."""
 
     def __init__(self, data):
         self.data = dict(data)

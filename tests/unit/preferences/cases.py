@@ -1,4 +1,5 @@
-"""Shared builders for the preference-gate tests: a gate, candidates, events, consent, decision reasons."""
+"""Shared builders for the preference-gate tests: a gate, candidates, events, consent,
+decision reasons."""
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
-"""Preference gate checks: record shape, duplicate, cooldown, consent/opt-out, frequency caps, holdout."""
+"""Preference gate checks: record shape, duplicate, cooldown, consent/opt-out, frequency caps,
+holdout."""
 from __future__ import annotations
 
 import hashlib
@@ -140,12 +141,15 @@ def test_holdout_is_deterministic_and_close_to_the_configured_share():
 
 def test_rule_holdout_is_recorded_but_not_counted_for_caps():
     _, g = gate(max_per_day_channel={"push": 1})
-    pid = next(f"p{i}" for i in range(1000)  # a profile in the rule's holdout, asked of a fresh gate
-               if reason(gate()[1].decide(cand(T0, "a", pid=f"p{i}", holdout_pct=0.5))) == "holdout")
+    # a profile in the rule's holdout, asked of a fresh gate
+    pid = next(f"p{i}" for i in range(1000)
+               if reason(gate()[1].decide(cand(T0, "a", pid=f"p{i}",
+                                               holdout_pct=0.5))) == "holdout")
     d = g.decide(cand(T0, "a", pid=pid, holdout_pct=0.5, cooldown_ms=H))
     assert reason(d) == "holdout" and d.suppression["channel"] == "push"
     assert reason(g.decide(cand(T0, "a", pid=pid, holdout_pct=0.5))) == "duplicate"
-    assert reason(g.decide(cand(T0 + 1, "b", pid=pid, holdout_pct=0.5, cooldown_ms=H))) == "cooldown"
+    assert reason(g.decide(cand(T0 + 1, "b", pid=pid, holdout_pct=0.5,
+                                cooldown_ms=H))) == "cooldown"
     assert reason(g.decide(cand(T0 + 2, "c", rule="other", pid=pid))) == "sent"  # cap not used
 
 # -- properties ----------------------------------------------------------------------------------

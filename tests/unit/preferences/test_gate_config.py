@@ -46,7 +46,8 @@ def test_from_dict_defaults_and_variants():
     ({"holdout": 1.5}, "holdout: must be within 0..1"),
     ({"holdout": "five"}, "holdout: expected a share 0..1 or a percentage"),
     ({"channel_cost": {"sms": "cheap"}}, "channel_cost: sms: expected a number"),
-    ({"weights": {"price": 1}}, "weights: price: unknown key (known: preference, engagement, cost)"),
+    ({"weights": {"price": 1}}, "weights: price: unknown key "
+                                "(known: preference, engagement, cost)"),
     ({"engagement_window": "0s"}, "engagement_window: duration must be > 0"),
     ("nope", "preferences: expected a mapping"),
 ])

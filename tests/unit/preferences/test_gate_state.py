@@ -1,4 +1,5 @@
-"""Preference gate state: what observe records, bounds and immutability, merge/forget, state properties."""
+"""Preference gate state: what observe records, bounds and immutability, merge/forget,
+state properties."""
 from __future__ import annotations
 
 import copy

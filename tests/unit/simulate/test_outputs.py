@@ -95,12 +95,6 @@ def test_kafka_key_is_the_first_identifier():
     assert key(b"\x00garbage", None) is None
 
 
-def test_the_former_name_of_the_key_rule_still_imports():
-    from streams.simulate import _key
-
-    assert _key is simulate.partition_key
-
-
 class _FakeProducer:
     """Records what `produce` does with its producer; sends are acked at once."""
 

@@ -27,10 +27,9 @@ from streams.moments.rules.loader import load_default
 from streams.pipeline import Pipeline
 from streams.worker.agents import Agents, AppTopics
 from streams.worker.shell import Shell
-from streams.worker.tables import Tables, TableStore
+from streams.worker.tables import Tables
 
-__all__ = ["TableStore", "create_app", "declare_topics", "faust_app"]
-
+__all__ = ["create_app", "declare_topics", "faust_app"]
 
 
 def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:

@@ -1,11 +1,11 @@
-"""Multi-touch attribution: which touchpoints count, the path per profile, credit per model.
+"""Paths: which touchpoints count, and the path of touches per profile until a conversion closes it.
 
-Pure functions over plain data. A path is a list of touches ``[event_id, time_ms, channel, campaign,
-publisher]`` sorted by time; a conversion credits the touches at or before it within the lookback
-window, once the watermark has passed it, then starts a new path. Position-based models are
-computed here per conversion; the data-driven models (markov, shapley) need counts over all paths:
-every closed path is returned as a `path_record` (transitions, channel set), and
-`streams/attribution/datadriven.py` computes their credit from the sums ClickHouse keeps.
+Plain data. A path is a list of touches ``[event_id, time_ms, channel, campaign, publisher]``
+sorted by time; a conversion credits the touches at or before it within the lookback window, once
+the watermark has passed it (the position models of models.py, per conversion), then starts a new
+path. The data-driven models (markov, shapley) need counts over all paths: every closed path is
+returned as a `path_record` (transitions, channel set), and `streams/attribution/datadriven.py`
+computes their credit from the sums ClickHouse keeps.
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def forget_request(identifier: str, request_id: str, requested_at: int | None = 
 
 def confirmation(value: bytes | None, request_id: str) -> dict | None:
     """The worker's answer to `request_id` when the identity-topic record `value` is it."""
-    if not value:  # a tombstone
+    if not value or request_id.encode() not in value:  # a tombstone, or another event (cheap)
         return None
     try:
         event = orjson.loads(value)

@@ -4,16 +4,20 @@ Read `paths.py` first (`PathBook`: the path per profile, credited once the water
 conversion), then `models.py` (the position models and `credit_rows`), `datadriven.py` (markov and
 shapley from counts over all paths), `config.py` (what counts) and `stage.py` (the pipeline stage).
 """
-from streams.attribution.config import (
-    DEFAULT_CONVERSION_TYPES,
-    DEFAULT_TOUCH_TYPES,
-    AttributionConfig,
-)
-from streams.attribution.models import ALL_MODELS, DAY_MS, PATH_MODELS, Touch, credit_rows
-from streams.attribution.paths import PathBook, path_record
-from streams.attribution.stage import AttributionStage
+from streams.lazy_exports import lazy
 
-__all__ = [
-    "ALL_MODELS", "AttributionConfig", "AttributionStage", "DAY_MS", "DEFAULT_CONVERSION_TYPES",
-    "DEFAULT_TOUCH_TYPES", "PATH_MODELS", "PathBook", "Touch", "credit_rows", "path_record",
-]
+EXPORTS = {  # name -> the module that defines it
+    "AttributionConfig": "streams.attribution.config",
+    "DEFAULT_CONVERSION_TYPES": "streams.attribution.config",
+    "DEFAULT_TOUCH_TYPES": "streams.attribution.config",
+    "ALL_MODELS": "streams.attribution.models",
+    "DAY_MS": "streams.attribution.models",
+    "PATH_MODELS": "streams.attribution.models",
+    "Touch": "streams.attribution.models",
+    "credit_rows": "streams.attribution.models",
+    "PathBook": "streams.attribution.paths",
+    "path_record": "streams.attribution.paths",
+    "AttributionStage": "streams.attribution.stage",
+}
+__all__ = sorted(EXPORTS)
+__getattr__ = lazy(__name__, EXPORTS)

@@ -19,8 +19,6 @@ import orjson
 
 from streams.cli.attribution import chart, compare, credit_by, render
 from streams.config import Topics
-from streams.ingest.normalise import normalise
-from streams.ingest.pii import hash_identifier
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -110,6 +108,9 @@ def _record_key(topic: str, record) -> tuple:
 
 def _print_landed(console: Console, client, martin: list[dict]) -> None:
     from rich.table import Table
+
+    from streams.ingest.normalise import normalise
+    from streams.ingest.pii import hash_identifier
 
     counts = {t: client.query(f"SELECT count() FROM {t} FINAL").result_rows[0][0]
               for t in ("touchpoints", "identity_map", "attribution_credit")}

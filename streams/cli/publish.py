@@ -2,8 +2,9 @@
 
 inventory: a `store_id,product_id,quantity` CSV -> the compacted `reference.inventory` topic, one
 record per store and product (key `store_id|product_id`); preferences: preference-centre records
-(JSON lines, `streams/moments/feeds.py`) -> the `preferences` topic. A bad file stops with one line
-naming the file (and line) and sends nothing; then the broker is checked and the records sent.
+(JSON lines, `streams/preferences/records.py`) -> the `preferences` topic. A bad file stops with
+one line naming the file (and line) and sends nothing; then the broker is checked and the records
+sent.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from streams.errors import ConfigError
 from streams.kafka.clients import KafkaClients
 from streams.moments.feeds import inventory_key
 from streams.moments.reference import Inventory, ReferenceDataError
-from streams.preferences.records import preference_touchpoint
 
 
 class PublishError(ConfigError):
@@ -36,6 +36,8 @@ def _inventory_records(path: Path) -> list[tuple[bytes | None, bytes]]:
 
 
 def _preference_records(path: Path) -> list[tuple[bytes | None, bytes]]:
+    from streams.preferences.records import preference_touchpoint  # brings the codecs: lazily
+
     records = []
     for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         if not line.strip():

@@ -14,18 +14,19 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
 import orjson
 
 from streams import config
 from streams.cli.common import CliError, load_rules, open_sink
-from streams.ingest import OFFSET, SOURCE, ingest_preferences
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
-from streams.ingest.normalise import ingest_batch
-from streams.pipeline import Emitted, Pipeline
 from streams.worker import gc_tuning
-from streams.worker.outputs import dead_letter_rows, table_rows
+
+if TYPE_CHECKING:
+    from streams.pipeline import Emitted, Pipeline
+# The pipeline, ingest and the outputs are imported by the functions that run them: building the
+# `parcours` parser imports this module, and `parcours --help` need not load the whole core.
 
 log = logging.getLogger("parcours.replay")
 
@@ -118,6 +119,8 @@ def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
     `preferences`: a file of preference-centre records, applied first (as the worker's
     `preferences` topic would be). Events more than `max_future_ms` ahead of the clock are
     dead-lettered, as ingest does in the worker."""
+    from streams.pipeline import Pipeline
+
     started = time.perf_counter()
     pipeline = pipeline or Pipeline()
     result = ReplayResult(out_dir=out_dir)
@@ -145,6 +148,8 @@ def replay(path: Path, out_dir: Path, *, sink=None, batch_size: int = 5000,
 def _replay_batch(pipeline: Pipeline, batch: list, is_preferences: bool, result: ReplayResult,
                   writers: _Writers, inserts: _Inserts | None, max_future_ms: int) -> None:
     """One batch of lines, as the worker's agents run one batch of messages."""
+    from streams.ingest import OFFSET, SOURCE, ingest_batch, ingest_preferences
+
     result.lines += len(batch)
     if is_preferences:
         good, dead = ingest_preferences(batch, max_future_ms=max_future_ms)
@@ -167,6 +172,8 @@ def _write_outputs(out: Emitted, dead: list, result: ReplayResult, writers: _Wri
     for name, n in out.counts().items():
         result.counts[name] = result.counts.get(name, 0) + n
     if inserts is not None:
+        from streams.worker.outputs import dead_letter_rows, table_rows
+
         rows = table_rows(out, int(time.time() * 1000))
         if dead:
             rows["dead_letters"] = dead_letter_rows(dead)
@@ -195,6 +202,8 @@ def run(args) -> int:
         raise CliError(f"replay: no such file: {args.preferences}")
     settings = config.load(clickhouse_url=args.clickhouse)
     gc_tuning.tune()
+    from streams.pipeline import Pipeline
+
     pipeline = Pipeline(rules=load_rules(args.rules or settings.rules_file),
                         attribution_config=config.attribution_config(settings))
     sink = open_sink(settings.clickhouse_url)

@@ -4,8 +4,16 @@ Read `watermark.py` first (each input partition's mark, the frontier, idle parti
 positions), then `reorder.py` (touchpoints held until the frontier passes them) and `timers.py`
 (deadlines that fire at their place in event-time order).
 """
-from streams.eventtime.reorder import ReorderBuffer
-from streams.eventtime.timers import Timers, timer_key
-from streams.eventtime.watermark import HOLD, MOVED, SEEN, Watermark
+from streams.lazy_exports import lazy
 
-__all__ = ["HOLD", "MOVED", "ReorderBuffer", "SEEN", "Timers", "Watermark", "timer_key"]
+EXPORTS = {  # name -> the module that defines it
+    "ReorderBuffer": "streams.eventtime.reorder",
+    "Timers": "streams.eventtime.timers",
+    "timer_key": "streams.eventtime.timers",
+    "HOLD": "streams.eventtime.watermark",
+    "MOVED": "streams.eventtime.watermark",
+    "SEEN": "streams.eventtime.watermark",
+    "Watermark": "streams.eventtime.watermark",
+}
+__all__ = sorted(EXPORTS)
+__getattr__ = lazy(__name__, EXPORTS)

@@ -5,11 +5,17 @@ resolution returns: merges, refusals, forgotten profiles), `config.py` (which id
 unique, how many of each a profile may hold, which anchors a profile) and `limits.py` (the checks
 that refuse a link or a merge).
 """
-from streams.identity.config import IdentityConfig
-from streams.identity.graph import IdentityGraph, share_strings
-from streams.identity.records import Forgotten, Merge, Refusal, Resolution, profile_id_for
+from streams.lazy_exports import lazy
 
-__all__ = [
-    "Forgotten", "IdentityConfig", "IdentityGraph", "Merge", "Refusal", "Resolution",
-    "profile_id_for", "share_strings",
-]
+EXPORTS = {  # name -> the module that defines it
+    "IdentityConfig": "streams.identity.config",
+    "IdentityGraph": "streams.identity.graph",
+    "share_strings": "streams.identity.graph",
+    "Forgotten": "streams.identity.records",
+    "Merge": "streams.identity.records",
+    "Refusal": "streams.identity.records",
+    "Resolution": "streams.identity.records",
+    "profile_id_for": "streams.identity.records",
+}
+__all__ = sorted(EXPORTS)
+__getattr__ = lazy(__name__, EXPORTS)

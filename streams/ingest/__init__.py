@@ -6,28 +6,24 @@ parameters, click ids and referrers; `pii.py` hashes identifiers and redacts e-m
 `clock.py` refuses events dated ahead of the clock; `preferences.py` takes preference-centre records
 through the same path; `touchpoint.py` types what comes out.
 """
-# `normalise` (one record) is imported from streams.ingest.normalise: the module has its name.
-from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
-from streams.ingest.normalise import (
-    DeadLetter,
-    Ingested,
-    InvalidTouchpoint,
-    dead_letter,
-    decode_and_normalise,
-    ingest_batch,
-)
-from streams.ingest.preferences import ingest_preferences
-from streams.ingest.touchpoint import (
-    NOT_A_SOURCE,
-    OFFSET,
-    SOURCE,
-    IngestedTouchpoint,
-    StitchedTouchpoint,
-    Touchpoint,
-)
+from streams.lazy_exports import lazy
 
-__all__ = [
-    "DEFAULT_MAX_FUTURE_MS", "DeadLetter", "Ingested", "IngestedTouchpoint", "InvalidTouchpoint",
-    "NOT_A_SOURCE", "OFFSET", "SOURCE", "StitchedTouchpoint", "Touchpoint", "dead_letter",
-    "decode_and_normalise", "ingest_batch", "ingest_preferences",
-]
+# `normalise` (one record) is imported from streams.ingest.normalise: the module has its name.
+EXPORTS = {  # name -> the module that defines it
+    "DEFAULT_MAX_FUTURE_MS": "streams.ingest.clock",
+    "DeadLetter": "streams.ingest.normalise",
+    "Ingested": "streams.ingest.normalise",
+    "InvalidTouchpoint": "streams.ingest.normalise",
+    "dead_letter": "streams.ingest.normalise",
+    "decode_and_normalise": "streams.ingest.normalise",
+    "ingest_batch": "streams.ingest.normalise",
+    "ingest_preferences": "streams.ingest.preferences",
+    "IngestedTouchpoint": "streams.ingest.touchpoint",
+    "NOT_A_SOURCE": "streams.ingest.touchpoint",
+    "OFFSET": "streams.ingest.touchpoint",
+    "SOURCE": "streams.ingest.touchpoint",
+    "StitchedTouchpoint": "streams.ingest.touchpoint",
+    "Touchpoint": "streams.ingest.touchpoint",
+}
+__all__ = sorted(EXPORTS)
+__getattr__ = lazy(__name__, EXPORTS)

@@ -256,7 +256,7 @@ class DeadLetter(TypedDict):
 
     reason: str  # readable, one line
     error: str  # decode, format, validation, oversized, clock, unreadable or internal
-    topic: str | None  # where it was read; None when read from a file
+    topic: str | None  # where it was read (replay: the file, with the line as the offset)
     partition: int | None
     offset: int | None
     original: str  # base64 of the original bytes (may hold raw PII)

@@ -3,8 +3,10 @@
 `KafkaClients(bootstrap, security)` is one connection: the brokers and their TLS / SASL settings
 (streams/kafka/security.py). Its `consumer`, `producer` and `admin` build aiokafka's clients, and
 `faust_broker` gives the Faust app the same connection, so the worker's Faust consumer, its batch
-producer, the CLI and the simulator all connect alike and a new client cannot forget the security
-options. aiokafka is imported when a client is built: this module stays importable without it.
+producer, the CLI and the simulator all connect alike: a client built from
+`KafkaClients.of(settings)` cannot forget the security options (`KafkaClients.at(brokers)` is
+PLAINTEXT, for the embedded broker and tests; production code starts from the settings). aiokafka
+is imported when a client is built: this module stays importable without it.
 
     clients = KafkaClients.of(settings)          # from the environment (streams.config)
     producer = clients.producer(linger_ms=5)     # any aiokafka keyword argument passes through

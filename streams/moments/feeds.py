@@ -1,7 +1,8 @@
 """The inventory feed from Kafka (`reference.inventory`, compacted): the stock the in-store rules
 read.
 
-Pure functions; the worker's follower (streams/worker/app.py) and `parcours publish` call them.
+Pure functions; the worker's follower (streams/worker/followers.py) and `parcours publish` call
+them.
 Key `store_id|product_id`, value `{"store_id": ..., "product_id": ..., "quantity": N}`; a tombstone
 (null value) means none left.
 """

@@ -4,9 +4,16 @@ Read `gate.py` first (`PreferenceGate.decide`: fire, defer to the end of quiet h
 with a reason), then `config.py` (the gate's settings from the rule pack) and `records.py`
 (preference-centre records, which ingest turns into consent touchpoints).
 """
-from streams.preferences.config import GateConfig, Weights, parse_duration
-from streams.preferences.gate import Decision, PreferenceGate
-from streams.preferences.records import preference_raw, preference_touchpoint
+from streams.lazy_exports import lazy
 
-__all__ = ["Decision", "GateConfig", "PreferenceGate", "Weights", "parse_duration",
-           "preference_raw", "preference_touchpoint"]
+EXPORTS = {  # name -> the module that defines it
+    "GateConfig": "streams.preferences.config",
+    "Weights": "streams.preferences.config",
+    "parse_duration": "streams.preferences.config",
+    "Decision": "streams.preferences.gate",
+    "PreferenceGate": "streams.preferences.gate",
+    "preference_raw": "streams.preferences.records",
+    "preference_touchpoint": "streams.preferences.records",
+}
+__all__ = sorted(EXPORTS)
+__getattr__ = lazy(__name__, EXPORTS)

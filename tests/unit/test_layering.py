@@ -8,6 +8,8 @@ functions, so a lazy import cannot slip through either.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import streams
@@ -15,10 +17,11 @@ import streams
 STREAMS = Path(streams.__file__).resolve().parent
 CORE = ("ingest", "identity", "attribution", "moments", "preferences", "eventtime",
         "pipeline.py", "state.py", "errors.py")
-# the Kafka clients and Faust, and the shell's packages; streams.config reads the environment and
-# the Kafka security settings, so the core takes its settings as arguments instead
-FORBIDDEN = ("faust", "aiokafka", "confluent_kafka", "kafka", "mode", "streams.worker",
-             "streams.kafka", "streams.cli", "streams.embedded", "streams.config")
+# the Kafka clients and Faust, the shell's packages and ClickHouse's; streams.config reads the
+# environment and the Kafka security settings, so the core takes its settings as arguments instead
+FORBIDDEN = ("faust", "aiokafka", "confluent_kafka", "kafka", "mode", "clickhouse_connect", "chdb",
+             "streams.worker", "streams.kafka", "streams.cli", "streams.embedded",
+             "streams.simulate", "streams.config", "sinks")
 
 
 def imports_of(path: Path, root: Path = STREAMS) -> list[tuple[int, str]]:
@@ -55,6 +58,23 @@ def violations(root: Path = STREAMS) -> list[str]:
 
 def test_the_core_imports_no_faust_no_kafka_and_no_shell():
     assert violations() == []
+
+
+def test_importing_the_whole_core_loads_none_of_it():
+    """What the modules import in turn counts too: the whole core, imported in a fresh
+    interpreter, loads none of the forbidden modules."""
+    modules = sorted({"streams." + ".".join(p.relative_to(STREAMS).with_suffix("").parts)
+                      for name in CORE
+                      for p in ((STREAMS / name).rglob("*.py") if (STREAMS / name).is_dir()
+                                else [STREAMS / name])})
+    code = ("import importlib, sys\n"
+            f"for m in {[m.removesuffix('.__init__') for m in modules]!r}:\n"
+            "    importlib.import_module(m)\n"
+            f"print([m for m in sys.modules\n"
+            f"       if any(m == f or m.startswith(f + '.') for f in {FORBIDDEN!r})])")
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True, cwd=STREAMS.parent).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_a_planted_import_is_found(tmp_path):

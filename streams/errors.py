@@ -1,10 +1,11 @@
 """Every expected failure of parcours derives from `ParcoursError`.
 
 An expected failure is one an operator or a producer can cause and fix: a bad setting, a bad input
-record, a service that is down or not keeping up. Its message is one readable line, so the CLI
-prints `parcours: error: <message>` and exits 2 for any of them (streams/cli/main.py), and the
-worker turns an input error into a dead letter with its reason. Anything else is a bug and keeps
-its traceback.
+record, a service that is down or not keeping up. Its message is one readable line (a service that
+failed to start may add the lines of its log that say why: `BrokerStartError`), so the CLI prints
+`parcours: error: <message>` and exits 2 for any of them (streams/cli/main.py), and the worker
+turns an input error into a dead letter with its reason. Anything else is a bug and keeps its
+traceback.
 
 The three kinds, each also a subclass of the builtin it used to be, so `except ValueError` callers
 keep working:

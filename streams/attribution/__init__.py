@@ -19,5 +19,4 @@ EXPORTS = {  # name -> the module that defines it
     "path_record": "streams.attribution.paths",
     "AttributionStage": "streams.attribution.stage",
 }
-__all__ = sorted(EXPORTS)
-__getattr__ = lazy(__name__, EXPORTS)
+__all__, __getattr__ = lazy(__name__, EXPORTS)

@@ -15,5 +15,4 @@ EXPORTS = {  # name -> the module that defines it
     "SEEN": "streams.eventtime.watermark",
     "Watermark": "streams.eventtime.watermark",
 }
-__all__ = sorted(EXPORTS)
-__getattr__ = lazy(__name__, EXPORTS)
+__all__, __getattr__ = lazy(__name__, EXPORTS)

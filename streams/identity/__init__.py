@@ -17,5 +17,4 @@ EXPORTS = {  # name -> the module that defines it
     "Resolution": "streams.identity.records",
     "profile_id_for": "streams.identity.records",
 }
-__all__ = sorted(EXPORTS)
-__getattr__ = lazy(__name__, EXPORTS)
+__all__, __getattr__ = lazy(__name__, EXPORTS)

@@ -25,5 +25,4 @@ EXPORTS = {  # name -> the module that defines it
     "StitchedTouchpoint": "streams.ingest.touchpoint",
     "Touchpoint": "streams.ingest.touchpoint",
 }
-__all__ = sorted(EXPORTS)
-__getattr__ = lazy(__name__, EXPORTS)
+__all__, __getattr__ = lazy(__name__, EXPORTS)

@@ -15,5 +15,4 @@ EXPORTS = {  # name -> the module that defines it
     "preference_raw": "streams.preferences.records",
     "preference_touchpoint": "streams.preferences.records",
 }
-__all__ = sorted(EXPORTS)
-__getattr__ = lazy(__name__, EXPORTS)
+__all__, __getattr__ = lazy(__name__, EXPORTS)

@@ -69,10 +69,8 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
         with worker:
             console.print(f"[bold]worker[/] pid {worker.pid}, ClickHouse {ch_url}")
             started = time.perf_counter()
-            asyncio.run(simulate.produce(events, kafka.bootstrap, topics.touchpoints,
-                                         clients=kafka.clients))
-            asyncio.run(simulate.produce(malformed, kafka.bootstrap, topics.touchpoints,
-                                         clients=kafka.clients))
+            asyncio.run(simulate.produce(events, kafka.clients, topics.touchpoints))
+            asyncio.run(simulate.produce(malformed, kafka.clients, topics.touchpoints))
             console.print(f"[bold]produced[/] {len(events)} touchpoints "
                           f"(Martin + {profiles} profiles) and {len(malformed)} malformed records")
             with console.status("waiting for every record to come out of the pipeline..."):

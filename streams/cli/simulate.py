@@ -46,8 +46,7 @@ def run(args) -> int:
     if args.kafka is not None:
         settings = config.load(kafka_url=args.kafka or None)
         topic = settings.topics.touchpoints
-        n = asyncio.run(simulate.produce(events, settings.kafka_bootstrap, topic,
-                                         clients=KafkaClients.of(settings)))
+        n = asyncio.run(simulate.produce(events, KafkaClients.of(settings), topic))
         print(f"produced {n} touchpoints to {topic} on {settings.kafka_bootstrap}")
     else:
         if not args.out:

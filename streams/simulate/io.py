@@ -81,29 +81,23 @@ def partition_key(event: dict | bytes, key_field: str | None) -> bytes | None:
     return None if value is None or value == "" else str(value).encode()
 
 
-async def produce(events: Iterable[dict | bytes], bootstrap: str, topic: str, *,
+async def produce(events: Iterable[dict | bytes], connection: KafkaClients | str, topic: str, *,
                   key_field: str | None = None, linger_ms: int = 5,
                   max_batch_size: int = 256 * 1024, window: int = 20_000,
-                  client_options: dict | None = None,
-                  clients: KafkaClients | None = None) -> int:
+                  client_options: dict | None = None) -> int:
     """Send `events` (dicts as JSON, bytes as they are) to `topic`; returns how many were acked.
 
-    `bootstrap` is "host:port[,host:port]" or a `kafka://` URL. The connection is `clients` (a
-    `KafkaClients`: the brokers and their TLS / SASL options) when given, else PLAINTEXT to
-    `bootstrap`; `client_options` (aiokafka keyword arguments, e.g. a security protocol) go on
-    top. Records are keyed by `partition_key(event, key_field)`. Sends are pipelined (at most
-    `window` in flight) and every one is awaited before returning; the first failed send raises.
-    Plain at-least-once producer (no idempotence: the embedded Tansu broker rejects it)."""
-    from streams.kafka.clients import KafkaClients, bootstrap_of  # aiokafka when a client is built
+    `connection` is a `KafkaClients` (the brokers and their TLS / SASL options), or the brokers
+    alone ("host:port[,host:port]" or a `kafka://` URL: PLAINTEXT); `client_options` (aiokafka
+    keyword arguments, e.g. a security protocol) go on top. Records are keyed by
+    `partition_key(event, key_field)`. Sends are pipelined (at most `window` in flight) and every
+    one is awaited before returning; the first failed send raises. Plain at-least-once producer
+    (no idempotence: the embedded Tansu broker rejects it)."""
+    from streams.kafka.clients import KafkaClients  # aiokafka only when the client is built
 
-    if clients is None:
-        clients = KafkaClients(bootstrap)
-    elif bootstrap_of(bootstrap) != clients.bootstrap:
-        raise ValueError(f"produce: bootstrap {bootstrap!r} is not the brokers of `clients` "
-                         f"({clients.bootstrap!r})")
-    producer = clients.producer(client_id="parcours-simulate", linger_ms=linger_ms,
-                                max_batch_size=max_batch_size, acks="all",
-                                enable_idempotence=False, **(client_options or {}))
+    producer = KafkaClients.at(connection).producer(
+        client_id="parcours-simulate", linger_ms=linger_ms, max_batch_size=max_batch_size,
+        acks="all", enable_idempotence=False, **(client_options or {}))
     await producer.start()
     count = 0
     try:

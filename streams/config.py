@@ -26,6 +26,7 @@ class Topics:
     touchpoints: str = "touchpoints"
     dead_letter: str = "touchpoints.dead-letter"
     stitch: str = "parcours.stitch"  # internal: normalised touchpoints, one ordered partition
+    sink: str = "parcours.sink"  # internal: ClickHouse rows and erasures, for the sink stage
     stitched: str = "touchpoints.stitched"
     identity: str = "identity"
     credit: str = "attribution.credit"
@@ -55,6 +56,10 @@ class Settings:
     # an input partition fully consumed this long stops holding the watermark
     idle_seconds: float = 5.0
     max_future_ms: int = DEFAULT_MAX_FUTURE_MS  # ingest refuses events further ahead of its clock
+    # the sink stage inserts into ClickHouse when this many rows are buffered, or this long after
+    # the oldest was read (whichever comes first)
+    sink_batch_rows: int = 50_000
+    sink_batch_seconds: float = 1.0
     rules_file: str | None = None  # the moment rule pack (default: the pack shipped with parcours)
     lookback_days: float = 30.0  # attribution lookback (and inactivity that closes a journey)
     lookback_by_type: tuple = ()  # ((conversion type, days), ...)
@@ -157,6 +162,8 @@ def load(env: dict | None = None, **overrides) -> Settings:
         idle_seconds=_float(env, "PARCOURS_IDLE_SECONDS", 5.0) or 5.0,
         fetch_max_wait_ms=_int(env, "PARCOURS_FETCH_MAX_WAIT_MS", 20),
         max_future_ms=_max_future_ms(env.get("PARCOURS_MAX_FUTURE_SECONDS")),
+        sink_batch_rows=_int(env, "PARCOURS_SINK_BATCH_ROWS", 50_000) or 1,
+        sink_batch_seconds=_float(env, "PARCOURS_SINK_BATCH_SECONDS", 1.0),
     )
     lookback, by_type = _lookback(env.get("PARCOURS_LOOKBACK_DAYS"))
     ends = _float(env, "PARCOURS_POSITION_ENDS", 0.4)

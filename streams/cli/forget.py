@@ -49,6 +49,7 @@ def run(args) -> int:
     elif not event["survivor"]:
         print(f"no profile holds {args.identifier.split(':')[0]} {hashed[:16]}…: nothing to erase")
     else:
+        rows = sum((event.get("erased") or {}).values())
         print(f"erased profile {event['survivor']} and its {len(event['identifiers'])} identifiers "
-              f"(state, ClickHouse rows, tombstones on {settings.topics.identity})")
+              f"(state, {rows} ClickHouse rows, tombstones on {settings.topics.identity})")
     return 0

@@ -5,13 +5,16 @@ production (its own process, its own chDB directory), the caller talks to it onl
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+from streams.config import Topics, kafka_bootstrap
 from streams.embedded.broker import free_port
 from streams.kafka.clients import KafkaClients
 
@@ -71,18 +74,39 @@ class WorkerProcess:
 
     def wait_settled(self, timeout: float = 30.0) -> None:
         """Once its outputs are out: wait until the journey holds no touchpoint (the gauge is set
-        when a batch has written its rows and its changelog, so its rows are in ClickHouse)."""
+        when a batch has sent its outputs and its changelog), then until the sink stage has
+        written every row sent so far to ClickHouse."""
         deadline = time.monotonic() + timeout
         while self.metric("parcours_held_events") != 0:
             if time.monotonic() > deadline or not self.alive():
                 raise TimeoutError(f"touchpoints still held after {timeout:.0f} s")
             time.sleep(0.2)
+        self.wait_sink(max(1.0, deadline - time.monotonic()))
 
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (Faust shuts down cleanly: sink flushed, chDB closed), then SIGKILL after
-        `timeout`."""
+    def wait_sink(self, timeout: float = 60.0) -> None:
+        """Wait until the sink stage has written to ClickHouse (and committed) every sink-topic
+        record sent before this call. TimeoutError when it has not within `timeout`."""
+        done: list = []
+        thread = threading.Thread(target=lambda: done.append(asyncio.run(sink_written(
+            self.env["PARCOURS_KAFKA_URL"], f"{self.env['PARCOURS_APP_ID']}-sink", timeout,
+            alive=self.alive))), daemon=True)
+        thread.start()  # a thread: the caller may be inside an event loop itself
+        thread.join(timeout + 30)
+        if not done or not done[0]:
+            raise TimeoutError(f"the sink stage has not written its rows after {timeout:.0f} s"
+                               f"\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0, *, drain: bool = True) -> int | None:
+        """SIGTERM (Faust shuts down cleanly: chDB closed), then SIGKILL after `timeout`. With
+        `drain`, first wait (up to 60 s) until the sink stage has written what it was sent, so
+        ClickHouse holds every row of the outputs seen so far."""
         if self.proc is None:
             return None
+        if drain and self.proc.poll() is None:
+            try:
+                self.wait_sink()
+            except TimeoutError:
+                pass  # stopped anyway: the rows are in the sink topic, for the next start
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -104,6 +128,40 @@ class WorkerProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+async def sink_written(kafka_url: str, group: str, timeout: float, alive=lambda: True,
+                       topic: str = Topics.sink) -> bool:
+    """Whether the sink stage's group `group` committed the end (as of this call) of every
+    partition of the sink topic within `timeout` seconds; True at once when the topic is empty."""
+    from aiokafka import TopicPartition
+
+    from streams.kafka.patches import true_end_offsets
+
+    bootstrap = kafka_bootstrap(kafka_url)
+    probe = KafkaClients.at(bootstrap).consumer(group_id=None, enable_auto_commit=False)
+    await probe.start()
+    try:
+        await probe.topics()  # the cluster's metadata
+        partitions = probe.partitions_for_topic(topic) or set()
+    finally:
+        await probe.stop()
+    if not partitions:
+        return True
+    ends = await true_end_offsets(bootstrap, [TopicPartition(topic, p) for p in partitions])
+    deadline = time.monotonic() + timeout
+    consumer = KafkaClients.at(bootstrap).consumer(group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while True:
+            committed = {tp: await consumer.committed(tp) or 0 for tp in ends}
+            if all(committed[tp] >= end for tp, end in ends.items()):
+                return True
+            if time.monotonic() > deadline or not alive():
+                return False
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 async def count_until(connection: KafkaClients | str, topics: list[str], expected: int, *,

@@ -3,7 +3,9 @@
 `Agents.register` puts them on the app in start-up order:
 - the output producer (a service: the batch producer's connection lives as long as the worker);
 - `declare_outputs`, `ingest_stage` (raw touchpoints and preference records -> the stitch topic,
-  with its own group consumer, streams/kafka/consumer.py) and `follow_inventory` (tasks);
+  with its own group consumer, streams/kafka/consumer.py), `follow_inventory` and, with a
+  ClickHouse sink, `sink_stage` (the sink topic -> ClickHouse, streams/worker/sink_stage.py)
+  (tasks);
 - the `journey` agent on `parcours.stitch` (the stateful pipeline);
 - the `report_idle`, `report_stuck` and `report_lag` timers.
 A batch that fails for an unexpected reason stops the process before it is acknowledged (`or_die`).
@@ -26,6 +28,7 @@ from streams.kafka.consumer import IngestConsumer
 from streams.worker import metrics
 from streams.worker.followers import follow_inventory
 from streams.worker.shell import Shell
+from streams.worker.sink_stage import SinkStage
 
 log = logging.getLogger("parcours.app")
 
@@ -45,6 +48,7 @@ class AppTopics:
     stitch: faust.TopicT
     preferences: faust.TopicT
     outputs: list[faust.TopicT] = field(default_factory=list)
+    sink: faust.TopicT | None = None  # the journey's ClickHouse rows, for the sink stage
 
 
 class Agents:
@@ -52,12 +56,13 @@ class Agents:
     the ingest stage's consumer (built here: its handler is `ingest_records`)."""
 
     def __init__(self, app: faust.App, settings: Settings, clients: KafkaClients, shell: Shell,
-                 topics: AppTopics):
+                 topics: AppTopics, sink: SinkStage | None = None):
         self.app = app
         self.settings = settings
         self.clients = clients
         self.shell = shell
         self.topics = topics
+        self.sink = sink
         self.names = settings.topics
         self.ingest = IngestConsumer(
             clients, [self.names.touchpoints, self.names.preferences],
@@ -76,6 +81,9 @@ class Agents:
         app.task(self.declare_outputs)
         app.task(self.ingest_stage)
         app.task(self.follow_inventory)
+        if self.sink is not None:
+            app.service(output_producer(self.sink.producer))
+            app.task(self.sink_stage)
         app.agent(self.topics.stitch, name="journey")(self.journey)
         app.timer(self.settings.idle_seconds)(self.report_idle)
         app.timer(STUCK_REPORT_S)(self.report_stuck)
@@ -99,6 +107,11 @@ class Agents:
         for topic in (self.topics.touchpoints, self.topics.preferences):
             await topic.maybe_declare()
         await or_die(self.ingest.run(), "ingest consumer")
+
+    async def sink_stage(self) -> None:
+        """The sink topic -> ClickHouse (streams/worker/sink_stage.py), off the trigger path."""
+        await self.topics.sink.maybe_declare()
+        await or_die(self.sink.run(), "sink stage")
 
     async def follow_inventory(self) -> None:
         """Keep the rules' inventory up to date from the compacted inventory topic (read from its

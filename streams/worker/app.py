@@ -27,9 +27,10 @@ from streams.moments.rules.loader import load_default
 from streams.pipeline import Pipeline
 from streams.worker.agents import Agents, AppTopics
 from streams.worker.shell import Shell
+from streams.worker.sink_stage import SinkStage
 from streams.worker.tables import Tables
 
-__all__ = ["create_app", "declare_topics", "faust_app"]
+__all__ = ["create_app", "declare_topics", "faust_app", "sink_stage"]
 
 
 def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:
@@ -46,10 +47,22 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     pipeline = Pipeline(tables.stores, rules=rules, attribution_config=attribution_config(settings))
     tables.on_recover(pipeline)
     producer = BatchProducer(clients, client_id=f"{settings.app_id}-outputs")
-    shell = Shell(pipeline, sink, settings.topics, producer, changelog=tables.changelog,
+    shell = Shell(pipeline, settings.topics, producer, changelog=tables.changelog,
                   max_future_ms=settings.max_future_ms)
-    Agents(app, settings, clients, shell, topics).register()
+    Agents(app, settings, clients, shell, topics, sink_stage(settings, clients, sink)).register()
     return app, shell
+
+
+def sink_stage(settings: Settings, clients: KafkaClients, sink) -> SinkStage | None:
+    """The stage writing ClickHouse from the sink topic (None without a sink)."""
+    if sink is None:
+        return None
+    from sinks.erasure import erase
+
+    return SinkStage(clients, settings.topics, f"{settings.app_id}-sink", sink,
+                     BatchProducer(clients, client_id=f"{settings.app_id}-sink"),
+                     max_rows=settings.sink_batch_rows, max_age_s=settings.sink_batch_seconds,
+                     session_timeout_s=settings.session_timeout, erase=erase)
 
 
 def faust_app(settings: Settings, clients: KafkaClients) -> faust.App:
@@ -84,13 +97,15 @@ def declare_topics(app: faust.App, settings: Settings, rules) -> AppTopics:
                             partitions=settings.input_partitions)
     stitch = app.topic(names.stitch, value_type=bytes, value_serializer="raw",
                        key_serializer="raw", partitions=1, internal=True)
+    sink = app.topic(names.sink, value_type=bytes, value_serializer="raw", key_serializer="raw",
+                     partitions=1, internal=True)
     outputs = [app.topic(name, partitions=1) for name in
                (names.dead_letter, names.stitched, names.identity, names.credit,
                 names.suppressions, names.late, *map(names.trigger_topic, trigger_channels(rules)))]
     outputs.append(app.topic(names.inventory, partitions=1, compacting=True))
     preferences = app.topic(names.preferences, value_type=bytes, key_type=bytes,
                             value_serializer="raw", key_serializer="raw", partitions=1)
-    return AppTopics(touchpoints, stitch, preferences, outputs)
+    return AppTopics(touchpoints, stitch, preferences, [sink, *outputs], sink)
 
 
 def trigger_channels(rules) -> list[str]:

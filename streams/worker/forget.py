@@ -6,7 +6,10 @@ A request is one control record on the stitch topic, a JSON array like every sti
 with the touchpoints (`Shell._run` -> `Pipeline.forget`) and answers on the identity topic with one
 identity event of kind `forget` whose `event_id` is the request id: `survivor` is the erased
 profile (empty when no profile held the identifier), `identifiers` the identifiers it held.
-`request_forget` sends a request and waits for that answer (`parcours forget`).
+The rows already in ClickHouse are deleted by the sink stage, after every row sent before the
+erasure (streams/worker/sink_stage.py); it confirms with an identity event of kind `erased`, keyed
+and identified (`event_id`) by the request id, with the rows `matched` per table (no personal data).
+`request_forget` sends a request and waits for both answers (`parcours forget`).
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from streams.worker.shell import CONTROL
 
 
 class ForgetNotConfirmed(ServiceError):
-    """No worker confirmed the erasure in time; the request stays queued on the stitch topic."""
+    """No worker confirmed the erasure in time; the request stays queued (on the stitch topic, or
+    for ClickHouse on the sink topic) and is carried out when the worker gets to it."""
 
 
 def new_request_id() -> str:
@@ -35,15 +39,16 @@ def forget_request(identifier: str, request_id: str, requested_at: int | None = 
                           "requested_at": at}])
 
 
-def confirmation(value: bytes | None, request_id: str) -> dict | None:
-    """The worker's answer to `request_id` when the identity-topic record `value` is it."""
+def confirmation(value: bytes | None, request_id: str, kind: str = "forget") -> dict | None:
+    """The worker's answer to `request_id` when the identity-topic record `value` is it (`kind`:
+    `forget` from the journey, `erased` from the sink stage)."""
     if not value or request_id.encode() not in value:  # a tombstone, or another event (cheap)
         return None
     try:
         event = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(event, dict) and event.get("kind") == "forget" \
+    if isinstance(event, dict) and event.get("kind") == kind \
             and event.get("event_id") == request_id:
         return event
     return None
@@ -52,8 +57,9 @@ def confirmation(value: bytes | None, request_id: str) -> dict | None:
 async def request_forget(clients: KafkaClients, topics, identifier: str,
                          wait: float) -> dict | None:
     """Ask the worker to erase the profile holding `identifier`; wait up to `wait` seconds for its
-    confirmation (the `forget` identity event) and return it. With `wait` <= 0, send and return
-    None. ForgetNotConfirmed when no worker answered in time."""
+    confirmations (the `forget` identity event, then, when a profile was erased, the sink stage's
+    `erased`) and return the first, with `erased` set to the rows matched per table. With `wait`
+    <= 0, send and return None. ForgetNotConfirmed when no worker answered in time."""
     request_id = new_request_id()
     producer = clients.producer()
     await producer.start()
@@ -68,12 +74,23 @@ async def request_forget(clients: KafkaClients, topics, identifier: str,
     await consumer.start()
     try:
         deadline = time.monotonic() + wait
+        forgotten = None
         while time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
-                    event = confirmation(record.value, request_id)
-                    if event is not None:
-                        return event
+                    if forgotten is None:
+                        forgotten = confirmation(record.value, request_id)
+                        if forgotten is not None and not forgotten["survivor"]:
+                            return forgotten  # no profile: nothing in ClickHouse either
+                    else:
+                        erased = confirmation(record.value, request_id, "erased")
+                        if erased is not None:
+                            return {**forgotten, "erased": erased.get("matched") or {}}
+        if forgotten is not None:
+            raise ForgetNotConfirmed(
+                f"forget: profile {forgotten['survivor']} erased from the worker's state and "
+                f"topics, but ClickHouse has not confirmed within {wait:.0f} s (the sink stage "
+                f"is behind; the erasure is queued on {topics.sink})")
         raise ForgetNotConfirmed(f"forget: no worker confirmed the erasure within {wait:.0f} s "
                                  f"(request {request_id} is queued on {topics.stitch})")
     finally:

@@ -23,7 +23,14 @@ UNREADABLE_BATCHES = Counter("parcours_unreadable_batches",
                              "(codec library missing, corrupt)", ["topic", "partition"])
 SINK_ROWS = Counter("parcours_sink_rows", "Rows written to ClickHouse, by table", ["table"])
 SINK_ERRORS = Counter("parcours_sink_errors", "Failed ClickHouse writes, by table", ["table"])
-SINK_STALLS = Counter("parcours_sink_stalls", "Batches held because ClickHouse refused writes")
+SINK_STALLS = Counter("parcours_sink_stalls",
+                      "Sink-stage inserts (or erasures) held because ClickHouse refused them")
+SINK_LAG = Gauge("parcours_sink_lag_records",
+                 "Sink-topic records not yet written to ClickHouse (high-water mark minus commit)")
+SINK_LAG_SECONDS = Gauge("parcours_sink_lag_seconds",
+                         "Age of the oldest sink-topic record not yet written to ClickHouse")
+SINK_FAILING = Gauge("parcours_sink_failing",
+                     "1 while the sink stage's ClickHouse writes fail (it retries), else 0")
 SINK_PENDING = Gauge("parcours_sink_pending_rows", "Rows buffered for ClickHouse, by table",
                      ["table"])
 CONSUMER_LAG = Gauge("parcours_consumer_lag", "High-water mark minus committed position",

@@ -1,4 +1,11 @@
-"""Where a batch's results go: topic messages and ClickHouse rows (the worker's and replay's)."""
+"""Where a batch's results go: topic messages and ClickHouse rows (the worker's and replay's).
+
+- `topic_messages`: the public output records (triggers, stitched touchpoints, identity events...).
+- `sink_records`: the same batch's ClickHouse rows as records of the sink topic, for the sink stage
+  (streams/worker/sink_stage.py); the lists that also go to a public topic are not encoded twice.
+- `table_rows`: rows per table, built by `rows_of` from the pipeline's lists: replay writes them
+  directly, the sink stage builds them from the sink topic's records with the same function.
+"""
 from __future__ import annotations
 
 from typing import Iterator
@@ -7,52 +14,83 @@ import orjson
 
 from streams.config import Topics
 from streams.pipeline import Emitted
+from streams.worker import sink_blocks
+
+Record = tuple[str, bytes | None, bytes]
+
+# an Emitted list (or "dead_letters") -> its ClickHouse table, in the order tables are written
+TABLE_OF = {"stitched": "touchpoints", "identity_map": "identity_map",
+            "identity": "identity_events", "credits": "attribution_credit",
+            "triggers": "triggers", "suppressions": "suppressions", "late": "late_events",
+            "paths": "attribution_paths", "dead_letters": "dead_letters"}
 
 
 def _json(obj) -> bytes:
     return orjson.dumps(obj)
 
 
-def topic_messages(out: Emitted, topics: Topics) -> Iterator[tuple[str, bytes | None, bytes]]:
+def _keyed(out: Emitted, topics: Topics) -> Iterator[tuple[str, list[Record]]]:
+    """(Emitted list, its topic records) for every list that goes to a public topic."""
+    yield "stitched", [(topics.stitched, (tp["profile_id"] or tp["event_id"]).encode(), _json(tp))
+                       for tp in out.stitched]
+    yield "identity", [(topics.identity, ev["survivor"].encode(), _json(ev))
+                       for ev in out.identity]
+    yield "credits", [(topics.credit, row["conversion_id"].encode(), _json(row))
+                      for row in out.credits]
+    yield "triggers", [(topics.trigger_topic(trig["channel"]), trig["profile_id"].encode(),
+                        _json(trig)) for trig in out.triggers]
+    yield "suppressions", [(topics.suppressions, sup["profile_id"].encode(), _json(sup))
+                           for sup in out.suppressions]
+    yield "late", [(topics.late, late["event_id"].encode(), _json(late)) for late in out.late]
+
+
+def topic_messages(out: Emitted, topics: Topics) -> Iterator[Record]:
     """(topic, key, value) for every output record of a batch, in a stable order."""
-    for tp in out.stitched:
-        yield topics.stitched, (tp["profile_id"] or tp["event_id"]).encode(), _json(tp)
-    for ev in out.identity:
-        yield topics.identity, ev["survivor"].encode(), _json(ev)
-    for row in out.credits:
-        yield topics.credit, row["conversion_id"].encode(), _json(row)
-    for trig in out.triggers:
-        yield topics.trigger_topic(trig["channel"]), trig["profile_id"].encode(), _json(trig)
-    for sup in out.suppressions:
-        yield topics.suppressions, sup["profile_id"].encode(), _json(sup)
-    for late in out.late:
-        yield topics.late, late["event_id"].encode(), _json(late)
+    for _kind, records in _keyed(out, topics):
+        yield from records
+
+
+def journey_records(out: Emitted, topics: Topics, now_ms: int) -> tuple[list[Record],
+                                                                       list[Record]]:
+    """A batch's public topic records, and its ClickHouse rows as sink-topic records (the encoded
+    topic values reused: a stitched touchpoint is serialised once for both)."""
+    records: list[Record] = []
+    blocks: dict[str, list[bytes]] = {}
+    for kind, keyed in _keyed(out, topics):
+        if keyed:
+            records.extend(keyed)
+            blocks[kind] = [value for _topic, _key, value in keyed]
+    if out.identity_map:
+        blocks["identity_map"] = [_json(row) for row in out.identity_map]
+    if out.paths:
+        blocks["paths"] = [_json(path) for path in out.paths]
+    sink = [(topics.sink, None, block) for kind in TABLE_OF if kind in blocks
+            for block in sink_blocks.encode(kind, blocks[kind], now_ms)]
+    return records, sink
+
+
+def rows_of(kind: str, items: list[dict], now_ms: int) -> list[dict]:
+    """The ClickHouse rows of one Emitted list (`kind`: a key of TABLE_OF), stamped `now_ms`."""
+    if kind == "stitched":
+        return [_touchpoint_row(tp, now_ms) for tp in items]
+    if kind == "identity":
+        return [{"at": ev["at"], "kind": ev["kind"], "survivor": ev["survivor"],
+                 "absorbed": ev["absorbed"], "identifiers": ev["identifiers"],
+                 "event_id": ev["event_id"] or "", "reason": ev["reason"] or ""}
+                for ev in items]
+    if kind in ("credits", "paths"):
+        return [{**row, "computed_at": now_ms} for row in items]
+    if kind == "dead_letters":
+        return dead_letter_rows(items)
+    if kind in TABLE_OF:
+        return items
+    raise ValueError(f"no ClickHouse table for {kind!r} (known: {', '.join(TABLE_OF)})")
 
 
 def table_rows(out: Emitted, now_ms: int) -> dict[str, list[dict]]:
     """ClickHouse rows per table for a batch (times as epoch ms; the sink converts them)."""
-    rows: dict[str, list[dict]] = {}
-    if out.stitched:
-        rows["touchpoints"] = [_touchpoint_row(tp, now_ms) for tp in out.stitched]
-    if out.identity_map:
-        rows["identity_map"] = out.identity_map
-    if out.identity:
-        rows["identity_events"] = [{
-            "at": ev["at"], "kind": ev["kind"], "survivor": ev["survivor"],
-            "absorbed": ev["absorbed"], "identifiers": ev["identifiers"],
-            "event_id": ev["event_id"] or "", "reason": ev["reason"] or "",
-        } for ev in out.identity]
-    if out.credits:
-        rows["attribution_credit"] = [{**row, "computed_at": now_ms} for row in out.credits]
-    if out.triggers:
-        rows["triggers"] = out.triggers
-    if out.suppressions:
-        rows["suppressions"] = out.suppressions
-    if out.late:
-        rows["late_events"] = out.late
-    if out.paths:
-        rows["attribution_paths"] = [{**path, "computed_at": now_ms} for path in out.paths]
-    return rows
+    return {TABLE_OF[kind]: rows_of(kind, getattr(out, kind), now_ms)
+            for kind in TABLE_OF if kind != "dead_letters" and getattr(out, kind)}
 
 
 def _touchpoint_row(tp: dict, now_ms: int) -> dict:

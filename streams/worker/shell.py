@@ -1,27 +1,26 @@
-"""Bodies of the Faust agents: move batches between Kafka, the pure core and ClickHouse.
+"""Bodies of the Faust agents: move batches between Kafka and the pure core.
 
 Nothing here decides anything about touchpoints: `ingest_batch` and `Pipeline.process` do. The
-agents (streams/worker/agents.py) batch (`take_events`); the shell sends outputs, writes the sink
-once per batch (before the batch is acknowledged, so a committed offset never lies ahead of
-ClickHouse) and counts what they did.
+agents (streams/worker/agents.py) batch (`take_events`); the shell sends every output of a batch in
+one produce: the public topics, and the batch's ClickHouse rows as sink-topic records
+(streams/worker/sink_blocks.py) that the sink stage writes (streams/worker/sink_stage.py). A batch
+is acknowledged once its outputs and its changelog are: no trigger waits for ClickHouse.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Callable, Mapping
 
 import orjson
 
-from sinks.writer import SinkError
 from streams.config import Topics
 from streams.ingest import OFFSET, SOURCE, ingest_preferences
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
 from streams.ingest.normalise import ingest_batch
 from streams.pipeline import Emitted, Pipeline
-from streams.worker import metrics
-from streams.worker.outputs import dead_letter_rows, table_rows, topic_messages
+from streams.worker import metrics, sink_blocks
+from streams.worker.outputs import journey_records
 
 log = logging.getLogger("parcours.agents")
 
@@ -60,14 +59,13 @@ class _Phases:
 
 
 class Shell:
-    """State the agents share: the pipeline, the sink, where outputs go, progress for lag."""
+    """State the agents share: the pipeline, where outputs go, progress for lag."""
 
-    def __init__(self, pipeline: Pipeline, sink, topics: Topics, producer,
+    def __init__(self, pipeline: Pipeline, topics: Topics, producer,
                  changelog: Callable[[], list[list]] = list,
                  max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
         self.pipeline = pipeline
         self.max_future_ms = max_future_ms  # ingest refuses events further ahead of its clock
-        self.sink = sink
         self.topics = topics
         self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
         # state changes flushed by the pipeline, as changelog records in phases sent one after
@@ -150,34 +148,6 @@ class Shell:
             log.info("input partitions reported idle: %s", ", ".join(i["source"] for i in idle))
         return len(idle)
 
-    async def _write_sink(self, rows: dict[str, list[dict]]) -> None:
-        """Buffer the batch's rows and flush them. While ClickHouse refuses writes (after the
-        writer's own retries), wait and try again: the batch stays unacknowledged, the input
-        backs up in Kafka, and processing resumes where it stopped once ClickHouse is back."""
-        if not rows or self.sink is None:
-            return
-        await asyncio.to_thread(self._add_rows, rows)
-        delay = self.retry_delay
-        while True:
-            try:
-                await asyncio.to_thread(self.sink.flush)
-                break
-            except SinkError as exc:
-                metrics.SINK_STALLS.inc()
-                log.error("ClickHouse write failed, batch held, retrying in %.0f s: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_delay)
-        for table, table_rows_ in rows.items():
-            metrics.SINK_ROWS.labels(table).inc(len(table_rows_))
-
-    def _add_rows(self, rows: dict[str, list[dict]]) -> None:
-        for table, table_rows_ in rows.items():
-            try:
-                self.sink.write(table, table_rows_)
-            except Exception:
-                metrics.SINK_ERRORS.labels(table).inc()
-                raise
-
     async def ingest(self, messages, *, preferences: bool = False) -> None:
         """Decode + normalise a batch of raw touchpoints; forward the valid, dead-letter the rest.
         `messages`: Kafka records (`topic`, `partition`, `offset`, `value`) of one topic. With
@@ -193,13 +163,16 @@ class Shell:
                                       max_future_ms=self.max_future_ms)
             resumes = self._resumes(messages)
         records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(resumes + good)]
-        records += [(self.topics.dead_letter, None, orjson.dumps(record)) for record in dead]
+        if dead:
+            values = [orjson.dumps(record) for record in dead]
+            records += [(self.topics.dead_letter, None, value) for value in values]
+            records += [(self.topics.sink, None, block) for block in
+                        sink_blocks.encode("dead_letters", values, int(time.time() * 1000))]
         await self.producer.send_all(records)
         for record in dead:
             metrics.DEAD_LETTERS.labels(record["error"]).inc()
             log.warning("dead-lettered %s[%s]@%s: %s", record["topic"], record["partition"],
                         record["offset"], record["reason"])
-        await self._write_sink({"dead_letters": dead_letter_rows(dead)} if dead else {})
         self._note_positions(messages)
         metrics.EVENTS_IN.labels(messages[0].topic if messages else self.topics.touchpoints
                                  ).inc(len(messages))
@@ -232,13 +205,6 @@ class Shell:
             size += len(run)
         return out, size
 
-    def _erase(self, forgotten: list[dict]) -> None:
-        from sinks.erasure import erase
-
-        for ev in forgotten:
-            matched = erase(self.sink.client, [ev["survivor"]], ev["identifiers"])
-            log.warning("erased profile %s: %s", ev["survivor"], matched)
-
     async def journey(self, events) -> None:
         """Run the stateful pipeline over a batch of normalised touchpoints."""
         started = time.perf_counter()
@@ -257,27 +223,19 @@ class Shell:
         if fresh:
             self.pipeline.watermark.set_position(max(e.message.offset for e in fresh))
         phase("pipeline")
-        # outputs first (ClickHouse and topics), state last: a crash before the state reaches its
-        # changelog replays the batch, which rewrites the same rows and records (idempotent sinks,
-        # deterministic ids). ClickHouse and the topics are written at the same time (a trigger
-        # leaves without waiting for the table insert), except around an erasure, which must
-        # delete the rows this batch wrote and follow its records with tombstones.
-        rows = table_rows(out, int(time.time() * 1000))
-        records = list(topic_messages(out, self.topics))
-        forgotten = [ev for ev in out.identity if ev["kind"] == "forget" and ev["survivor"]]
-        if not forgotten:
-            await asyncio.gather(self._write_sink(rows), self.producer.send_all(records))
-            phase("outputs")
-        else:
-            await self._write_sink(rows)
-            phase("sink")
-            if self.sink is not None:
-                await asyncio.to_thread(self._erase, forgotten)
-            for ev in forgotten:  # tombstones: compaction drops the person's keyed records
+        # outputs first, state last: a crash before the state reaches its changelog replays the
+        # batch, which sends the same records again (deterministic ids, idempotent sinks). The
+        # sink stage erases a forgotten profile's rows after the rows sent before the erasure
+        # (one ordered partition); tombstones let compaction drop the person's keyed records.
+        records, sink = journey_records(out, self.topics, int(time.time() * 1000))
+        for ev in out.identity:
+            if ev["kind"] == "forget" and ev["survivor"]:
+                sink.append((self.topics.sink, None, sink_blocks.erase(
+                    ev["event_id"], ev["survivor"], ev["identifiers"])))
                 for topic in (self.topics.identity, self.topics.stitched):
                     records.append((topic, ev["survivor"].encode(), None))
-            await self.producer.send_all(records)
-            phase("outputs")
+        await self.producer.send_all(records + sink)
+        phase("outputs")
         # state last: the changelog records of this batch's state changes, the input positions
         # (the clock store) after everything else is acknowledged
         self.pipeline.flush()
@@ -286,7 +244,7 @@ class Shell:
                 await self.producer.send_all(records_)
         phase("changelog")
         counts: dict[str, int] = {}
-        for topic, _key, _value in records:
+        for topic, _key, _value in records + sink:
             counts[topic] = counts.get(topic, 0) + 1
         self._note_positions(event.message for event in events)
         metrics.EVENTS_IN.labels(self.topics.stitch).inc(batch_size)

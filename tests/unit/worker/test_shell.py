@@ -1,28 +1,13 @@
-"""The shell's batch handling: a ClickHouse outage holds the batch instead of losing it."""
+"""The shell's batch handling: stitch chunks, idle reports (ClickHouse outages: test_sink_stage)."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
-from sinks.clickhouse import connect
-from sinks.migrations import migrate
-from sinks.writer import ClickHouseSink, ClickHouseTableWriter
 from streams.config import Topics
 from streams.pipeline import Pipeline
 from streams.worker.shell import Shell, chunk_json_lists
-
-
-class _FlakyWriter(ClickHouseTableWriter):
-    """A real chDB writer whose first `failures` inserts fail, as during a server restart."""
-
-    failures = 0
-
-    def _write(self, rows):
-        if type(self).failures > 0:
-            type(self).failures -= 1
-            raise ConnectionError("Connection refused (ClickHouse restarting)")
-        super()._write(rows)
 
 
 class _Producer:
@@ -32,22 +17,6 @@ class _Producer:
     async def send_all(self, records):
         self.records.extend(records)
         return len(records)
-
-
-def test_a_clickhouse_outage_holds_the_batch_until_it_is_written(tmp_path):
-    client = connect(f"chdb://{tmp_path / 'ch'}")
-    migrate(client)
-    sink = ClickHouseSink(client, max_attempts=1)
-    sink._writers["touchpoints"].__class__ = _FlakyWriter
-    _FlakyWriter.failures = 3
-    shell = Shell(Pipeline(), sink, Topics(), _Producer())
-    shell.retry_delay = shell.max_retry_delay = 0.01
-    rows = {"touchpoints": [{"event_id": f"e{i}", "event_time": 1795158900000 + i,
-                             "profile_id": "p", "type": "click", "channel": "display"}
-                            for i in range(10)]}
-    asyncio.run(shell._write_sink(rows))
-    assert _FlakyWriter.failures == 0
-    assert client.query("SELECT count() FROM touchpoints").result_rows[0][0] == 10
 
 
 @pytest.mark.parametrize("sizes", [[10], [100] * 50, [5000, 10, 10]])
@@ -68,7 +37,7 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     topics = Topics()
     producer = _Producer()
     pipeline = Pipeline(sources=2)
-    shell = Shell(pipeline, None, topics, producer)
+    shell = Shell(pipeline, topics, producer)
     shell.positions[(topics.touchpoints, 0)] = 10
     # partition 0: consumed to its high-water mark; partition 1: 5 records not consumed yet
     # first look: not quiet long enough
@@ -88,7 +57,7 @@ def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
     the consumer's position (the group's committed offset) shows it is consumed."""
     topics = Topics()
     producer = _Producer()
-    shell = Shell(Pipeline(sources=2), None, topics, producer)
+    shell = Shell(Pipeline(sources=2), topics, producer)
     partitions = [(0, 10), (1, 5)]
     started = {0: 10, 1: 3}  # partition 1: two records not consumed yet
     assert asyncio.run(shell.report_idle(partitions, started)) == 0  # first look

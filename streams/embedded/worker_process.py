@@ -20,10 +20,12 @@ from streams.kafka.clients import KafkaClients
 
 
 class WorkerProcess:
-    """`python -m streams.cli worker` with the given settings; stop() is graceful, then firm."""
+    """`python -m streams.cli worker` (or `command`) with the given settings; stop() is graceful,
+    then firm."""
 
     def __init__(self, kafka_url: str, clickhouse_url: str, data_dir: Path, *, app_id: str,
-                 log_path: Path, metrics_port: int | None = None, extra_env: dict | None = None):
+                 log_path: Path, metrics_port: int | None = None, extra_env: dict | None = None,
+                 command: list[str] | None = None):
         self.env = {
             **os.environ,
             "PARCOURS_KAFKA_URL": kafka_url,
@@ -36,6 +38,7 @@ class WorkerProcess:
             **({"PARCOURS_METRICS_PORT": str(metrics_port)} if metrics_port else {}),
             **(extra_env or {}),
         }
+        self.command = command or [sys.executable, "-m", "streams.cli", "worker"]
         self.log_path = log_path
         self.metrics_port = metrics_port
         self.proc: subprocess.Popen | None = None
@@ -43,7 +46,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env,
+        self.proc = subprocess.Popen(self.command, env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         return self

@@ -56,6 +56,8 @@ class _Listener(ConsumerRebalanceListener):
             await self.owner.give_away()
 
     async def on_partitions_assigned(self, assigned) -> None:
+        for tp in assigned:  # where the group stands: the lag counts from there
+            self.owner.committed[tp] = await self.owner.consumer.committed(tp) or 0
         log.info("sink stage assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
@@ -155,7 +157,8 @@ class SinkStage:
                     return self._stall()
                 await self.commit()
         due = self.oldest is not None and self.clock() - self.oldest >= self.max_age_s
-        if (due or (self.buffered == 0 and self.applied != self.committed)):
+        uncommitted = any(self.committed.get(tp) != off for tp, off in self.applied.items())
+        if due or (self.buffered == 0 and uncommitted):
             if not await self.flush():
                 return self._stall()
             await self.commit()

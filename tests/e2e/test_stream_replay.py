@@ -199,3 +199,66 @@ def test_a_worker_killed_mid_stream_still_gives_the_replay(kafka, tmp_path, ch_u
         _settled(second, kafka.bootstrap, events)
     assert second.proc.returncode in (0, -15), second.log_tail(60)
     _assert_same(_tables(url), replayed, events)
+
+
+def _trigger_id(topic, record):
+    return orjson.loads(record.value)["trigger_id"]
+
+
+def test_a_minute_of_refused_inserts_delays_no_trigger_and_loses_or_doubles_no_row(
+        kafka, tmp_path, ch_url, events, records, replayed):
+    """ClickHouse refuses every insert for a minute (fault injection at the client boundary,
+    tests/e2e/clickhouse_down.py): triggers flow meanwhile, the sink stage says it lags, and once
+    ClickHouse is back its tables equal the replay's, with no row written twice."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from streams.moments.rules.loader import load_default
+    from streams.worker.app import trigger_channels
+
+    kafka.create_topics({TOPICS.touchpoints: PARTITIONS, TOPICS.stitch: 1})
+    url = ch_url()
+    down = tmp_path / "clickhouse-down"
+    down.touch()
+    worker = WorkerProcess(
+        kafka.url, url, tmp_path / "data", app_id="e2e-stream-replay-outage",
+        log_path=tmp_path / "worker.log", metrics_port=free_port(),
+        extra_env={"PARCOURS_IDLE_SECONDS": "2", "PARCOURS_TEST_CLICKHOUSE_DOWN": str(down)},
+        command=[sys.executable, str(Path(__file__).with_name("clickhouse_down.py"))])
+    trigger_topics = [TOPICS.trigger_topic(ch) for ch in trigger_channels(load_default())]
+    with worker:
+        since = time.monotonic()
+        _produce(kafka.bootstrap, records)
+        try:
+            asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched], len(events), timeout=240,
+                                    alive=worker.alive, key=_stitched_key))
+            asyncio.run(count_until(kafka.bootstrap, trigger_topics, len(replayed["triggers"]),
+                                    timeout=60, alive=worker.alive, key=_trigger_id))
+        except (TimeoutError, RuntimeError) as exc:
+            pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
+        assert down.exists()  # every trigger out while ClickHouse is down
+        time.sleep(max(0.0, 60 - (time.monotonic() - since)))
+        assert worker.metric("parcours_sink_failing") == 1
+        assert worker.metric("parcours_sink_lag_records") > 0
+        assert worker.metric("parcours_sink_lag_seconds") > 30
+        down.unlink()  # ClickHouse is back
+        try:
+            worker.wait_settled(timeout=120)
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
+        time.sleep(1.5)  # the lag gauges are set after each step
+        assert worker.metric("parcours_sink_failing") == 0
+        assert worker.metric("parcours_sink_lag_records") == 0
+    assert worker.proc.returncode in (0, -15), worker.log_tail(60)
+    assert "write failed" in worker.log_tail(400)
+    stream = _tables(url)
+    _assert_same(stream, replayed, events)
+    client = connect(url)
+    try:
+        for table in ("touchpoints", "attribution_credit", "triggers", "identity_map"):
+            plain, final = (client.query(f"SELECT count() FROM {table}{f}").result_rows[0][0]
+                            for f in ("", " FINAL"))
+            assert plain == final, f"{table}: {plain - final} rows written twice"
+    finally:
+        close(client)

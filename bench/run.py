@@ -48,6 +48,7 @@ from bench.kafka import (
     watch_outputs,
 )
 from bench.moments import bench_latency, bench_rules
+from bench.restart import bench_restart, print_restart
 from bench.stages import bench_stages
 from streams import simulate
 from streams.config import Topics
@@ -313,6 +314,10 @@ def main() -> None:
     console.print(table)
     console.print(f"identity events/s: {r['events_per_s']:,.0f}")
 
+    console.print("restart to first output, memory store vs RocksDB (bench/restart.py)...")
+    restart = bench_restart()
+    print_restart(console, restart)
+
     results = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "events": n,
         "cpus": os.cpu_count(),
@@ -333,6 +338,7 @@ def main() -> None:
         "attribution": {"heuristics": h, **{k: v for k, v in d.items()
                                             if k not in ("shares", "shapley", "ch_markov")}},
         "identity": r,
+        "restart": restart,
     }
     out = Path(os.environ.get("BENCH_RESULTS", "bench/results.json"))
     out.parent.mkdir(parents=True, exist_ok=True)

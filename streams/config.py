@@ -17,6 +17,7 @@ from streams.kafka import security as kafka_security
 from streams.kafka.security import KafkaSecurity
 
 DEFAULT_DATA_DIR = ".parcours"
+STORES = ("memory", "rocksdb")  # PARCOURS_STORE: where the worker's tables keep their rows
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class Settings:
     half_life_days: float = 7.0  # time_decay
     position_ends: float = 0.4  # position_based: share of the first and of the last touch
     markov_orders: tuple = (1, 2)  # Markov transition counts written per closed path
+    # the tables' local store (streams/worker/tables.py): rocksdb restarts from local state
+    store: str = "rocksdb"
+    store_cache_keys: int = 100_000  # rocksdb: decoded values kept in memory per table
+    standby_replicas: int = 1  # Faust table_standby_replicas: workers keeping a warm copy
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS / SASL
     topics: Topics = field(default_factory=Topics)
 
@@ -164,6 +169,9 @@ def load(env: dict | None = None, **overrides) -> Settings:
         max_future_ms=_max_future_ms(env.get("PARCOURS_MAX_FUTURE_SECONDS")),
         sink_batch_rows=_int(env, "PARCOURS_SINK_BATCH_ROWS", 50_000) or 1,
         sink_batch_seconds=_float(env, "PARCOURS_SINK_BATCH_SECONDS", 1.0),
+        store=_store(env.get("PARCOURS_STORE")),
+        store_cache_keys=_int(env, "PARCOURS_STORE_CACHE_KEYS", 100_000),
+        standby_replicas=_int(env, "PARCOURS_STANDBY_REPLICAS", 1),
     )
     lookback, by_type = _lookback(env.get("PARCOURS_LOOKBACK_DAYS"))
     ends = _float(env, "PARCOURS_POSITION_ENDS", 0.4)
@@ -202,6 +210,16 @@ def _lookback(raw: str | None) -> tuple[float, tuple]:
         else:
             default = days
     return default, tuple(by_type)
+
+
+def _store(raw: str | None) -> str:
+    """`PARCOURS_STORE`: memory or rocksdb (default)."""
+    if raw is None or not raw.strip():
+        return "rocksdb"
+    value = raw.strip().lower()
+    if value not in STORES:
+        raise ConfigError(f"PARCOURS_STORE={raw!r}: expected memory or rocksdb")
+    return value
 
 
 def _max_future_ms(raw: str | None) -> int:

@@ -27,6 +27,20 @@ Faust's "-1" convention stays consistent: `_build_highwaters` stores `end - 1`, 
 last record, and recovery is complete when the last offset read equals it, which with the true end
 means after the last record of the last batch.
 
+Checked against the RocksDB table store (streams/worker/tables.py): Faust's recovery starts an
+active or standby changelog partition at `max(persisted offset, earliest - 1)` and is done when it
+has read the highwater (`end - 1`); the persisted offset is the last record applied, which the
+worker sets to the last offset its own changelog produce acknowledged (the batch's base offset +
+records - 1, from the produce response, which Tansu gets right). The two agree only with this
+fix: with Tansu's ListOffsets answer the highwater is `base of last batch`, below the persisted
+offset whenever the last changelog batch holds more than one record, and Faust's consistency
+check (`recovery_consistency_check`, on by default) would refuse every such restart on the same
+disk with a ConsistencyError (read from faust/tables/recovery.py, not run here); and a tail
+written while the worker was down would be cut at its last batch, as in the memory case. With
+the fix a clean restart finds persisted == highwater (nothing to read) and one after kill -9
+reads exactly the unapplied tail (tests/e2e/test_rocksdb_restart.py). The fix is needed for
+`memory://` (exact recovery) and for `rocksdb://` (a restart at all).
+
 The confirming consumer is built by streams/kafka/clients.py: `true_end_offsets` takes a
 `KafkaClients` (or the brokers alone, plus aiokafka keyword arguments); inside Faust it connects
 with the app's own brokers and `broker_credentials` (what `KafkaClients.faust_broker` gives). The

@@ -5,13 +5,16 @@ events/s for the journey stage when every output and changelog write went that w
 batch's records are grouped per topic-partition, appended to producer batches and sent with one
 `send_batch` per full batch; `send_all` returns when the broker acknowledged all of them, so the
 caller can acknowledge its input afterwards (at-least-once). Order is kept within a partition.
+`on_acked`, when set, is called after every acknowledged `send_all` with the offset of the last
+record acknowledged per (topic, partition) (the worker's RocksDB tables record how far their
+changelogs are written: streams/worker/tables.py).
 The aiokafka producer is built by streams/kafka/clients.py, with the connection's security options.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Iterable
+from typing import Callable, Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
@@ -44,6 +47,8 @@ class BatchProducer:
         self._round_robin = itertools.count()
         self._started = False
         self._lock: asyncio.Lock | None = None
+        # called with {(topic, partition): last offset acknowledged} after each send_all
+        self.on_acked: Callable[[dict[tuple[str, int], int]], None] | None = None
 
     async def start(self) -> None:
         if self._lock is None:
@@ -82,6 +87,7 @@ class BatchProducer:
             grouped.setdefault((topic, partition_for(key, parts, self._round_robin)), []).append(
                 (key, value))
         futures = []
+        sizes = []  # records behind each future (a batch's future gives its base offset)
         count = 0
         producer = self._producer
         for (topic, partition), items in grouped.items():
@@ -89,15 +95,24 @@ class BatchProducer:
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     if batch.record_count():
+                        sizes.append(batch.record_count())
                         futures.append(await producer.send_batch(batch, topic, partition=partition))
                         batch = producer.create_batch()
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         # larger than a whole batch: sent alone (up to max_request_size)
                         futures.append(await producer.send(topic, value, key=key,
                                                            partition=partition))
+                        sizes.append(1)
             if batch.record_count():
+                sizes.append(batch.record_count())
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
             count += len(items)
         if futures:
-            await asyncio.gather(*futures)
+            acks = await asyncio.gather(*futures)
+            if self.on_acked is not None:
+                last: dict[tuple[str, int], int] = {}
+                for meta, size in zip(acks, sizes):
+                    key = (meta.topic, meta.partition)
+                    last[key] = max(last.get(key, -1), meta.offset + size - 1)
+                self.on_acked(last)
         return count

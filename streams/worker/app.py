@@ -9,7 +9,10 @@ Partitioning (see README "How the stream is partitioned"):
   in one total order, so identity merges are correct whichever input partition an identifier
   arrives on, and the stream gives exactly what `parcours replay` gives.
 - Tables (identity ids, profiles, paths) have one changelog partition each and live with the owner
-  of `parcours.stitch`; another worker takes over (recovering the tables) when it dies.
+  of `parcours.stitch`; another worker takes over (recovering the tables) when it dies. Each table
+  has `PARCOURS_STANDBY_REPLICAS` (default 1) standby replicas: another worker of the group keeps
+  a copy up to date from the changelog, so a takeover only reads the tail. Where the rows live
+  (`PARCOURS_STORE`: RocksDB by default, or memory): streams/worker/tables.py.
 
 The parts: the tables (streams/worker/tables.py), the agents, tasks and timers
 (streams/worker/agents.py), the inventory follower (streams/worker/followers.py), and the shell
@@ -28,7 +31,7 @@ from streams.pipeline import Pipeline
 from streams.worker.agents import Agents, AppTopics
 from streams.worker.shell import Shell
 from streams.worker.sink_stage import SinkStage
-from streams.worker.tables import Tables
+from streams.worker.tables import STORE_URLS, Tables
 
 __all__ = ["create_app", "declare_topics", "faust_app", "sink_stage"]
 
@@ -43,10 +46,11 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     app = faust_app(settings, clients)
     rules = rules if rules is not None else load_default()
     topics = declare_topics(app, settings, rules)
-    tables = Tables(app)
+    tables = Tables(app, settings.store, settings.store_cache_keys)
     pipeline = Pipeline(tables.stores, rules=rules, attribution_config=attribution_config(settings))
     tables.on_recover(pipeline)
     producer = BatchProducer(clients, client_id=f"{settings.app_id}-outputs")
+    producer.on_acked = tables.acked  # the RocksDB tables record how far their changelog is
     shell = Shell(pipeline, settings.topics, producer, changelog=tables.changelog,
                   max_future_ms=settings.max_future_ms)
     Agents(app, settings, clients, shell, topics, sink_stage(settings, clients, sink)).register()
@@ -66,11 +70,13 @@ def sink_stage(settings: Settings, clients: KafkaClients, sink) -> SinkStage | N
 
 
 def faust_app(settings: Settings, clients: KafkaClients) -> faust.App:
-    """The Faust app: in-memory tables, no web server, commits every batch or second."""
+    """The Faust app: tables on `settings.store` (RocksDB or memory) with standby replicas, no web
+    server, commits every batch or second."""
     return faust.App(
         settings.app_id,
         **clients.faust_broker(),
-        store="memory://",
+        store=STORE_URLS[settings.store],
+        table_standby_replicas=settings.standby_replicas,
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         web_port=settings.web_port,

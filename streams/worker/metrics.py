@@ -51,6 +51,11 @@ REDELIVERED = Counter("parcours_redelivered",
                       "records forwarded twice (kind=input) and stitch messages (kind=stitch)",
                       ["kind"])
 
+CHANGELOG_RECOVERED = Counter("parcours_changelog_recovered",
+                              "Changelog records a table read back at recovery (all of them with "
+                              "the memory store; the tail after the local state with RocksDB)",
+                              ["table"])
+
 
 def serve(port: int | None) -> None:
     """Start the /metrics HTTP endpoint (no-op without a port)."""

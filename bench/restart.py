@@ -1,0 +1,394 @@
+"""Restart after kill -9 with 25k, 100k and 1M profiles of state: memory store against RocksDB.
+
+`bench_restart()` (called by bench/run.py) measures, for each state size and store, the time from a
+worker's process start to its first output record (on `touchpoints.stitched`) for a touchpoint
+produced after that start, the worker's RSS at that moment (RSS per profile: above the same restart
+with no state), and `bench_access()` the CPU cost of one get / set through each store's mapping.
+
+How the state is built (building 1M profiles through a worker, ~9k touchpoints/s, would take ten
+minutes):
+- a base state: the pure pipeline over a synthetic population (`BENCH_RESTART_BASE`, default
+  12,500 people, ~14k profiles: the records a worker would write to its changelogs);
+- N profiles: copies of the base records under suffixed keys (`key~3`): real record sizes and
+  shapes; references between copies are not rewritten (only the restart is measured; the probe
+  touchpoint is a new person, dated before every timer, so no copied record is processed).
+- memory store: the records are produced to the app's changelog topics, in the tables' format;
+  the timed worker recovers all of them, as a memory worker does at every start.
+- RocksDB: the records are written to the tables' local RocksDB databases (what Faust's recovery
+  would have written there: the changelog's bytes; closed as a kill -9 leaves them, WAL and
+  all), then `BENCH_RESTART_TAIL` (2,000) changelog records are produced after them (written
+  while the worker was down) and the timed worker starts on that data dir: it reads only the tail.
+  That a real worker killed with SIGKILL resumes this way (persisted offset = its last acked
+  changelog record) is what tests/e2e/test_rocksdb_restart.py proves.
+The timed start is a process start in a group without a dead member: a kill -9 also leaves the
+dead member in its groups until its session expires (PARCOURS_SESSION_TIMEOUT), the same wait for
+either store, left out here so that the figures compare the stores.
+Memory at sizes above `BENCH_RESTART_MEMORY_MAX` (25,000) is extrapolated from the measured size
+(recovery time and RSS grow linearly with the records): marked "extrapolated".
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import orjson
+
+from streams import simulate
+from streams.config import Topics
+from streams.embedded.broker import EmbeddedKafka, free_port
+from streams.embedded.worker_process import WorkerProcess
+from streams.ingest.normalise import ingest_batch
+from streams.kafka.clients import KafkaClients
+from streams.pipeline import STORES, Pipeline
+from streams.worker.tables import OFFSET_KEY, TABLE_NAMES, RocksTableStore, TableStore
+
+START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
+TOPICS = Topics()
+COPIED = [name for name in STORES if name not in ("clock", "pending")]  # per-profile stores
+
+
+def base_state(people: int) -> dict[str, list[tuple[bytes, bytes]]]:
+    """The encoded records of every per-profile store after the pipeline ran over `people`."""
+    raws = [orjson.dumps(e) for e in simulate.Population(profiles=people, seed=1,
+                                                         start=START).events()]
+    stores: dict = {name: {} for name in STORES}
+    pipeline = Pipeline(stores)
+    for i in range(0, len(raws), 5000):
+        good, _ = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + 5000])])
+        pipeline.process(good)
+        pipeline.flush()
+    return {name: [(orjson.dumps(k), orjson.dumps(v)) for k, v in stores[name].items()]
+            for name in COPIED}
+
+
+def copies(records: list[tuple[bytes, bytes]], n: int):
+    """`n` copies of `records` (the first unchanged), keys suffixed `~i`."""
+    yield from records
+    for i in range(1, n):
+        suffix = b"~%d\"" % i
+        for key, value in records:
+            yield key[:-1] + suffix, value
+
+
+def _changelog(app_id: str, name: str) -> str:
+    return f"{app_id}-{TABLE_NAMES[name]}-changelog"
+
+
+async def _produce(bootstrap: str, records) -> int:
+    producer = KafkaClients.at(bootstrap).producer(linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key, partition=0)
+                   for topic, key, value in records]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+def _db_paths(data_dir: Path, app_id: str) -> dict[str, Path]:
+    """Where the worker's RocksDB store keeps each table's partition 0."""
+    from streams import config
+    from streams.worker.app import faust_app
+    from streams.worker.tables import Tables
+
+    settings = config.load({}, data_dir=data_dir, app_id=app_id, kafka_url="kafka://127.0.0.1:1",
+                           clickhouse_url="chdb:///unused", store="rocksdb")
+    app = faust_app(settings, KafkaClients.of(settings))
+    tables = Tables(app, "rocksdb")
+    return {name: Path(table.data.partition_path(0)) for name, table in tables.tables.items()}
+
+
+def write_rocksdb(paths: dict[str, Path], base, n: int) -> int:
+    """Write `n` copies of the base records into the tables' local databases (no persisted
+    offset: the changelogs are empty, Faust starts reading them from the beginning)."""
+    from rocksdict import Options, Rdict, WriteBatch
+
+    written = 0
+    for name, records in base.items():
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        db = Rdict(str(paths[name]), options=options)
+        batch = WriteBatch(raw_mode=True)
+        for i, (key, value) in enumerate(copies(records, n)):
+            batch.put(key, value)
+            if i % 50_000 == 49_999:
+                db.write(batch)
+                batch = WriteBatch(raw_mode=True)
+        db.write(batch)
+        written += len(records) * n
+        db.flush()
+        db.close()
+    return written
+
+
+def _probe(tag: str) -> tuple[str, bytes]:
+    event_id = f"probe-{tag}-{uuid.uuid4().hex[:8]}"
+    event = {"event_id": event_id, "event_time": (START + timedelta(hours=1)).isoformat(),
+             "type": "page_view", "channel": "web", "ids": {"cookie": f"c-{event_id}"},
+             "context": {"url": "https://brand.example/"}, "properties": {}}
+    return event_id, orjson.dumps(event)
+
+
+async def _first_output(bootstrap: str, event_id: str, start_offset: int, alive,
+                        timeout: float) -> None:
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition(TOPICS.stitched, 0)
+    consumer = KafkaClients.at(bootstrap).consumer(group_id=None, enable_auto_commit=False,
+                                                   fetch_max_wait_ms=20)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start_offset)
+        needle = event_id.encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                if any(needle in (r.value or b"") for r in records):
+                    return
+            if not alive():
+                raise RuntimeError("the worker stopped before its first output")
+        raise TimeoutError(f"no output for {event_id} after {timeout:.0f} s")
+    finally:
+        await consumer.stop()
+
+
+def _stitched_end(bootstrap: str) -> int:
+    from aiokafka import TopicPartition
+
+    from streams.kafka.patches import true_end_offsets
+
+    tp = TopicPartition(TOPICS.stitched, 0)
+    return asyncio.run(true_end_offsets(bootstrap, [tp]))[tp]
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _metric_sum(port: int, prefix: str) -> float | None:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:
+        return None
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+               if line.startswith(prefix))
+
+
+class _Scenario:
+    def __init__(self, kafka: EmbeddedKafka, root: Path, store: str, app_id: str):
+        self.kafka, self.root, self.store, self.app_id = kafka, root, store, app_id
+        self.data = root / "data"
+        self.runs = 0
+
+    def worker(self) -> tuple[WorkerProcess, int]:
+        self.runs += 1
+        port = free_port()
+        return WorkerProcess(self.kafka.url, f"chdb://{self.root / 'ch'}", self.data,
+                             app_id=self.app_id, log_path=self.root / f"worker-{self.runs}.log",
+                             metrics_port=port,
+                             extra_env={"PARCOURS_STORE": self.store,
+                                        "PARCOURS_INPUT_PARTITIONS": "1"}), port
+
+    def run_until_output(self, timeout: float = 600) -> dict:
+        """Start a worker, produce a probe touchpoint at once, time its first output."""
+        end = _stitched_end(self.kafka.bootstrap)
+        worker, port = self.worker()
+        event_id, raw = _probe(f"{self.store}-{self.runs}")
+        started = time.monotonic()
+        worker.start()
+        try:
+            asyncio.run(_produce(self.kafka.bootstrap, [(TOPICS.touchpoints, None, raw)]))
+            asyncio.run(_first_output(self.kafka.bootstrap, event_id, end, worker.alive, timeout))
+            seconds = time.monotonic() - started
+            return {"seconds": seconds, "rss_mb": _rss_mb(worker.pid),
+                    "recovered": _metric_sum(port, "parcours_changelog_recovered_total{"),
+                    "worker": worker}
+        except (TimeoutError, RuntimeError) as exc:
+            worker.kill()
+            raise RuntimeError(f"{exc}\n{worker.log_tail(30)}") from None
+
+
+def _topics(kafka: EmbeddedKafka, app_id: str) -> None:
+    kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1, TOPICS.stitched: 1,
+                         **{_changelog(app_id, name): 1 for name in STORES}})
+
+
+def restart_memory(base, n: int, root: Path) -> dict:
+    app_id = "restart-memory"
+    with EmbeddedKafka() as kafka:
+        _topics(kafka, app_id)
+        records = ((_changelog(app_id, name), key, value)
+                   for name, recs in base.items() for key, value in copies(recs, n))
+        produced = asyncio.run(_produce(kafka.bootstrap, records))
+        scenario = _Scenario(kafka, root, "memory", app_id)
+        result = scenario.run_until_output()
+        result.pop("worker").kill()
+    return {**result, "changelog_records": produced}
+
+
+def restart_rocksdb(base, n: int, root: Path, tail: int) -> dict:
+    app_id = "restart-rocksdb"
+    with EmbeddedKafka() as kafka:
+        _topics(kafka, app_id)
+        started = time.perf_counter()
+        written = write_rocksdb(_db_paths(root / "data", app_id), base, n) if n else 0
+        build_s = time.perf_counter() - started
+        scenario = _Scenario(kafka, root, "rocksdb", app_id)
+        # changelog records written after the local state (while the worker was down)
+        name = "profiles"
+        extra = itertools.islice(((_changelog(app_id, name), key[:-1] + b'~tail"', value)
+                                  for key, value in itertools.cycle(base[name])), tail)
+        asyncio.run(_produce(kafka.bootstrap, extra))
+        result = scenario.run_until_output()
+        result.pop("worker").kill()
+    return {**result, "local_records": written, "build_s": build_s, "tail": tail}
+
+
+def bench_access(n: int = 200_000) -> dict[str, float]:
+    """CPU per get / set of one key through each store's mapping, in microseconds: memory
+    (`TableStore` over a dict) and RocksDB (`RocksTableStore` over a real database): a read that
+    hits its cache, a read of a key not cached (RocksDB get + orjson decode), and a write with its
+    share of drain (encode) and ack (write batch + offset), as the shell does per batch."""
+    from rocksdict import Options, Rdict
+
+    value = {"ids": ["cookie:c-1", "email:ab12"], "first_seen": 1794803490052, "n": 3,
+             "channels": ["email", "display", "web"]}
+    keys = [f"p-{i:020x}" for i in range(n)]
+    results: dict[str, float] = {}
+    tmp = tempfile.mkdtemp(prefix="parcours-access-")
+    try:
+        memory = TableStore(SimpleNamespace(data=SimpleNamespace(data={}),
+                            changelog_topic=SimpleNamespace(get_topic_name=lambda: "t")))
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        db = Rdict(str(Path(tmp) / "t-0.db"), options=options)
+        table = SimpleNamespace(data=SimpleNamespace(_dbs={0: db}),
+                                changelog_topic=SimpleNamespace(get_topic_name=lambda: "t"))
+        rocks = RocksTableStore(table, cache_keys=n // 4)
+        for label, store in (("memory", memory), ("rocksdb", rocks)):
+            started = time.process_time()
+            for i in range(0, n, 2000):  # batches of 2,000 writes, as the shell drains them
+                for key in keys[i:i + 2000]:
+                    store[key] = value
+                store.drain()
+                store.acked(i)
+            results[f"{label}_set_us"] = (time.process_time() - started) / n * 1e6
+            hot = keys[-n // 8:]  # in the cache (the last written)
+            get = store.get
+            started = time.process_time()
+            for _ in range(8):
+                for key in hot:
+                    get(key)
+            results[f"{label}_get_hit_us"] = (time.process_time() - started) / (8 * len(hot)) * 1e6
+        rocks.recovered()  # empty cache: every read goes to RocksDB, then is cached
+        cold = keys[: n // 8]
+        started = time.process_time()
+        for key in cold:
+            rocks.get(key)
+        results["rocksdb_get_miss_us"] = (time.process_time() - started) / len(cold) * 1e6
+        assert db.get(OFFSET_KEY) is not None
+        db.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def bench_restart(sizes=(25_000, 100_000, 1_000_000)) -> dict:
+    """The restart figures (see the module docstring), with the no-state restart as baseline."""
+    people = int(os.environ.get("BENCH_RESTART_BASE", "12500"))
+    memory_max = int(os.environ.get("BENCH_RESTART_MEMORY_MAX", "25000"))
+    tail = int(os.environ.get("BENCH_RESTART_TAIL", "2000"))
+    sizes = tuple(int(s) for s in os.environ.get("BENCH_RESTART_SIZES", "").split(",")
+                  if s.strip()) or sizes
+    started = time.perf_counter()
+    base = base_state(people)
+    base_profiles = len(base["profiles"])
+    out: dict = {"base_people": people, "base_profiles": base_profiles,
+                 "base_records": sum(map(len, base.values())),
+                 "build_base_s": time.perf_counter() - started, "access": bench_access(),
+                 "rows": []}
+    with tempfile.TemporaryDirectory(prefix="parcours-restart-") as tmp:
+        root = Path(tmp)
+        none = restart_rocksdb(base, 0, root / "none", 0)
+        out["no_state"] = {k: none[k] for k in ("seconds", "rss_mb")}
+        measured_memory = None
+        for size in sizes:
+            n = max(1, round(size / base_profiles))
+            profiles = n * base_profiles
+            row = {"profiles": profiles, "copies": n}
+            if size <= memory_max:
+                memory = restart_memory(base, n, root / f"memory-{size}")
+                row["memory"] = {**{k: memory[k] for k in ("seconds", "rss_mb", "recovered",
+                                                          "changelog_records")},
+                                 "extrapolated": False}
+                measured_memory = (profiles, memory)
+            elif measured_memory is not None:
+                m_profiles, m = measured_memory
+                factor = profiles / m_profiles
+                row["memory"] = {
+                    "seconds": none["seconds"] + (m["seconds"] - none["seconds"]) * factor,
+                    "rss_mb": none["rss_mb"] + (m["rss_mb"] - none["rss_mb"]) * factor,
+                    "recovered": (m["recovered"] or 0) * factor, "extrapolated": True}
+            rocks = restart_rocksdb(base, n, root / f"rocksdb-{size}", tail)
+            row["rocksdb"] = {k: rocks[k] for k in ("seconds", "rss_mb", "recovered",
+                                                    "local_records", "build_s", "tail")}
+            out["rows"].append(row)
+            shutil.rmtree(root / f"rocksdb-{size}", ignore_errors=True)
+            shutil.rmtree(root / f"memory-{size}", ignore_errors=True)
+    for row in out["rows"]:
+        for store in ("memory", "rocksdb"):
+            if store in row:
+                r = row[store]
+                r["rss_bytes_per_profile"] = ((r["rss_mb"] - out["no_state"]["rss_mb"]) * 2**20
+                                              / row["profiles"])
+                r["over_no_state_s"] = r["seconds"] - out["no_state"]["seconds"]
+    out["wall_s"] = time.perf_counter() - started
+    return out
+
+
+def print_restart(console, r: dict) -> None:
+    """The section bench/run.py prints."""
+    from rich.table import Table
+
+    acc = r["access"]
+    console.print(f"store access, us of CPU per operation: memory get "
+                  f"{acc['memory_get_hit_us']:.2f}, set (+ drain) {acc['memory_set_us']:.2f}; "
+                  f"rocksdb get (cached) {acc['rocksdb_get_hit_us']:.2f}, get (not cached: "
+                  f"RocksDB + decode) {acc['rocksdb_get_miss_us']:.2f}, set (+ drain, ack) "
+                  f"{acc['rocksdb_set_us']:.2f}")
+    table = Table(title=f"restart: process start to the first output of a new touchpoint "
+                        f"(no state: {r['no_state']['seconds']:.1f} s, "
+                        f"{r['no_state']['rss_mb']:,.0f} MB RSS)")
+    for col in ("profiles", "store", "restart to first output", "over no state",
+                "changelog records read", "RSS", "RSS per profile"):
+        table.add_column(col, justify="right" if col != "store" else "left")
+    for row in r["rows"]:
+        for store in ("memory", "rocksdb"):
+            s = row.get(store)
+            if s is None:
+                continue
+            mark = " (extrapolated)" if s.get("extrapolated") else ""
+            table.add_row(f"{row['profiles']:,}", store + mark, f"{s['seconds']:.1f} s",
+                          f"{s['over_no_state_s']:+.1f} s", f"{s['recovered'] or 0:,.0f}",
+                          f"{s['rss_mb']:,.0f} MB", f"{s['rss_bytes_per_profile']:,.0f} B")
+    console.print(table)
+    console.print(f"state: {r['base_profiles']:,} profiles of a {r['base_people']:,}-person "
+                  f"population ({r['base_records']:,} records) copied under new keys; RocksDB "
+                  f"restarts read a tail of {r['rows'][0]['rocksdb']['tail']:,} changelog records; "
+                  f"the bench took {r['wall_s']:.0f} s")

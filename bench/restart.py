@@ -1,4 +1,4 @@
-"""Restart after kill -9 with 25k, 100k and 1M profiles of state: memory store against RocksDB.
+"""Restart to first output with 25k, 100k and 1M profiles of state: memory store against RocksDB.
 
 `bench_restart()` (called by bench/run.py) measures, for each state size and store, the time from a
 worker's process start to its first output record (on `touchpoints.stitched`) for a touchpoint

@@ -8,7 +8,7 @@ other, as JSON bytes), in the worker's batch size, with the worker's collector s
 - core: `Pipeline.process` with an empty rule pack (watermark, reorder, identity, attribution);
 - moments: the default pack's extra cost over the empty pack (moments + preferences gate).
 
-    python bench/core_profile.py [--events N] [--repeat R] [--profile ingest|core|full]
+    python -m bench.core_profile [--events N] [--repeat R] [--profile ingest|core|full]
 
 The raw records are written once to a file (`--raws`, default under /tmp) and read back on later
 runs, so two checkouts timed one after the other (each on its own PYTHONPATH) see the same bytes.
@@ -23,12 +23,11 @@ import pstats
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 
-from streams import simulate
+from bench.run import make_events
 from streams.ingest import SOURCE
 from streams.ingest.normalise import ingest_batch
 from streams.moments.rules.loader import load_default
@@ -36,22 +35,7 @@ from streams.moments.rules.model import RulePack
 from streams.pipeline import STORES, Pipeline
 from streams.worker import gc_tuning
 
-START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 TOPIC = "parcours.touchpoints"
-
-
-def make_raws(n: int) -> list[bytes]:
-    """`n` raw touchpoints in time order, as `bench/run.py` makes them."""
-    events: list[dict] = []
-    profiles = max(10, n // 12)
-    start = START
-    while len(events) < n:
-        population = list(simulate.Population(profiles=profiles, seed=len(events) + 1,
-                                              start=start).events())
-        events.extend(population)
-        start = datetime.fromtimestamp(simulate.event_ms(population[-1]) / 1000 + 3600,
-                                       timezone.utc)
-    return [orjson.dumps(e) for e in events[:n]]
 
 
 def load_raws(n: int, path: Path) -> list[bytes]:
@@ -59,7 +43,7 @@ def load_raws(n: int, path: Path) -> list[bytes]:
         raws = path.read_bytes().split(b"\n")[:-1]
         if len(raws) == n:
             return raws
-    raws = make_raws(n)
+    raws = make_events(n)  # as bench/run.py makes them
     path.write_bytes(b"\n".join(raws) + b"\n")
     return raws
 
@@ -74,35 +58,29 @@ def run(raws: list[bytes], batch: int = 2000, profile: str | None = None) -> dic
     seconds = {"ingest": 0.0, "core": 0.0, "full": 0.0}
     profiler = cProfile.Profile() if profile else None
     n = 0
-    clock = time.perf_counter
+
+    def timed(stage: str, step) -> object:
+        """Run `step()`, add its time to `stage` (under cProfile when that stage is profiled)."""
+        on = profiler is not None and profile == stage
+        if on:
+            profiler.enable()
+        started = time.perf_counter()
+        result = step()
+        seconds[stage] += time.perf_counter() - started
+        if on:
+            profiler.disable()
+        return result
+
     for i in range(0, len(raws), batch):
         records = [(r, TOPIC, 0, i + j) for j, r in enumerate(raws[i:i + batch])]
-        if profile == "ingest":
-            profiler.enable()
-        started = clock()
-        good, _dead = ingest_batch(records, source_key=SOURCE)
-        seconds["ingest"] += clock() - started
-        if profile == "ingest":
-            profiler.disable()
+        good, _dead = timed("ingest", lambda: ingest_batch(records, source_key=SOURCE))
         n += len(good)
         # what the journey agent gets: the stitch hop's JSON, decoded (fresh dicts per pipeline)
         items = orjson.loads(orjson.dumps(good))
         copies = orjson.loads(orjson.dumps(good))
-        if profile == "core":
-            profiler.enable()
-        started = clock()
-        bare.process(copies, flush=False)
-        seconds["core"] += clock() - started
-        if profile == "core":
-            profiler.disable()
+        timed("core", lambda: bare.process(copies, flush=False))
         bare.flush()
-        if profile == "full":
-            profiler.enable()
-        started = clock()
-        full.process(items, flush=False)
-        seconds["full"] += clock() - started
-        if profile == "full":
-            profiler.disable()
+        timed("full", lambda: full.process(items, flush=False))
         full.flush()
     us = {k: v / n * 1e6 for k, v in seconds.items()}
     us["moments"] = us.pop("full") - us["core"]

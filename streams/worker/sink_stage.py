@@ -224,6 +224,7 @@ class SinkStage:
             return False
         for table, n in self._pending_rows.items():
             metrics.SINK_ROWS.labels(table).inc(n)
+            metrics.SINK_PENDING.labels(table).set(0)
             self.written[table] = self.written.get(table, 0) + n
         self._pending_rows.clear()
         if self.delay != self.retry_delay:

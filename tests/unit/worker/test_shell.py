@@ -8,15 +8,7 @@ import pytest
 from streams.config import Topics
 from streams.pipeline import Pipeline
 from streams.worker.shell import Shell, chunk_json_lists
-
-
-class _Producer:
-    def __init__(self):
-        self.records = []
-
-    async def send_all(self, records):
-        self.records.extend(records)
-        return len(records)
+from tests.unit.worker.recording import RecordingProducer
 
 
 @pytest.mark.parametrize("sizes", [[10], [100] * 50, [5000, 10, 10]])
@@ -35,7 +27,7 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     from streams.worker.shell import CONTROL
 
     topics = Topics()
-    producer = _Producer()
+    producer = RecordingProducer()
     pipeline = Pipeline(sources=2)
     shell = Shell(pipeline, topics, producer)
     shell.positions[(topics.touchpoints, 0)] = 10
@@ -56,7 +48,7 @@ def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
     """After a restart nothing has been forwarded from a partition an earlier run read to its end:
     the consumer's position (the group's committed offset) shows it is consumed."""
     topics = Topics()
-    producer = _Producer()
+    producer = RecordingProducer()
     shell = Shell(Pipeline(sources=2), topics, producer)
     partitions = [(0, 10), (1, 5)]
     started = {0: 10, 1: 3}  # partition 1: two records not consumed yet

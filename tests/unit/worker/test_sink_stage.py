@@ -16,6 +16,7 @@ from streams.config import Topics
 from streams.worker import sink_blocks
 from streams.worker.outputs import journey_records
 from streams.worker.sink_stage import SinkStage
+from tests.unit.worker.recording import RecordingProducer
 
 TOPICS = Topics()
 TP = TopicPartition(TOPICS.sink, 0)
@@ -61,15 +62,6 @@ class _Consumer:
         self.commits.append(dict(offsets))
 
 
-class _Producer:
-    def __init__(self):
-        self.records = []
-
-    async def send_all(self, records):
-        self.records.extend(records)
-        return len(records)
-
-
 def _records(values: list[bytes]) -> list:
     return [SimpleNamespace(topic=TOPICS.sink, partition=0, offset=i, value=v, timestamp=1000 + i)
             for i, v in enumerate(values)]
@@ -79,8 +71,8 @@ def _stage(tmp_path, **options):
     client = _FlakyClient(connect(f"chdb://{tmp_path / 'ch'}"))
     migrate(client.client)
     now = [0.0]
-    stage = SinkStage(None, TOPICS, "g", ClickHouseSink(client, max_attempts=1), _Producer(),
-                      clock=lambda: now[0], retry_delay=1.0, **options)
+    stage = SinkStage(None, TOPICS, "g", ClickHouseSink(client, max_attempts=1),
+                      RecordingProducer(), clock=lambda: now[0], retry_delay=1.0, **options)
     stage.consumer = _Consumer()
     return stage, client, now
 

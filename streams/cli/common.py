@@ -60,8 +60,9 @@ def open_clickhouse(url: str):
     return client
 
 
-def open_sink(url: str):
-    """The ClickHouse sink of `url` (tables migrated); the caller closes it."""
+def open_sink(url: str, **options):
+    """The ClickHouse sink of `url` (tables migrated); the caller closes it. `options` go to
+    every table's writer (sinks/writer.py)."""
     from sinks.writer import ClickHouseSink
 
-    return ClickHouseSink(open_clickhouse(url))
+    return ClickHouseSink(open_clickhouse(url), **options)

@@ -25,7 +25,11 @@ def run(args) -> int:
     gc_tuning.tune()
     rules = load_rules(settings.rules_file)
     asyncio.run(check_kafka(KafkaClients.of(settings)))
-    sink = open_sink(settings.clickhouse_url)
+    # the sink stage retries a refused insert itself (backoff, for as long as it takes, its lag
+    # reported meanwhile): each attempt fails fast; its inserts are as large as its batches
+    rows = settings.sink_batch_rows
+    sink = open_sink(settings.clickhouse_url, max_attempts=1, max_rows=rows,
+                     max_pending=max(200_000, 4 * rows))
     from faust import Worker
 
     from streams.worker import metrics

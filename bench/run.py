@@ -36,6 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.attribution import bench_datadriven, bench_heuristics
+from bench.clickhouse import bench as bench_clickhouse
+from bench.clickhouse import report as clickhouse_report
 from bench.credit import bench_credit_lag
 from bench.identity import bench as bench_identity
 from bench.kafka import (
@@ -298,6 +300,10 @@ def main() -> None:
     console.print(f"(inserting the {n_paths:,} path rows into chDB took {d['insert_s']:.1f} s; "
                   f"building their records {d['records_s']:.1f} s)")
 
+    console.print("ClickHouse sink: chDB inserts per table (bench/clickhouse.py)...")
+    sink_bench = bench_clickhouse()
+    console.print(clickhouse_report(sink_bench))
+
     ids_n = int(os.environ.get("BENCH_IDENTIFIERS", "1000000"))
     console.print(f"identity graph at {ids_n:,} identifiers...")
     r = bench_identity(ids_n)
@@ -339,6 +345,7 @@ def main() -> None:
                                             if k not in ("shares", "shapley", "ch_markov")}},
         "identity": r,
         "restart": restart,
+        "clickhouse_sink": sink_bench,
     }
     out = Path(os.environ.get("BENCH_RESULTS", "bench/results.json"))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -188,15 +188,18 @@ def main() -> None:
               "stitch": "stitch hop: encode + decode",
               "core": "journey: watermark, identity, attribution",
               "moments": "moments + preferences gate (7 rules)",
-              "changelog": "state changelog records", "outputs": "output topic records",
-              "clickhouse": "ClickHouse rows: build, check, encode"}
+              "changelog": "state changelog records (memory store)",
+              "outputs": "output topic records + sink-topic blocks",
+              "sink": "sink stage: decode blocks, build, check, encode rows",
+              "rocksdb": "state on RocksDB (the default): extra over the memory store"}
     per_event = dict(st["us_per_event"])
     chdb_us = per_event.pop("chdb")
     costs = {"kafka": 1e6 / base, "produce": produce_batch_s / n * 1e6 * st["records_per_event"],
-             **per_event}
+             **per_event, "rocksdb": st["rocksdb_us"]}
     total = sum(costs.values())
     for key, us in costs.items():
-        table.add_row(labels[key], f"{us:,.1f}", f"{us / total:.0%}", f"{1e6 / us:,.0f}")
+        table.add_row(labels[key], f"{us:,.1f}", f"{us / total:.0%}",
+                      f"{1e6 / us:,.0f}" if us > 0 else "")
     table.add_row("sum: the ceiling of one Python process", f"{total:,.1f}", "100%",
                   f"{1e6 / total:,.0f}")
     table.add_row(f"(beside it: chDB insert, C++ without the GIL, "

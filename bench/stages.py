@@ -9,11 +9,18 @@ in the order the worker runs them:
 - stitch hop: encode the internal messages and decode them on the journey side;
 - journey core without rules: watermark, identity, attribution (`Pipeline.process`, empty pack);
 - moments + preference gate: the default pack's extra cost over the empty pack;
-- state changelog: the pipeline's flush and the changelog records' encoding;
-- output records: every output touchpoint, identity event, credit, trigger as a topic record;
-- ClickHouse rows: the batch's rows built, checked and encoded (Python);
+- state changelog: the pipeline's flush and the changelog records' encoding (memory store);
+- output records: every output touchpoint, identity event, credit, trigger as a topic record, and
+  the batch's ClickHouse rows as sink-topic blocks (`journey_records`, as the journey stage does);
+- sink stage: the sink blocks decoded, their rows built, checked and buffered column by column,
+  then encoded for the insert (`SinkStage`'s Python work: in the worker it runs in the same
+  process, off the trigger path but on the same core);
 - chDB insert: ClickHouse parsing and writing them (C++ in this process, without the GIL: in the
   worker it runs in a thread beside the Python stages, so it does not add to their sum).
+
+`rocksdb_us` is the RocksDB store's extra cost over the memory store (reads through its cache,
+changelog drain, the acked write batch), measured apart: the full pipeline over the same
+touchpoints once per store.
 
 It also counts the Kafka records the worker produces per touchpoint (stitch messages, outputs,
 changelog), which `bench/run.py` prices with the real producer on the embedded broker.
@@ -35,19 +42,37 @@ from streams.moments.rules.loader import load_default
 from streams.moments.rules.model import RulePack
 from streams.pipeline import STORES, Pipeline
 from streams.state import BatchState
-from streams.worker.outputs import table_rows, topic_messages
+from streams.worker import sink_blocks
+from streams.worker.outputs import TABLE_OF, journey_records, rows_of
 from streams.worker.shell import chunk_json_lists
-from streams.worker.tables import TableStore
+from streams.worker.tables import ROCKSDB_OPTIONS, RocksTableStore, TableStore
 
 TOPICS = Topics()
 
 
+def _topic(name: str) -> SimpleNamespace:
+    return SimpleNamespace(get_topic_name=lambda: name)
+
+
 def _stores() -> dict[str, TableStore]:
     """The worker's table stores over plain dicts (no Faust app needed to encode changelogs)."""
-    def table(name: str):
-        return SimpleNamespace(data=SimpleNamespace(data={}),
-                               changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
-    return {name: TableStore(table(name)) for name in STORES}
+    return {name: TableStore(SimpleNamespace(data=SimpleNamespace(data={}),
+                                             changelog_topic=_topic(name)))
+            for name in STORES}
+
+
+def _rocks_stores(root: Path) -> dict[str, RocksTableStore]:
+    """The worker's RocksDB stores, each over a database opened with the worker's options by
+    Faust's own opener (what `rocksdb://` tables open; no Faust app)."""
+    from faust.stores.rocksdb import RocksDBOptions
+
+    options = {k: v for k, v in ROCKSDB_OPTIONS.items() if k != "driver"}
+    stores = {}
+    for name in STORES:
+        db = RocksDBOptions(use_rocksdict=True, **options).open(root / f"{name}.db")
+        stores[name] = RocksTableStore(SimpleNamespace(data=SimpleNamespace(_dbs={0: db}),
+                                                       changelog_topic=_topic(name)))
+    return stores
 
 
 class _TimedClient:
@@ -83,7 +108,7 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
     from sinks.writer import ClickHouseSink
 
     seconds = dict.fromkeys(("ingest", "stitch", "core", "moments", "changelog", "outputs",
-                             "clickhouse", "chdb"), 0.0)
+                             "sink", "chdb"), 0.0)
     pack = load_default()
     empty = RulePack(rules=(), preferences=pack.preferences)
     bare_stores, full_stores = _stores(), _stores()
@@ -115,24 +140,53 @@ def bench_stages(raws: list[bytes], batch: int = 2000) -> dict:
                 s, changes = _timed(lambda: (full.flush(),
                                              [store.drain() for store in full_stores.values()]))
                 seconds["changelog"] += s
-                s, messages = _timed(lambda: list(topic_messages(out, TOPICS)))
+                now_ms = int(time.time() * 1000)
+                s, (messages, blocks) = _timed(lambda: journey_records(out, TOPICS, now_ms))
                 seconds["outputs"] += s
-                produced += len(messages) + sum(map(len, changes[1])) + len(chunks)
+                produced += len(messages) + len(blocks) + sum(map(len, changes[1])) + len(chunks)
 
-                def insert():
-                    for table, rows in table_rows(out, int(time.time() * 1000)).items():
-                        sink.write(table, rows)
+                def sink_stage():
+                    for _topic, _key, value in blocks:
+                        block = sink_blocks.decode(value)
+                        kind = block["kind"]
+                        sink.write(TABLE_OF[kind], rows_of(kind, block["items"], block["now"]))
                     sink.flush()
                 before = timed.insert_s
-                s, _ = _timed(insert)
+                s, _ = _timed(sink_stage)
                 seconds["chdb"] += timed.insert_s - before
-                seconds["clickhouse"] += s - (timed.insert_s - before)
+                seconds["sink"] += s - (timed.insert_s - before)
         finally:
             close(client)
     return {"events": n, "batch": batch, "records_per_event": produced / n,
             "inserts": timed.inserts,
             "us_per_event": {k: max(0.0, v) / n * 1e6 for k, v in seconds.items()},
-            "reorder_us": _reorder_us(raws, batch)}
+            "reorder_us": _reorder_us(raws, batch), "rocksdb_us": _rocksdb_extra_us(raws, batch)}
+
+
+def _rocksdb_extra_us(raws: list[bytes], batch: int) -> float:
+    """Microseconds per touchpoint the RocksDB store adds to the journey over the memory store:
+    the full pipeline, its flush, the changelog drain and (RocksDB) the acked write batch, once
+    per store over the same touchpoints."""
+    batches = []
+    for i in range(0, len(raws), batch):
+        good, _dead = ingest_batch([(r, TOPICS.touchpoints, 0, i + j)
+                                    for j, r in enumerate(raws[i:i + batch])], source_key=SOURCE)
+        batches.append(good)
+    pack = load_default()
+
+    def run(stores) -> float:
+        pipeline = Pipeline(stores, rules=pack)
+        started = time.perf_counter()
+        for good in batches:
+            pipeline.process([dict(tp) for tp in good], flush=False)
+            pipeline.flush()
+            for store in stores.values():
+                store.acked(len(store.drain()))
+        return time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as tmp:
+        memory_s, rocks_s = run(_stores()), run(_rocks_stores(Path(tmp)))
+    return (rocks_s - memory_s) / max(1, sum(map(len, batches))) * 1e6
 
 
 def _reorder_us(raws: list[bytes], batch: int) -> float:

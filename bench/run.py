@@ -16,7 +16,8 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
    microseconds of CPU per touchpoint; their sum bounds what one worker process can do.
 Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS. Every figure is
 also written as JSON to BENCH_RESULTS (default bench/results.json), so runs can be compared.
-Then the moment rules and produce-to-trigger latency (bench/moments.py), attribution at 1M
+Then the moment rules and produce-to-trigger latency (bench/moments.py), conversion -> credit lag
+(bench/credit.py), sink lag during a throttled-insert run (bench/sink_lag.py), attribution at 1M
 conversions and 1M closed paths (bench/attribution.py), and the identity graph alone at
 BENCH_IDENTIFIERS (default 1M) identifiers (bench/identity.py).
 """
@@ -51,6 +52,8 @@ from bench.kafka import (
 )
 from bench.moments import bench_latency, bench_rules
 from bench.restart import bench_restart, print_restart
+from bench.sink_lag import bench_sink_lag, print_sink_lag
+from bench.sink_lag import durations as sink_lag_durations
 from bench.stages import bench_stages
 from streams import simulate
 from streams.config import Topics
@@ -272,6 +275,17 @@ def main() -> None:
     console.print("the lag is the allowed lateness (5 minutes in the default pack) plus what the "
                   "worker adds; conversions of the load's last lateness are not counted")
 
+    lag_phases = sink_lag_durations()
+    lag_rate = int(os.environ.get("BENCH_SINK_LAG_RATE", "1000"))
+    console.print(f"sink lag during a throttled-insert run at {lag_rate:,}/s: "
+                  f"{' / '.join(f'{s:g}' for s in lag_phases)} s unthrottled / throttled / "
+                  "unthrottled (bench/sink_lag.py)...")
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka() as kafka:
+        sink_lag = bench_sink_lag(kafka, Path(tmp),
+                                  make_event_dicts(int(lag_rate * sum(lag_phases)) + lag_rate),
+                                  lag_rate, lag_phases)
+    print_sink_lag(console, sink_lag)
+
     n_conv = int(os.environ.get("BENCH_CONVERSIONS", "1000000"))
     console.print(f"heuristic credit for {n_conv:,} conversions...")
     h = bench_heuristics(n_conv)
@@ -344,6 +358,8 @@ def main() -> None:
         "moments": m,
         "latency": latencies,
         "credit_lag": credit,
+        "sink_lag": {k: v for k, v in sink_lag.items()
+                     if k not in ("samples", "probe_latencies")},
         "attribution": {"heuristics": h, **{k: v for k, v in d.items()
                                             if k not in ("shares", "shapley", "ch_markov")}},
         "identity": r,

@@ -45,6 +45,7 @@ from streams.worker import metrics, sink_blocks
 from streams.worker.outputs import TABLE_OF, rows_of
 
 log = logging.getLogger("parcours.sink")
+LAG_REPORT_SECONDS = 1.0  # how often the lag gauges are set, also in the middle of a long write
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -111,6 +112,7 @@ class SinkStage:
             rebalance_timeout_ms=self.session_ms)
         await self.consumer.start()
         self.consumer.subscribe([self.topics.sink], listener=_Listener(self))
+        reporter = asyncio.create_task(self.report_every(LAG_REPORT_SECONDS))
         try:
             while True:
                 batches = await self.consumer.getmany(timeout_ms=self.max_wait_ms,
@@ -121,6 +123,7 @@ class SinkStage:
                     await self.step()
                 self.report_lag()
         finally:
+            reporter.cancel()
             try:
                 async with self.lock:
                     if not self.backlog and await self.flush():
@@ -292,7 +295,18 @@ class SinkStage:
         self.first_unwritten_ms = None
         self.paused = False
 
+    async def report_every(self, seconds: float) -> None:
+        """Set the lag gauges every `seconds`, whatever the loop is doing: one flush to a slow
+        ClickHouse can take longer than the alert's window, and lag reported only between steps
+        would stay at its value from before the flush all that time."""
+        while True:
+            await asyncio.sleep(seconds)
+            self.report_lag()
+
     def report_lag(self) -> None:
+        """The lag gauges: records behind (committed offset against the partitions' high-water
+        marks, as last fetched) and the age of the oldest record not committed (grows with the
+        wall clock while a write is stuck), and the rows buffered per table."""
         if self.consumer is None:
             return
         behind = 0
@@ -305,7 +319,8 @@ class SinkStage:
         oldest = self.first_unwritten_ms
         metrics.SINK_LAG_SECONDS.set(0 if oldest is None
                                      else max(0.0, time.time() - oldest / 1000))
-        for table, n in self._pending_rows.items():
+        # a copy: `_buffer` (in a thread) may add a table meanwhile
+        for table, n in list(self._pending_rows.items()):
             metrics.SINK_PENDING.labels(table).set(n)
 
     # ---- dead letters ----------------------------------------------------------------------

@@ -139,3 +139,42 @@ def test_an_unreadable_record_is_dead_lettered_and_the_rest_written(tmp_path):
     assert topic == TOPICS.dead_letter and dead["error"] == "sink_record"
     assert dead["offset"] == 0 and "not JSON" in dead["reason"]
     assert stage.consumer.commits == [{TP: 2}]
+
+
+def test_the_lag_gauges_grow_while_a_write_is_stuck(tmp_path):
+    """A flush to a ClickHouse that does not answer: the lag in seconds keeps growing in the
+    meantime (it is set on a timer, not only between steps, so the alert is not blind)."""
+    import threading
+    import time
+
+    from streams.worker import metrics
+
+    stage, client, now = _stage(tmp_path, max_rows=1)
+    answer = threading.Event()
+    insert = client.raw_insert
+
+    def stuck_insert(*args, **kwargs):
+        answer.wait(10)
+        return insert(*args, **kwargs)
+
+    client.raw_insert = stuck_insert
+    [record] = _records(_touchpoints(2)[:1])
+    record.timestamp = int(time.time() * 1000) - 5_000  # written 5 s ago
+    stage.backlog.append(record)
+    metrics.SINK_LAG_SECONDS.set(0)
+
+    async def run():
+        step = asyncio.create_task(stage.step())
+        reporter = asyncio.create_task(stage.report_every(0.05))
+        await asyncio.sleep(0.5)
+        during = metrics.SINK_LAG_SECONDS._value.get()
+        assert not step.done()  # still writing
+        answer.set()
+        await step
+        reporter.cancel()
+        return during
+    during = asyncio.run(run())
+    assert during >= 5.0
+    assert stage.consumer.commits == [{TP: 1}]
+    stage.report_lag()
+    assert metrics.SINK_LAG_SECONDS._value.get() == 0  # written and committed: no lag

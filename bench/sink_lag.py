@@ -12,8 +12,9 @@ default 1,000 touchpoints/s, keyed like real producers, with a probe person pass
 3. recovery: inserts at full speed again, until the load ends.
 Every 0.5 s the sink lag is sampled twice: from Kafka (sink-topic records the sink group has not
 committed, and the age of the oldest: what is not yet in ClickHouse) and from the worker's
-/metrics (parcours_sink_lag_records, parcours_sink_lag_seconds, which the sink stage sets between
-its steps: during a slow flush they hold their last value). Per phase: the largest lag of each, and
+/metrics (parcours_sink_lag_records, parcours_sink_lag_seconds, which the sink stage sets every
+second, also in the middle of a slow flush; its records count uses the high-water marks its
+consumer last fetched, which stop moving while a flush holds the consumer). Per phase: the largest lag of each, and
 the probes' produce-to-trigger latency (p50/p99 of the probes sent in that phase), with ratios
 against the baseline phase. "Behind" is a lag over twice the baseline phase's largest (records or
 age): how long after the throttle began each measure showed the sink behind, how long after it
@@ -100,8 +101,8 @@ def _warm_up(kafka, topic: str, trigger_topic: str, worker: WorkerProcess, at_ms
 
 class CommittedLag:
     """The sink stage's lag seen from outside the worker: the sink topic's end minus the sink
-    group's committed offset, and the age of the first record not committed (its timestamp). Unlike
-    the worker's gauges, which the stage sets between its steps, this moves during a slow flush."""
+    group's committed offset, and the age of the first record not committed (its timestamp): the
+    worker's gauges checked from outside."""
 
     def __init__(self, bootstrap: str, group: str, topic: str):
         from aiokafka import TopicPartition
@@ -228,7 +229,7 @@ def bench_sink_lag(kafka, tmp: Path, events: list[dict], rate: int = 1000,
                 latencies.update(await collector)
                 await asyncio.to_thread(waiter.join, 130)
                 await asyncio.to_thread(worker.wait_settled, 60)
-                await asyncio.sleep(1.5)  # the gauges are set after each step
+                await asyncio.sleep(1.5)  # the gauges are set every second
             finally:
                 stop.set()
                 await sampling

@@ -65,11 +65,16 @@ class WorkerProcess:
             return ""
 
     def metric(self, name: str) -> float | None:
-        """The value of an unlabelled metric on the worker's /metrics (None before it is there)."""
+        """The value of an unlabelled metric on the worker's /metrics (None before it is there,
+        or before the worker serves its metrics)."""
+        import urllib.error
         import urllib.request
 
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        try:
+            text = urllib.request.urlopen(url, timeout=10).read().decode()
+        except (urllib.error.URLError, ConnectionError):
+            return None
         for line in text.splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])

@@ -205,11 +205,13 @@ def _trigger_id(topic, record):
     return orjson.loads(record.value)["trigger_id"]
 
 
-def test_a_minute_of_refused_inserts_delays_no_trigger_and_loses_or_doubles_no_row(
+def test_a_minute_of_refused_inserts_and_a_kill_delay_no_trigger_and_lose_or_double_no_row(
         kafka, tmp_path, ch_url, events, records, replayed):
     """ClickHouse refuses every insert for a minute (fault injection at the client boundary,
-    tests/e2e/clickhouse_down.py): triggers flow meanwhile, the sink stage says it lags, and once
-    ClickHouse is back its tables equal the replay's, with no row written twice."""
+    tests/e2e/clickhouse_down.py): triggers flow meanwhile and the sink stage says it lags. Then
+    the worker is killed with SIGKILL while ClickHouse is still down (its buffered rows die with
+    it) and a new one takes over; once ClickHouse is back its tables equal the replay's, with no
+    row written twice."""
     import sys
     import time
     from pathlib import Path
@@ -221,35 +223,42 @@ def test_a_minute_of_refused_inserts_delays_no_trigger_and_loses_or_doubles_no_r
     url = ch_url()
     down = tmp_path / "clickhouse-down"
     down.touch()
-    worker = WorkerProcess(
-        kafka.url, url, tmp_path / "data", app_id="e2e-stream-replay-outage",
-        log_path=tmp_path / "worker.log", metrics_port=free_port(),
-        extra_env={"PARCOURS_IDLE_SECONDS": "2", "PARCOURS_TEST_CLICKHOUSE_DOWN": str(down)},
-        command=[sys.executable, str(Path(__file__).with_name("clickhouse_down.py"))])
+
+    def worker_process() -> WorkerProcess:
+        return WorkerProcess(
+            kafka.url, url, tmp_path / "data", app_id="e2e-stream-replay-outage",
+            log_path=tmp_path / "worker.log", metrics_port=free_port(),
+            extra_env={"PARCOURS_IDLE_SECONDS": "2", "PARCOURS_TEST_CLICKHOUSE_DOWN": str(down)},
+            command=[sys.executable, str(Path(__file__).with_name("clickhouse_down.py"))])
     trigger_topics = [TOPICS.trigger_topic(ch) for ch in trigger_channels(load_default())]
-    with worker:
+    first = worker_process()
+    with first:
         since = time.monotonic()
         _produce(kafka.bootstrap, records)
         try:
             asyncio.run(count_until(kafka.bootstrap, [TOPICS.stitched], len(events), timeout=240,
-                                    alive=worker.alive, key=_stitched_key))
+                                    alive=first.alive, key=_stitched_key))
             asyncio.run(count_until(kafka.bootstrap, trigger_topics, len(replayed["triggers"]),
-                                    timeout=60, alive=worker.alive, key=_trigger_id))
+                                    timeout=60, alive=first.alive, key=_trigger_id))
         except (TimeoutError, RuntimeError) as exc:
-            pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
+            pytest.fail(f"{exc}\n--- worker log ---\n{first.log_tail(60)}")
         assert down.exists()  # every trigger out while ClickHouse is down
         out = time.monotonic()  # the rows of every output seen so far were sent to the sink
         time.sleep(max(0.0, 60 - (out - since)))
-        assert worker.metric("parcours_sink_failing") == 1
-        assert worker.metric("parcours_sink_lag_records") > 0
+        assert first.metric("parcours_sink_failing") == 1
+        assert first.metric("parcours_sink_lag_records") > 0
         # the oldest unwritten row is at least as old as the outputs seen before the wait
-        assert worker.metric("parcours_sink_lag_seconds") >= time.monotonic() - out - 1
+        assert first.metric("parcours_sink_lag_seconds") >= time.monotonic() - out - 1
+        first.kill()  # ClickHouse still down: nothing of the minute was written
+    worker = worker_process()
+    with worker:
+        time.sleep(5)  # the new worker starts while ClickHouse is still down
         down.unlink()  # ClickHouse is back
         try:
-            worker.wait_settled(timeout=120)
+            worker.wait_settled(timeout=180)
         except TimeoutError as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{worker.log_tail(60)}")
-        time.sleep(1.5)  # the lag gauges are set after each step
+        time.sleep(1.5)  # the lag gauges are set every second
         assert worker.metric("parcours_sink_failing") == 0
         assert worker.metric("parcours_sink_lag_records") == 0
     assert worker.proc.returncode in (0, -15), worker.log_tail(60)

@@ -13,6 +13,7 @@ The aiokafka producer is built by streams/kafka/clients.py, with the connection'
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from typing import Callable, Iterable
 
@@ -24,13 +25,20 @@ from streams.kafka.clients import KafkaClients
 Record = tuple  # (topic, key: bytes | None, value: bytes | None)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _hash(key: bytes) -> int:
+    """aiokafka's murmur2 is pure Python (~7 us a key); the keys (profile ids, conversion ids)
+    repeat from batch to batch, so the recent ones are remembered."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
 def partition_for(key: bytes | None, partitions: list[int], counter) -> int:
     """Kafka's default partitioner: murmur2 of the key; round robin for keyless records."""
     if len(partitions) == 1:
         return partitions[0]
     if key is None:
         return partitions[next(counter) % len(partitions)]
-    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+    return partitions[_hash(key) % len(partitions)]
 
 
 class BatchProducer:

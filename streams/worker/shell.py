@@ -8,8 +8,10 @@ is acknowledged once its outputs and its changelog are: no trigger waits for Cli
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections import Counter
 from typing import Callable, Mapping
 
 import orjson
@@ -243,9 +245,7 @@ class Shell:
             if records_:
                 await self.producer.send_all(records_)
         phase("changelog")
-        counts: dict[str, int] = {}
-        for topic, _key, _value in records + sink:
-            counts[topic] = counts.get(topic, 0) + 1
+        counts = Counter(topic for topic, _key, _value in itertools.chain(records, sink))
         self._note_positions(event.message for event in events)
         metrics.EVENTS_IN.labels(self.topics.stitch).inc(batch_size)
         for topic, n in counts.items():
@@ -256,10 +256,11 @@ class Shell:
         for ev in out.identity:
             if ev["kind"] == "refused":
                 metrics.IDENTITY_REFUSALS.labels(metrics.refusal_reason(ev["reason"])).inc()
-        for trig in out.triggers:
-            metrics.TRIGGERS.labels(trig["rule"], trig["channel"]).inc()
-        for sup in out.suppressions:
-            metrics.SUPPRESSIONS.labels(sup["reason"]).inc()
+        # one labels() lookup per distinct label set (~2.6 us each), not per record
+        for (rule, channel), n in Counter((t["rule"], t["channel"]) for t in out.triggers).items():
+            metrics.TRIGGERS.labels(rule, channel).inc(n)
+        for reason, n in Counter(sup["reason"] for sup in out.suppressions).items():
+            metrics.SUPPRESSIONS.labels(reason).inc(n)
         if out.late:
             metrics.LATE_EVENTS.inc(len(out.late))
         watermark = self.pipeline.watermark.value

@@ -357,8 +357,8 @@ def print_sink_lag(console, r: dict) -> None:
     missing = r["produced"] - r["clickhouse_touchpoints"]
     console.print(f"lag, commits: sink-topic records not committed by the sink group (and the "
                   f"age of the oldest), sampled from Kafka every {SAMPLE_S:g} s; lag, gauges: "
-                  "parcours_sink_lag_records / _seconds on the worker's /metrics (set between "
-                  "the sink stage's steps: a slow flush freezes them). trigger p50/p99: probes "
+                  "parcours_sink_lag_records / _seconds on the worker's /metrics (set every "
+                  "second). trigger p50/p99: probes "
                   "sent in the phase, produce -> trigger")
     level = r["behind_level"]
     console.print(f"behind (lag over twice the baseline's: {level['records']:,.0f} records or "

@@ -84,11 +84,12 @@ class DecodeError(InputError):
 
 # --- decode --------------------------------------------------------------------------------------
 
-def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
+def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, nested: bool = True) -> dict:
     """Bytes from the touchpoints topic -> a dict satisfying the Touchpoint contract.
 
     Raises `DecodeError`. The dict is the record as sent (unknown JSON fields kept), except that
-    `null` values inside `ids` are dropped.
+    `null` values inside `ids` are dropped. With `nested=False` the known fields of context and
+    properties are not checked (`validate_touchpoint`): for a caller that checks them itself.
     """
     size = len(raw)
     if size > max_bytes:
@@ -110,7 +111,7 @@ def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
         else:
             raise DecodeError("format", f"unknown wire format: first byte {_show_byte(lead[0])}; "
                                         "expected '{' (JSON) or 0x00 (Confluent Avro)")
-    return validate_touchpoint(record)
+    return validate_touchpoint(record, nested=nested)
 
 
 def _show_byte(b: int) -> str:
@@ -228,6 +229,15 @@ _CONTEXT_SPEC = {k: (_FAST_TYPES[t], t) for k, t in CONTEXT_FIELDS.items()}
 _PROPERTIES_SPEC = {k: (_FAST_TYPES[t], t) for k, t in PROPERTIES_FIELDS.items()}
 
 
+CONTEXT_SPEC = _CONTEXT_SPEC  # for a caller checking context/properties itself (nested=False)
+PROPERTIES_SPEC = _PROPERTIES_SPEC
+
+
+def known_field_ok(entry: tuple, value: Any) -> bool:
+    """Whether `value` (not None) suits `entry`, a spec's entry for a known nested field."""
+    return type(value) in entry[0] or _CHECKS[entry[1]](value)
+
+
 def _type_name(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
@@ -267,7 +277,7 @@ def _check_record(path: str, value: Any, spec: dict) -> None:
             raise _wrong_type(f"{path}.{key}", v, avro_type)
 
 
-def validate_touchpoint(record: Any) -> dict:
+def validate_touchpoint(record: Any, *, nested: bool = True) -> dict:
     """Check `record` against the Touchpoint contract; return it, writable with touchpoint.avsc.
 
     Raises `DecodeError` of kind "validation" naming the first offending field. `"ids": null` and
@@ -307,6 +317,8 @@ def validate_touchpoint(record: Any) -> dict:
         if has_null:
             record = {**record, "ids": {k: v for k, v in ids.items() if v is not None}}
 
+    if not nested:
+        return record
     context = record.get("context")
     if context is not None:
         _check_record("context", context, _CONTEXT_SPEC)

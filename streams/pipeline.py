@@ -220,15 +220,17 @@ class Pipeline:
         if frontier <= watermark.clock:
             return
         lateness = watermark.lateness_ms
-        timers = self.timers
+        earliest = self.timers.earliest
+        apply = self._apply
         for tp in self.buffer.release(frontier):
             due = tp["event_time"] - lateness
-            if timers.earliest() < due:
+            if earliest() < due:
                 self._fire_due(due, out)
-            self._apply(tp, out, changed)
+            apply(tp, out, changed)
         watermark.advance(frontier)
-        if timers.earliest() < watermark.value:
-            self._fire_due(watermark.value, out)
+        value = watermark.value
+        if earliest() < value:
+            self._fire_due(value, out)
 
     def _fire_due(self, watermark: int, out: Emitted) -> None:
         for key, value in self.timers.due(watermark):

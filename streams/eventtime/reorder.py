@@ -13,17 +13,21 @@ from __future__ import annotations
 import heapq
 import itertools
 
-from streams.state import BatchState
+from streams.state import TOMBSTONE, BatchState
+
+_THIRTEEN_DIGITS = 10 ** 12  # epoch ms from 2001-09-09 on
 
 
 class ReorderBuffer:
-    __slots__ = ("state", "_heap", "_held", "_seq")
+    __slots__ = ("state", "_heap", "_held", "_seq", "_pending_get", "_backing_get")
 
     def __init__(self, state: BatchState):
         self.state = state
         self._heap: list | None = None
         self._held = 0
         self._seq = itertools.count()
+        # one add and one release per event: reads without a Python call each (values are dicts)
+        self._pending_get, self._backing_get = state.lookups()
 
     def reset(self) -> None:
         self._heap = None
@@ -43,10 +47,16 @@ class ReorderBuffer:
     def add(self, tp: dict, source: str, offset) -> None:
         """Hold `tp` (from input record `offset` of `source`; None when it has no offset)."""
         t, event_id = tp["event_time"], tp["event_id"]
-        where = f"{source}@{offset}" if offset is not None else f"#{next(self._seq)}"
-        key = f"{t:013d}|{where}|{event_id}"
-        heap = self._ready()  # before the write: a heap built now must not index it twice
-        if key not in self.state:  # held again when a batch is re-applied after a crash
+        # the zero-padded time without a format spec (the costly part) when it has 13 digits already
+        at = f"{t}" if t.__class__ is int and t >= _THIRTEEN_DIGITS else f"{t:013d}"
+        key = (f"{at}|{source}@{offset}|{event_id}" if offset is not None
+               else f"{at}|#{next(self._seq)}|{event_id}")
+        heap = self._heap if self._heap is not None else self._ready()  # before the write: a
+        #                                                 heap built now must not index it twice
+        held = self._pending_get(key)
+        if held is None:
+            held = self._backing_get(key)
+        if held is None or held is TOMBSTONE:  # else held again: a batch re-applied after a crash
             self._held += 1
         self.state.set(key, tp)
         heapq.heappush(heap, (t, event_id, key))
@@ -56,15 +66,17 @@ class ReorderBuffer:
         heap = self._heap if self._heap is not None else self._ready()
         if not heap or heap[0][0] >= before:
             return []
-        state = self.state
+        pending_get, backing_get, delete = self._pending_get, self._backing_get, self.state.delete
         released = []
         pop = heapq.heappop
         while heap and heap[0][0] < before:
             key = pop(heap)[2]
-            tp = state.get(key)
-            if tp is None:  # dropped (erasure), or indexed twice
+            tp = pending_get(key)
+            if tp is None:
+                tp = backing_get(key)
+            if tp is None or tp is TOMBSTONE:  # dropped (erasure), or indexed twice
                 continue
-            state.delete(key)
+            delete(key)
             released.append(tp)
         self._held -= len(released)
         return released

@@ -12,6 +12,7 @@ import heapq
 
 from streams.state import BatchState
 
+_INFINITY = float("inf")
 WATERMARK_KEY = "~watermark"  # where versions before the event-time order kept the marks; ignored
 
 
@@ -48,8 +49,8 @@ class Timers:
 
     def earliest(self) -> float:
         """The earliest deadline indexed (a cancelled timer's included), or infinity."""
-        heap = self._ready()
-        return heap[0][0] if heap else float("inf")
+        heap = self._heap if self._heap is not None else self._ready()  # twice per event
+        return heap[0][0] if heap else _INFINITY
 
     def due(self, watermark: int):
         """Yield the timers strictly before `watermark`, oldest first, one at a time (a timer set

@@ -115,12 +115,16 @@ class Watermark:
         rec = self._rec if self._rec is not None else self._record()
         marks, idle = rec["m"], rec["i"]
         front = NEVER
-        if marks and all(s in marks or s in idle for s in self.sources):
-            if not idle:
-                front = min(marks.values())
+        if marks:
+            for s in self.sources:  # a loop, not all(...): once per event, usually few sources
+                if s not in marks and s not in idle:
+                    break
             else:
-                active = [m for s, m in marks.items() if s not in idle]
-                front = min(active) if active else ALL
+                if not idle:
+                    front = min(marks.values())
+                else:
+                    active = [m for s, m in marks.items() if s not in idle]
+                    front = min(active) if active else ALL
         self._front = front
         return front
 
@@ -188,10 +192,12 @@ class Watermark:
     def advance(self, frontier: int) -> None:
         """The events before `frontier` were released: move the clock there (ALL: to the newest
         mark)."""
-        rec = self._record()
+        rec = self._rec if self._rec is not None else self._record()
         target = max(rec["m"].values(), default=NEVER) if frontier == ALL else frontier
         if target > rec["c"]:
-            self._writable()["c"] = target
+            if self._pending_get(KEY) is not rec:
+                rec = self._writable()
+            rec["c"] = target
 
 
 def _iso(ms: int) -> str:

@@ -232,7 +232,28 @@ class IdentityGraph:
         except (KeyError, TypeError, AttributeError):
             pass  # an identifier missing from its record, or malformed input: the slow path heals
             #       or explains
+        if len(event_ids) == 1 and type(event_ids) is dict:
+            created = self._resolve_lone_new(event_ids, event_id, event_time)
+            if created is not None:
+                return created
         return self._resolve_slow(event_ids, event_id, event_time)
+
+    def _resolve_lone_new(self, event_ids: dict, event_id: str,
+                          event_time: int) -> Resolution | None:
+        """The second most common case, without the slow path's bookkeeping: one valid identifier,
+        held by no profile, gives a new profile anchored on it (exactly what `_resolve_slow` does
+        then: no member, no limit to check, nothing lowered). None when the case does not apply."""
+        if type(event_time) is not int or type(event_id) is not str:
+            return None
+        for t, v in event_ids.items():
+            if type(t) is not str or type(v) is not str or not t or not v or ":" in t:
+                return None
+            key = t + ":" + v
+            if self._ids_get(key) is not None:
+                return None
+            profile_id = self._create([(t, key)], event_time, [])
+            return _new_resolution(Resolution, (profile_id, _EMPTY, _EMPTY, (key,)))
+        return None
 
     def _rank(self, id_type: str) -> tuple[int, str]:
         r = self._ranks.get(id_type)

@@ -23,7 +23,15 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, NamedTuple, TypedDict
 
-from schemas.codec import DEFAULT_MAX_BYTES, DecodeError, decode, validate_touchpoint
+from schemas.codec import (
+    CONTEXT_SPEC,
+    DEFAULT_MAX_BYTES,
+    PROPERTIES_SPEC,
+    DecodeError,
+    decode,
+    known_field_ok,
+    validate_touchpoint,
+)
 from streams.ingest.channels import campaign_params, derive_channel, referrer_host
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS, ahead_reason
 from streams.ingest.pii import HASHED_TYPES, hash_identifier, redact_emails
@@ -123,14 +131,23 @@ def _redacted(value: Any, path: str, depth: int = 0) -> Any:
     return value
 
 
-def _clean(mapping: dict | None, name: str) -> dict:
-    """Copy without nulls, with email addresses in strings replaced by their hash."""
+def _clean(mapping: dict | None, name: str, spec: dict | None = None) -> dict:
+    """Copy without nulls, with email addresses in strings replaced by their hash. With `spec`
+    (`schemas.codec.CONTEXT_SPEC` or `PROPERTIES_SPEC`), also what `validate_touchpoint` checks of
+    it, in the same loop; a failure then only says that the checked path must be taken."""
+    if spec is not None and mapping is not None and mapping.__class__ is not dict:
+        raise _Unchecked
     if not mapping:
         return {}
     out = {}
     for key, value in mapping.items():
         if value is None:
             continue
+        if spec is not None:
+            entry = spec.get(key)
+            if entry is not None and value.__class__ not in entry[0] and not known_field_ok(
+                    entry, value):
+                raise _Unchecked
         if value.__class__ is str:  # the common case, inline (hot path)
             if "@" in value or "%40" in value:
                 value = redact_emails(value)
@@ -153,8 +170,8 @@ def _finite(properties: dict, key: str) -> None:
     properties[key] = value
 
 
-def _properties(raw: dict | None) -> dict:
-    properties = _clean(raw, "properties")
+def _properties(raw: dict | None, spec: dict | None = None) -> dict:
+    properties = _clean(raw, "properties", spec)
     if properties:
         _finite(properties, "revenue")
         _finite(properties, "price")
@@ -205,11 +222,30 @@ def normalise(record: dict, *, validated: bool = False) -> Touchpoint:
             raise
         except DecodeError as exc:
             raise InvalidTouchpoint(exc.kind, exc.reason) from None
+    return _normalised(record, None, None)
 
+
+class _Unchecked(Exception):
+    """The one-pass path cannot tell the error: take the checked path, which names it."""
+
+
+def _decode_normalised(raw: bytes, max_bytes: int) -> Touchpoint:
+    """`normalise(decode(raw), validated=True)`, with context and properties checked while they
+    are copied (one loop over each instead of two). Any failure re-runs the checked path: the
+    error, and which check comes first, are exactly that path's."""
+    record = decode(raw, max_bytes=max_bytes, nested=False)
+    try:
+        return _normalised(record, CONTEXT_SPEC, PROPERTIES_SPEC)
+    except Exception:  # noqa: BLE001 - the checked path raises the right error, or succeeds
+        return normalise(validate_touchpoint(record), validated=True)
+
+
+def _normalised(record: dict, context_spec: dict | None,
+                properties_spec: dict | None) -> Touchpoint:
     event_time = _event_time_ms(record["event_time"])
     type_ = record["type"].strip().lower()
-    context = _clean(record.get("context"), "context")
-    properties = _properties(record.get("properties"))
+    context = _clean(record.get("context"), "context", context_spec)
+    properties = _properties(record.get("properties"), properties_spec)
     url = context.get("url")
     referrer = context.get("referrer")
 
@@ -338,8 +374,7 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
         try:
             value, topic, partition, offset = item
             raw = _as_bytes(value)
-            tp = normalise(decode(raw if convert is None else convert(raw), max_bytes=max_bytes),
-                           validated=True)
+            tp = _decode_normalised(raw if convert is None else convert(raw), max_bytes)
             if tp["event_time"] - now > max_future_ms:
                 raise InvalidTouchpoint("clock", ahead_reason(tp["event_time"], now, max_future_ms))
             if source_key is not None:

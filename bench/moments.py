@@ -61,7 +61,7 @@ def bench_rules(raws: list[bytes], batch: int = 5000) -> dict:
             "state_bytes": sum(len(orjson.dumps(v)) for v in state.values())}
 
 
-def _probe(i: int, t_ms: int) -> tuple[bytes, bytes]:
+def probe_person(i: int, t_ms: int) -> tuple[bytes, bytes]:
     ids = {"user": f"probe-{i}", "device": f"probe-d-{i}"}
     consent = {"event_id": f"probe-consent-{i}", "event_time": t_ms - 1000, "type": "consent",
                "channel": "app", "ids": ids,
@@ -71,7 +71,7 @@ def _probe(i: int, t_ms: int) -> tuple[bytes, bytes]:
     return orjson.dumps(consent), orjson.dumps(geofence)
 
 
-async def _offer_load(bootstrap: str, topic: str, events: list[dict], rate: int, seconds: float,
+async def offer_load(bootstrap: str, topic: str, events: list[dict], rate: int, seconds: float,
                       sent_at: dict) -> int:
     ticks = probes = 0
 
@@ -83,7 +83,7 @@ async def _offer_load(bootstrap: str, topic: str, events: list[dict], rate: int,
         # a probe every 50 ms, at the simulated time of the stream; none in the last second
         # (the load's last events wait for the partitions' idle reports, not for the worker)
         if ticks % 5 == 0 and elapsed < seconds - 1:
-            consent, geofence = _probe(probes, simulate.event_ms(chunk[-1]))
+            consent, geofence = probe_person(probes, simulate.event_ms(chunk[-1]))
             key = f"probe-{probes}".encode()  # one person's events stay in order
             await producer.send(topic, consent, key=key)
             sent_at[f"probe-{probes}"] = time.time()
@@ -134,7 +134,7 @@ def bench_latency(kafka, tmp: Path, events: list[dict], rate: int, seconds: floa
         async def run() -> tuple[int, list[float]]:
             collector = asyncio.create_task(first_seen(kafka.bootstrap, t.trigger_topic("push"),
                                                        sent_at, time.time() + seconds + 15))
-            produced = await _offer_load(kafka.bootstrap, t.touchpoints, events, rate, seconds,
+            produced = await offer_load(kafka.bootstrap, t.touchpoints, events, rate, seconds,
                                          sent_at)
             return produced, sorted((await collector).values())
 

@@ -11,16 +11,16 @@ default 1,000 touchpoints/s, keyed like real producers, with a probe person pass
    holds a delay (and logs each delayed insert: their count is reported);
 3. recovery: inserts at full speed again, until the load ends.
 Every 0.5 s the sink lag is sampled twice: from Kafka (sink-topic records the sink group has not
-committed, and the age of the oldest: what is not yet in ClickHouse) and from the worker's
-/metrics (parcours_sink_lag_records, parcours_sink_lag_seconds, which the sink stage sets every
-second, also in the middle of a slow flush; its records count uses the high-water marks its
-consumer last fetched, which stop moving while a flush holds the consumer). Per phase: the largest lag of each, and
-the probes' produce-to-trigger latency (p50/p99 of the probes sent in that phase), with ratios
+committed, and the age of the oldest: what is not yet in ClickHouse) and from the worker's /metrics
+(parcours_sink_lag_records, parcours_sink_lag_seconds, which the sink stage sets every second, also
+in the middle of a slow flush; its records count uses the high-water marks its consumer last
+fetched, which stop moving while a flush holds the consumer). Per phase: the largest lag of each,
+and the probes' produce-to-trigger latency (p50/p99 of the probes sent in that phase), with ratios
 against the baseline phase. "Behind" is a lag over twice the baseline phase's largest (records or
 age): how long after the throttle began each measure showed the sink behind, how long after it
 ended it had caught up, and when every sink record sent before the end was committed
-(`WorkerProcess.wait_sink`). At the end the worker is stopped with drain and `touchpoints FINAL`
-in its chDB is counted against the touchpoints produced.
+(`WorkerProcess.wait_sink`). At the end the worker is stopped with drain and `touchpoints FINAL` in
+its chDB is counted against the touchpoints produced.
 
 The trigger latency of a run drifts up over its ~45 s on a busy 2-core machine even with no
 throttle at all: BENCH_SINK_LAG_DELAY=0 runs the same phases unthrottled, the control to compare
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from bench import slow_clickhouse
-from bench.moments import _offer_load, _probe, first_seen
+from bench.moments import first_seen, offer_load, probe_person
 from streams import simulate
 from streams.embedded.broker import free_port
 from streams.embedded.worker_process import WorkerProcess
@@ -79,7 +79,7 @@ def _warm_up(kafka, topic: str, trigger_topic: str, worker: WorkerProcess, at_ms
         sent_at: dict[str, float] = {}
         try:
             for i in range(10_000_000, 10_000_003):  # ids apart from the load's probes
-                consent, geofence = _probe(i, at_ms)
+                consent, geofence = probe_person(i, at_ms)
                 key = f"probe-{i}".encode()
                 await producer.send_and_wait(topic, consent, key=key)
                 sent_at[f"probe-{i}"] = time.time()
@@ -222,7 +222,7 @@ def bench_sink_lag(kafka, tmp: Path, events: list[dict], rate: int = 1000,
             collector = asyncio.create_task(first_seen(kafka.bootstrap, trigger_topic, sent_at,
                                                        marks["start"] + total_s + 5))
             try:
-                produced = await _offer_load(kafka.bootstrap, t.touchpoints, events, rate,
+                produced = await offer_load(kafka.bootstrap, t.touchpoints, events, rate,
                                              total_s, sent_at)
                 marks["end"] = time.time()
                 waiter = await throttling

@@ -127,9 +127,14 @@ def bench_faust_floor(kafka_url: str, n: int, tmp: Path) -> float:
     raise RuntimeError(f"faust floor run printed no rate:\n{out.stderr[-2000:]}")
 
 
-def vm_hwm_mb(pid: int) -> float:
+def proc_status_mb(pid: int, field: str) -> float:
+    """A memory field of /proc/<pid>/status (VmHWM: peak RSS, VmRSS: RSS now), in MB."""
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def vm_hwm_mb(pid: int) -> float:
+    return proc_status_mb(pid, "VmHWM")

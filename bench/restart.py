@@ -42,6 +42,7 @@ from types import SimpleNamespace
 
 import orjson
 
+from bench.kafka import proc_status_mb
 from streams import simulate
 from streams.config import Topics
 from streams.embedded.broker import EmbeddedKafka, free_port
@@ -173,14 +174,6 @@ def _stitched_end(bootstrap: str) -> int:
     return asyncio.run(true_end_offsets(bootstrap, [tp]))[tp]
 
 
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _metric_sum(port: int, prefix: str) -> float | None:
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
@@ -216,7 +209,7 @@ class _Scenario:
             asyncio.run(_produce(self.kafka.bootstrap, [(TOPICS.touchpoints, None, raw)]))
             asyncio.run(_first_output(self.kafka.bootstrap, event_id, end, worker.alive, timeout))
             seconds = time.monotonic() - started
-            return {"seconds": seconds, "rss_mb": _rss_mb(worker.pid),
+            return {"seconds": seconds, "rss_mb": proc_status_mb(worker.pid, "VmRSS"),
                     "recovered": _metric_sum(port, "parcours_changelog_recovered_total{"),
                     "worker": worker}
         except (TimeoutError, RuntimeError) as exc:

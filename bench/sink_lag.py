@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from bench import slow_clickhouse
+from bench.committed_lag import CommittedLag
 from bench.moments import first_seen, offer_load, probe_person
 from streams import simulate
 from streams.embedded.broker import free_port
@@ -97,45 +98,6 @@ def _warm_up(kafka, topic: str, trigger_topic: str, worker: WorkerProcess, at_ms
     sent = asyncio.run(run())
     worker.wait_sink(timeout)
     return sent
-
-
-class CommittedLag:
-    """The sink stage's lag seen from outside the worker: the sink topic's end minus the sink
-    group's committed offset, and the age of the first record not committed (its timestamp): the
-    worker's gauges checked from outside."""
-
-    def __init__(self, bootstrap: str, group: str, topic: str):
-        from aiokafka import TopicPartition
-
-        from streams.kafka.clients import KafkaClients
-
-        self.bootstrap = bootstrap
-        self.tp = TopicPartition(topic, 0)
-        clients = KafkaClients.at(bootstrap)
-        self.group = clients.consumer(group_id=group, enable_auto_commit=False)  # never joins
-        self.reader = clients.consumer(group_id=None, enable_auto_commit=False)
-
-    async def start(self) -> None:
-        await self.group.start()
-        await self.reader.start()
-        self.reader.assign([self.tp])
-
-    async def stop(self) -> None:
-        await self.group.stop()
-        await self.reader.stop()
-
-    async def sample(self) -> tuple[float, float]:
-        """(records, seconds) not committed now."""
-        from streams.kafka.patches import true_end_offsets
-
-        end = (await true_end_offsets(self.bootstrap, [self.tp]))[self.tp]
-        committed = await self.group.committed(self.tp) or 0
-        if committed >= end:
-            return 0.0, 0.0
-        self.reader.seek(self.tp, committed)
-        records = (await self.reader.getmany(self.tp, timeout_ms=1000, max_records=1)).get(self.tp)
-        age = max(0.0, time.time() - records[0].timestamp / 1000) if records else 0.0
-        return float(end - committed), age
 
 
 def bench_sink_lag(kafka, tmp: Path, events: list[dict], rate: int = 1000,

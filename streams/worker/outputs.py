@@ -1,7 +1,7 @@
 """Where a batch's results go: topic messages and ClickHouse rows (the worker's and replay's).
 
-- `topic_messages`: the public output records (triggers, stitched touchpoints, identity events...).
-- `sink_records`: the same batch's ClickHouse rows as records of the sink topic, for the sink stage
+- `journey_records`: the public output records (triggers, stitched touchpoints, identity
+  events...), and the same batch's ClickHouse rows as records of the sink topic, for the sink stage
   (streams/worker/sink_stage.py); the lists that also go to a public topic are not encoded twice.
 - `table_rows`: rows per table, built by `rows_of` from the pipeline's lists: replay writes them
   directly, the sink stage builds them from the sink topic's records with the same function.
@@ -42,12 +42,6 @@ def _keyed(out: Emitted, topics: Topics) -> Iterator[tuple[str, list[Record]]]:
     yield "suppressions", [(topics.suppressions, sup["profile_id"].encode(), _json(sup))
                            for sup in out.suppressions]
     yield "late", [(topics.late, late["event_id"].encode(), _json(late)) for late in out.late]
-
-
-def topic_messages(out: Emitted, topics: Topics) -> Iterator[Record]:
-    """(topic, key, value) for every output record of a batch, in a stable order."""
-    for _kind, records in _keyed(out, topics):
-        yield from records
 
 
 def journey_records(out: Emitted, topics: Topics, now_ms: int) -> tuple[list[Record],

@@ -12,14 +12,15 @@ from streams.ingest.normalise import ingest_batch
 from streams.ingest.pii import hash_identifier
 from streams.pipeline import Pipeline
 from streams.worker.forget import confirmation, forget_request, new_request_id
-from streams.worker.outputs import topic_messages
+from streams.worker.outputs import journey_records
 from streams.worker.shell import CONTROL
 
 TOPICS = Topics()
 
 
 def identity_values(out) -> list[bytes]:
-    return [value for topic, _key, value in topic_messages(out, TOPICS) if topic == TOPICS.identity]
+    records, _sink = journey_records(out, TOPICS, 0)
+    return [value for topic, _key, value in records if topic == TOPICS.identity]
 
 
 def test_the_request_is_one_control_record_the_journey_applies():

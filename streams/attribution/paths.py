@@ -264,6 +264,27 @@ class PathBook:
                     self.timers.delete(key)
         self.state.delete(profile_id)
 
+    def export(self, profile_id: str) -> dict | None:
+        """The profile's record and its timers (closing, credits waiting), removed from here."""
+        record = self.state.get(profile_id)
+        if record is None:
+            return None
+        timers = {}
+        if self.timers is not None:
+            for key in [record.get("close"), *(record.get("pend") or ())]:
+                value = self.timers.get(key) if key else None
+                if value is not None:
+                    timers[key] = value
+                    self.timers.delete(key)
+        self.state.delete(profile_id)
+        return {"record": record, "timers": timers}
+
+    def adopt(self, profile_id: str, exported: dict) -> None:
+        """Put a record `export` gave (from another shard) back under `profile_id`."""
+        self.state.set(profile_id, exported["record"])
+        for key, value in exported["timers"].items():
+            self.timers.add(key, value)
+
     def path(self, profile_id: str) -> list:
         record = self.state.get(profile_id)
         return record["touches"] if record else []

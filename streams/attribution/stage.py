@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 
 class AttributionStage:
+    name = "attribution"
+
     def __init__(self, state: BatchState, config: AttributionConfig, timers: Timers | None = None):
         self.book = PathBook(state, config, timers)
 
@@ -30,3 +32,10 @@ class AttributionStage:
 
     def on_timer(self, value: dict, out: Emitted) -> None:
         self.book.on_timer(value, out.credits, out.paths)
+
+    def export(self, profile_id: str) -> dict | None:
+        return self.book.export(profile_id)
+
+    def adopt(self, profile_id: str, state: dict | None) -> None:
+        if state is not None:
+            self.book.adopt(profile_id, state)

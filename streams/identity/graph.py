@@ -479,7 +479,8 @@ class IdentityGraph:
         for pid in absorbed:
             profiles.delete(pid)
         if absorbed:
-            merges.append(Merge(survivor, tuple(absorbed), tuple(sorted(base_ids)), event_id))
+            merges.append(Merge(survivor, tuple(absorbed), tuple(sorted(base_ids)), event_id,
+                                renamed=survivor not in members))
         return survivor
 
     def _lists(self, pid: str, key: str) -> bool:

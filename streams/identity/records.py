@@ -25,6 +25,8 @@ class Merge(NamedTuple):
     id).
 
     `identifiers`: every identifier of the survivor after the merge ("type:value", sorted).
+    `renamed`: the survivor is a new profile id (the anchor changed), not one of the merged
+    profiles.
     """
 
     survivor: str
@@ -32,6 +34,7 @@ class Merge(NamedTuple):
     identifiers: tuple[str, ...]
     event_id: str
     kind: str = "merge"
+    renamed: bool = False
 
     def to_record(self) -> dict[str, Any]:
         return {"kind": self.kind, "survivor": self.survivor, "absorbed": list(self.absorbed),

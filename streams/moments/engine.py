@@ -377,6 +377,28 @@ class MomentEngine:
             self.timers.delete(key)
         self.moments.delete(profile_id)
 
+    def export(self, profile_id: str) -> dict | None:
+        """The profile's state and its timers (absences, deferred triggers), removed from here."""
+        state = self.moments.get(profile_id)
+        if state is None:
+            return None
+        keys = [tkey for pending in state.get("abs", {}).values()
+                for _t, _eid, tkey in pending.values()] + list(state.get("def", ()))
+        timers = {}
+        for key in keys:
+            value = self.timers.get(key)
+            if value is not None:
+                timers[key] = value
+                self.timers.delete(key)
+        self.moments.delete(profile_id)
+        return {"state": state, "timers": timers}
+
+    def adopt(self, profile_id: str, exported: dict) -> None:
+        """Put a state `export` gave (from another shard) back under `profile_id`."""
+        self.moments.set(profile_id, exported["state"])
+        for key, value in exported["timers"].items():
+            self.timers.add(key, value)
+
     # -- deferred triggers (quiet hours) -----------------------------------------------------------
     def defer(self, cand: Candidate, until: int) -> None:
         """Keep `cand` until the watermark passes `until` (the end of the person's quiet hours)."""

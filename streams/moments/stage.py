@@ -38,6 +38,8 @@ class References:
 
 
 class MomentsStage:
+    name = "moments"
+
     def __init__(self, pack: RulePack, moments: BatchState, prefs: BatchState, timers: Timers,
                  refs, identifiers_of=None):
         self.references = refs
@@ -85,3 +87,15 @@ class MomentsStage:
     def on_forget(self, profile_id: str) -> None:
         self.engine.on_forget(profile_id)
         self.gate.on_forget(profile_id)
+
+    def export(self, profile_id: str) -> dict | None:
+        engine, gate = self.engine.export(profile_id), self.gate.export(profile_id)
+        return None if engine is None and gate is None else {"engine": engine, "gate": gate}
+
+    def adopt(self, profile_id: str, state: dict | None) -> None:
+        if state is None:
+            return
+        if state["engine"] is not None:
+            self.engine.adopt(profile_id, state["engine"])
+        if state["gate"] is not None:
+            self.gate.adopt(profile_id, state["gate"])

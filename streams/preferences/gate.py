@@ -394,6 +394,17 @@ class PreferenceGate:
         for key in [k for k in ("c", "e", "st") if not st[k]]:
             del st[key]
 
+    def export(self, profile_id: str) -> dict | None:
+        """The profile's preferences, caps and engagement, removed from here (a hand-off)."""
+        state = self._state.get(profile_id)
+        if state is not None:
+            self._state.delete(profile_id)
+        return state
+
+    def adopt(self, profile_id: str, state: dict) -> None:
+        """Put a state `export` gave (from another shard) back under `profile_id`."""
+        self._state.set(profile_id, state)
+
     def on_forget(self, profile_id: str) -> None:
         """Erase everything the gate holds about a profile (right to be forgotten)."""
         if profile_id in self._state:

@@ -135,7 +135,7 @@ def test_a_late_event_renames_the_profile_and_reports_it_as_a_merge():
     late = graph.resolve({"device": "d1"}, "0", T0 + 50)  # arrives late, was earlier
     assert late.profile_id == pid("device:d1")
     assert late.merges == (Merge(pid("device:d1"), (pid("cookie:c1"),), ("cookie:c1", "device:d1"),
-                                 "0"),)
+                                 "0", renamed=True),)
     assert late.changed_ids == ("cookie:c1", "device:d1")
     assert graph.first_seen(pid("device:d1")) == T0 + 50
     assert graph.identifiers_of(pid("cookie:c1")) == []
@@ -154,7 +154,7 @@ def test_a_refused_profile_is_renamed_when_the_event_is_its_earliest():
     assert res.refused == (Refusal(pid("user:u1"), "cookie:c",
                                    "unique type 'user' already holds u1, not u2", "x"),)
     assert res.merges == (Merge(pid("cookie:c"), (pid("device:d"),),
-                                ("cookie:c", "device:d", "user:u2"), "x"),)
+                                ("cookie:c", "device:d", "user:u2"), "x", renamed=True),)
     assert graph.profile_of("user:u2") == pid("cookie:c")
 
 

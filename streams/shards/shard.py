@@ -1,0 +1,285 @@
+"""One shard: the per-profile stages (attribution, moments, the gate) for the profiles it holds.
+
+A `ShardCore` reads its items from the sequencer (`process`, in sequence order) and the
+transfers other shards send it (`transfer`, in any order relative to the items).
+
+- **Timers.** Before an item with a threshold `w` the shard fires its timers due before `w`, one
+  at a time in (deadline, key) order (`streams.sequencing`): a profile's timers fire between the
+  same two of its events as in the sequential run, because every one of its items carries the
+  threshold the sequential run had there.
+- **Hand-offs.** A `handoff` exports the absorbed profile's whole state (every stage's `export`,
+  its timers included, and its identifier types) to the survivor's shard. A `merge` applies once
+  every transfer it names is here: each stage `adopt`s the absorbed state under the absorbed id,
+  then `on_merge` folds it into the survivor exactly as the sequential run does.
+- **Parking.** A merge whose transfers have not all arrived parks the survivor: its later items
+  (events, merges, a handoff, a forget) queue in the `parked` state and its timers are held
+  back; other profiles go on. When the last transfer arrives, the queue is replayed in order,
+  each item at its own threshold, then the timers due at the shard's current threshold fire.
+- **No deadlock.** A survivor parked at merge `s` waits only for the handoffs of merge `s`,
+  numbered just below `s`. A handoff of profile X is held up only if X itself is parked, at a
+  merge numbered below the handoff (X's items reach its shard in sequence order, and nothing
+  follows a handoff). So every wait points to a smaller number, and the smallest waiting merge
+  waits on handoffs that nothing holds up: they run as soon as their shard reads them, their
+  transfers arrive, and it applies. By induction every parked profile resumes.
+- **Idempotence.** Items reach a shard in sequence order, so the shard keeps the highest number it
+  has taken (`h`, with the threshold `w`, in its `clock` state) and skips any item at or below
+  it: the items a restarted sequencer sends again. A transfer is taken once: it is skipped when
+  its key is already kept, or when its merge has been read (`s <= h`) and is not waiting for it.
+  Outputs keep their deterministic ids, so a re-run batch sends the same records.
+
+State, all under profile ids or per shard (`SHARD_STORES`): the stages' `paths`, `moments`,
+`prefs`, `timers`; `kinds` (a profile's identifier types: what the rules' `identified` condition
+reads, so no identifier value reaches a shard); `parked` (profile -> its queued items); `transfers`
+(arrived, not yet applied); `clock`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, MutableMapping
+
+import orjson
+
+from streams.attribution.config import AttributionConfig
+from streams.attribution.stage import AttributionStage
+from streams.eventtime.timers import Timers
+from streams.moments.rules.loader import load_default
+from streams.moments.rules.model import RulePack
+from streams.moments.stage import MomentsStage, References
+from streams.pipeline import ATTRIBUTION_TIMERS, Emitted, Stage
+from streams.shards.items import EVENT, FORGET, HANDOFF, MERGE, TICK, Item, Transfer, transfer_key
+from streams.state import BatchState
+
+__all__ = ["SHARD_STORES", "ShardCore", "ShardOut"]
+
+SHARD_STORES = ("paths", "moments", "prefs", "timers", "kinds", "parked", "transfers", "clock")
+CLOCK_KEY = "shard"
+_NEVER = -(2 ** 62)
+
+
+@dataclass
+class ShardOut(Emitted):
+    """A shard's outputs (`Emitted`), plus what it sends other shards and what it did."""
+
+    transfers: list[tuple[int, Transfer]] = field(default_factory=list)  # (shard, transfer)
+    parked: list[str] = field(default_factory=list)  # profiles that started waiting
+    resumed: list[float] = field(default_factory=list)  # seconds each resumed profile waited
+    received: list[str] = field(default_factory=list)  # transfers taken (their survivors)
+    duplicates: list[int] = field(default_factory=list)  # items and transfers skipped (numbers)
+
+
+class ShardCore:
+    def __init__(self, shard: int, stores: dict[str, MutableMapping] | None = None, *,
+                 rules: RulePack | None = None, attribution_config: AttributionConfig | None = None,
+                 references: References | None = None, clock: Callable[[], float] = time.time):
+        stores = stores if stores is not None else {}
+        self.shard = shard
+        self.states = {name: BatchState(stores.setdefault(name, {})) for name in SHARD_STORES}
+        rules = rules if rules is not None else load_default()
+        self.timers = Timers(self.states["timers"])
+        self.kinds = self.states["kinds"]
+        self.parked = self.states["parked"]
+        self.transfers = self.states["transfers"]
+        self.moments = MomentsStage(rules, self.states["moments"], self.states["prefs"],
+                                    self.timers,
+                                    references if references is not None else References.of(rules),
+                                    identifiers_of=self._identifiers_of)
+        self.attribution = AttributionStage(self.states["paths"],
+                                            attribution_config or AttributionConfig(), self.timers)
+        self.stages: list[Stage] = [self.attribution, self.moments]
+        self._clock = clock
+        self._rec: dict | None = None  # {"h": highest number taken, "w": threshold}
+        self._waiting: set[str] | None = None  # parked profiles (from the parked state)
+        self._since: dict[str, float] = {}  # when each profile parked (this process)
+
+    # -- per-shard record ------------------------------------------------------------------------
+    def _record(self) -> dict:
+        if self._rec is None:
+            self._rec = dict(self.states["clock"].get(CLOCK_KEY) or {"h": 0, "w": _NEVER})
+        return self._rec
+
+    @property
+    def high(self) -> int:
+        """The highest sequence number taken."""
+        return self._record()["h"]
+
+    @property
+    def threshold(self) -> int:
+        return self._record()["w"]
+
+    def _parked_ids(self) -> set[str]:
+        if self._waiting is None:
+            self._waiting = {key for key, _ in self.parked.items()}
+        return self._waiting
+
+    def _identifiers_of(self, profile_id: str) -> list[str]:
+        return [kind + ":" for kind in self.kinds.get(profile_id) or ()]
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def process(self, items: list[Item], out: ShardOut | None = None) -> ShardOut:
+        """Apply journey items (one partition's, in order)."""
+        out = out if out is not None else ShardOut()
+        rec = self._record()
+        waiting = self._parked_ids()
+        for item in items:
+            seq = item.get("s")
+            if seq is not None:
+                if seq <= rec["h"]:
+                    out.duplicates.append(seq)
+                    continue
+                rec["h"] = seq
+            w = item.get("w")
+            if w is not None and w > rec["w"]:
+                rec["w"] = w
+            kind = item["k"]
+            if kind == TICK:
+                self._fire(w, out)
+                continue
+            profile_id = item["t"]["profile_id"] if kind == EVENT else item["p"]
+            if profile_id in waiting:
+                self.parked.set(profile_id, [*self.parked.get(profile_id), item])
+                continue
+            if w is not None:
+                self._fire(w, out)
+            if not self._run(item, out):
+                self._park(profile_id, [item], out)
+        return out
+
+    def transfer(self, transfers: list[Transfer], out: ShardOut | None = None) -> ShardOut:
+        """Take transfers sent by other shards' handoffs (any order, possibly twice)."""
+        out = out if out is not None else ShardOut()
+        for tr in transfers:
+            self._take(tr, out)
+        return out
+
+    def _take(self, tr: Transfer, out: ShardOut) -> None:
+        survivor, seq = tr["p"], tr["s"]
+        key = transfer_key(survivor, seq, tr["a"])
+        queue = self.parked.get(survivor)
+        if key in self.transfers or (seq <= self.high and not any(
+                item["k"] == MERGE and item["s"] == seq for item in queue or ())):
+            out.duplicates.append(seq)
+            return
+        self.transfers.set(key, tr)
+        out.received.append(survivor)
+        if queue and queue[0]["k"] == MERGE and queue[0]["s"] == seq:
+            self._resume(survivor, queue, out)
+
+    # -- applying one item -----------------------------------------------------------------------
+    def _fire(self, w: int, out: ShardOut) -> None:
+        timers = self.timers
+        if timers.earliest() >= w:
+            return
+        waiting = self._parked_ids()
+        hold = waiting.__contains__ if waiting else None
+        for key, value in timers.due(w, hold):
+            if value["k"] in ATTRIBUTION_TIMERS:
+                self.attribution.on_timer(value, out)
+            else:
+                self.moments.on_timer(key, value, out)
+
+    def _run(self, item: Item, out: ShardOut) -> bool:
+        """Apply one item of a profile that is not waiting; False: a merge that must wait."""
+        kind = item["k"]
+        if kind == EVENT:
+            tp = item["t"]
+            if "ty" in item:
+                self.kinds.set(tp["profile_id"], item["ty"])
+            late = item.get("l")
+            if late is not None:
+                self.moments.skip(tp)
+                out.late.append(late)
+            out.stitched.append(tp)
+            for stage in self.stages:
+                stage.on_event(tp, out)
+        elif kind == MERGE:
+            return self._merge(item)
+        elif kind == HANDOFF:
+            self._handoff(item, out)
+        elif kind == FORGET:
+            for stage in self.stages:
+                stage.on_forget(item["p"])
+            self._drop_kinds(item["p"])
+        else:
+            raise ValueError(f"unknown journey item kind {kind!r}")
+        return True
+
+    def _merge(self, item: Item) -> bool:
+        survivor, seq = item["p"], item["s"]
+        keys = [transfer_key(survivor, seq, absorbed) for absorbed, _shard in item["a"]]
+        if not all(key in self.transfers for key in keys):
+            return False
+        absorbed = []
+        for (profile_id, _shard), key in zip(item["a"], keys):
+            tr = self.transfers.get(key)
+            self.transfers.delete(key)
+            for stage in self.stages:
+                stage.adopt(profile_id, tr["x"].get(stage.name))
+            absorbed.append(profile_id)
+        for stage in self.stages:
+            stage.on_merge(survivor, absorbed)
+        for profile_id in absorbed:
+            self._drop_kinds(profile_id)
+        self.kinds.set(survivor, item["ty"])
+        return True
+
+    def _handoff(self, item: Item, out: ShardOut) -> None:
+        profile_id = item["p"]
+        tr: Transfer = {"s": item["m"], "p": item["to"], "a": profile_id,
+                        "x": {stage.name: stage.export(profile_id) for stage in self.stages},
+                        "ty": self.kinds.get(profile_id)}
+        self._drop_kinds(profile_id)
+        if item["d"] == self.shard:  # survivor here too: no round trip through Kafka
+            self._take(orjson.loads(orjson.dumps(tr)), out)  # its own objects, as off the wire
+        else:
+            out.transfers.append((item["d"], tr))
+
+    def _drop_kinds(self, profile_id: str) -> None:
+        if profile_id in self.kinds:
+            self.kinds.delete(profile_id)
+
+    # -- parking ---------------------------------------------------------------------------------
+    def _park(self, profile_id: str, queue: list[Item], out: ShardOut) -> None:
+        self.parked.set(profile_id, queue)
+        self._parked_ids().add(profile_id)
+        self._since.setdefault(profile_id, self._clock())
+        out.parked.append(profile_id)
+
+    def _resume(self, profile_id: str, queue: list[Item], out: ShardOut) -> None:
+        """Every transfer of the merge at the head of `queue` is here: replay the queue."""
+        self.parked.delete(profile_id)
+        self._parked_ids().discard(profile_id)
+        self.timers.unhold(profile_id)
+        queue = list(queue)
+        while queue:
+            item = queue[0]
+            if item.get("w") is not None:
+                self._fire(item["w"], out)
+            if not self._run(item, out):  # the next merge waits for its own transfers
+                self.parked.set(profile_id, queue)
+                self._parked_ids().add(profile_id)
+                return
+            queue.pop(0)
+        self._fire(self.threshold, out)
+        since = self._since.pop(profile_id, None)
+        out.resumed.append(self._clock() - since if since is not None else 0.0)
+
+    # -- batches ---------------------------------------------------------------------------------
+    def flush(self) -> int:
+        if self._rec is not None:
+            stored = self.states["clock"].get(CLOCK_KEY)
+            if stored != self._rec:
+                self.states["clock"].set(CLOCK_KEY, dict(self._rec))
+        return sum(state.flush() for state in self.states.values())
+
+    def discard(self) -> None:
+        """Forget every change since the last flush (a failed batch, or a simulated crash)."""
+        for state in self.states.values():
+            state.discard()
+        self.reset_caches()
+
+    def reset_caches(self) -> None:
+        """Call after the backing stores were recovered."""
+        self._rec = None
+        self._waiting = None
+        self.timers.reset()

@@ -19,9 +19,9 @@ from typing import Callable, MutableMapping
 
 from streams.errors import ConfigError
 from streams.identity.graph import IdentityConfig
+from streams.sequencing import Sequencing
 from streams.shards.items import EVENT, FORGET, HANDOFF, MERGE, TICK, Item
 from streams.shards.placement import Placement
-from streams.sequencing import Sequencing
 from streams.state import BatchState
 
 __all__ = ["SEQUENCER_STORES", "Sequenced", "Sequencer"]

@@ -169,7 +169,8 @@ class Pipeline(Sequencing):
                 self.moments.on_timer(key, value, out)
 
     def _apply(self, tp: dict, out: Emitted, changed: dict, threshold: int) -> None:
-        """One event at its firing point: the timers before it, then identity and every stage."""
+        """One event at its firing point: the timers due before it, identity, every stage, then
+        any timer the event set that is due already (a late conversion's credit)."""
         if self.timers.earliest() < threshold:
             self._fire_due(threshold, out)
         res = self._resolve(tp, out, changed)
@@ -184,6 +185,8 @@ class Pipeline(Sequencing):
         out.stitched.append(tp)
         for stage in self.stages:
             stage.on_event(tp, out)
+        if self.timers.earliest() < threshold:  # a timer it set behind the watermark: now
+            self._fire_due(threshold, out)
 
     def _erase(self, profile_id: str, out: Emitted) -> None:
         for stage in self.stages:

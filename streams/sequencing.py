@@ -9,13 +9,15 @@ and identity resolution (links, merges, limits, forget). Two classes build on it
 - `streams.shards.sequencer.Sequencer` turns each event, merge and erasure into an item for the
   shard that holds the profile (`parcours.journey`), for N shard processes.
 
-Timers fire at *firing points*: before each event is applied, at the event's threshold (a
-released event's time minus the allowed lateness, or the watermark for an event applied where it
-arrives), and at the end of each release (the new watermark). A timer fires at the first firing
-point whose threshold is past its deadline, in (deadline, key) order. Every per-profile effect
-depends only on the thresholds of that profile's own items and the last threshold, so a shard
-that sees only its profiles' items (each carrying its threshold) fires every timer between the
-same two events of its profile as the sequential run.
+Timers fire at *firing points*: before and after each event is applied, at the event's
+threshold (a released event's time minus the allowed lateness, or the watermark for an event
+applied where it arrives), and at the end of each release (the new watermark). A timer fires at
+the first firing point whose threshold is past its deadline, in (deadline, key) order; one an
+event sets behind the watermark (a late conversion's credit) fires right after that event. The
+thresholds never decrease, and after every event no timer is left due before the watermark, so
+a profile's timers fire between the same two of its items wherever its items are applied: a
+shard that sees only its profiles' items, each with its threshold, fires them as the sequential
+run does.
 """
 from __future__ import annotations
 

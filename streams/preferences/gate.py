@@ -187,12 +187,12 @@ class PreferenceGate:
         st = self._state.get(pid)
         if tz:
             z = st.get("z") if st else None
-            if z is None or z[1] != tz:
-                if (z is None or t >= z[0]) and zone_info(tz) is not None:
-                    st = self._own(pid, st)
-                    st["z"] = [t, tz]
-            elif t > z[0] and self._state.is_pending(pid):
-                st["z"] = [t, tz]  # free: the key is written this batch anyway
+            # [when the zone last changed, zone]: set on a change only, never refreshed when
+            # the key happens to be written anyway, so it does not depend on the batching
+            if (z is None or z[1] != tz) and (z is None or t >= z[0]) \
+                    and zone_info(tz) is not None:
+                st = self._own(pid, st)
+                st["z"] = [t, tz]
         channel = fallback is not None and (tp.get("channel") or fallback)
         if channel:
             times = st.get("e", {}).get(channel, []) if st else []

@@ -15,7 +15,7 @@ shard fires its timers due before `w` first (`streams.sequencing`).
 - handoff {"k": "h", "s", "m": the merge's number, "w", "p": absorbed, "to": survivor,
            "d": the survivor's shard}
            on the absorbed profile's shard: export its state to the survivor's
-- forget  {"k": "f", "s", "p": profile}: erase it
+- forget  {"k": "f", "s", "w", "p": profile}: erase it
 - tick    {"k": "t", "w"}: the watermark moved (no sequence number)
 
 A transfer is {"s": the merge's number, "p": survivor, "a": absorbed, "x": {stage: exported

@@ -42,6 +42,7 @@ class Sequenced:
     stitched: list[dict] = field(default_factory=list)  # anonymous events only
     late: list[dict] = field(default_factory=list)  # anonymous events only
     merges: int = 0  # merges and renames across shards (a profile's state had to move)
+    renames: int = 0  # merges whose survivor is a new id (an anchor changed)
 
     def extend(self, other: "Sequenced") -> None:
         for shard, items in other.items.items():
@@ -51,6 +52,7 @@ class Sequenced:
         self.stitched.extend(other.stitched)
         self.late.extend(other.late)
         self.merges += other.merges
+        self.renames += other.renames
 
 
 class Sequencer(Sequencing):
@@ -64,6 +66,7 @@ class Sequencer(Sequencing):
         self.placement = Placement(states["shards"], shards)
         self.shards = shards
         self._late_record = _NO_LATE
+        self._passed_at: dict[int, int] | None = None  # item counts at the last firing point
         self._sent_w: dict[int, int] = {}  # the last threshold each shard was sent (in memory)
         self._n: int | None = None  # the last sequence number given (None: read it first)
 
@@ -105,14 +108,19 @@ class Sequencer(Sequencing):
         self._late_record = record
 
     def _passed(self, threshold: int, out: Sequenced) -> None:
-        """Nothing to do now: `_done` ticks the shards that have not seen the watermark."""
+        """A firing point with no event after it: noted, `_done` ticks the shards that have
+        seen no item since (a timer set behind the watermark fires there in the sequential
+        run: each shard needs the same last firing point)."""
+        self._passed_at = {shard: len(items) for shard, items in out.items.items()}
 
     def _done(self, out: Sequenced, changed: dict, flush: bool) -> Sequenced:
         value = self.watermark.value
-        sent = self._sent_w
+        sent, passed = self._sent_w, self._passed_at
+        self._passed_at = None
         for shard, items in out.items.items():
             last = items[-1]["w"] if items and "w" in items[-1] else sent.get(shard)
-            if last is None or last < value:
+            if (last is None or last < value
+                    or (passed is not None and passed[shard] == len(items))):
                 items.append({"k": TICK, "w": value})
             sent[shard] = value
         return super()._done(out, changed, flush)
@@ -155,8 +163,13 @@ class Sequencer(Sequencing):
                                  "ty": self._types(merge.survivor)})
         if any(at != shard for at in absorbed.values()):
             out.merges += 1
+        if merge.renamed:
+            out.renames += 1
 
     def _erase(self, profile_id: str, out: Sequenced) -> None:
         shard = self.placement.shard_of(profile_id)
         self.placement.forget(profile_id)
-        out.items[shard].append({"k": FORGET, "s": self._next(), "p": profile_id})
+        # at the watermark: the timers the sequential run fired before it, on other shards'
+        # items, fire on this shard before the profile goes
+        out.items[shard].append({"k": FORGET, "s": self._next(), "w": self.watermark.value,
+                                 "p": profile_id})

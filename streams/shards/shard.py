@@ -192,6 +192,7 @@ class ShardCore:
             out.stitched.append(tp)
             for stage in self.stages:
                 stage.on_event(tp, out)
+            self._fire(item["w"], out)  # a timer it set behind the watermark: now
         elif kind == MERGE:
             return self._merge(item)
         elif kind == HANDOFF:

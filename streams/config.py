@@ -28,6 +28,8 @@ class Topics:
     dead_letter: str = "touchpoints.dead-letter"
     stitch: str = "parcours.stitch"  # internal: normalised touchpoints, one ordered partition
     sink: str = "parcours.sink"  # internal: ClickHouse rows and erasures, for the sink stage
+    journey: str = "parcours.journey"  # internal: the sequencer's items, one partition per shard
+    transfer: str = "parcours.transfer"  # internal: merged profiles' state between shards
     stitched: str = "touchpoints.stitched"
     identity: str = "identity"
     credit: str = "attribution.credit"
@@ -71,6 +73,7 @@ class Settings:
     store: str = "rocksdb"
     store_cache_keys: int = 100_000  # rocksdb: decoded values kept in memory per table
     standby_replicas: int = 1  # Faust table_standby_replicas: workers keeping a warm copy
+    journey_partitions: int = 4  # profile shards: partitions of parcours.journey (fixed once made)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS / SASL
     topics: Topics = field(default_factory=Topics)
 
@@ -172,6 +175,7 @@ def load(env: dict | None = None, **overrides) -> Settings:
         store=_store(env.get("PARCOURS_STORE")),
         store_cache_keys=_int(env, "PARCOURS_STORE_CACHE_KEYS", 100_000),
         standby_replicas=_int(env, "PARCOURS_STANDBY_REPLICAS", 1),
+        journey_partitions=_int(env, "PARCOURS_JOURNEY_PARTITIONS", 4) or 1,
     )
     lookback, by_type = _lookback(env.get("PARCOURS_LOOKBACK_DAYS"))
     ends = _float(env, "PARCOURS_POSITION_ENDS", 0.4)

@@ -188,7 +188,8 @@ class Pipeline(Sequencing):
         if self.timers.earliest() < threshold:  # a timer it set behind the watermark: now
             self._fire_due(threshold, out)
 
-    def _erase(self, profile_id: str, out: Emitted) -> None:
+    def _erase(self, profile_id: str, identifiers: list[str], request_id: str | None,
+               out: Emitted) -> None:
         for stage in self.stages:
             stage.on_forget(profile_id)
 

@@ -75,8 +75,10 @@ class Sequencing:
         """`tp`, about to be applied, is behind the watermark (`record`: its late record)."""
         raise NotImplementedError
 
-    def _erase(self, profile_id: str, out) -> None:
-        """Profile `profile_id` is erased: drop it from every per-profile stage."""
+    def _erase(self, profile_id: str, identifiers: list[str], request_id: str | None,
+               out) -> None:
+        """Profile `profile_id` (holding `identifiers`) is erased: drop it from every
+        per-profile stage."""
         raise NotImplementedError
 
     # -- batches ---------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ class Sequencing:
                                  "identifiers": [identifier], "event_id": request_id,
                                  "reason": "no profile holds this identifier", "at": now})
             return out
-        self._erase(gone.profile_id, out)
+        self._erase(gone.profile_id, list(gone.identifiers), request_id, out)
         out.identity.append({
             "kind": "forget", "survivor": gone.profile_id, "absorbed": [],
             "identifiers": list(gone.identifiers), "event_id": request_id,

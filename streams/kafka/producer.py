@@ -4,7 +4,8 @@ A Faust `send` per record costs a future, a task and a buffer hop per record (me
 events/s for the journey stage when every output and changelog write went that way). Here a
 batch's records are grouped per topic-partition, appended to producer batches and sent with one
 `send_batch` per full batch; `send_all` returns when the broker acknowledged all of them, so the
-caller can acknowledge its input afterwards (at-least-once). Order is kept within a partition.
+caller can acknowledge its input afterwards (at-least-once). Order is kept within a partition. A
+record may name its partition (a fourth element): the journey's items go to their shard's.
 `on_acked`, when set, is called after every acknowledged `send_all` with the offset of the last
 record acknowledged per (topic, partition) (the worker's RocksDB tables record how far their
 changelogs are written: streams/worker/tables.py).
@@ -22,7 +23,7 @@ from aiokafka.partitioner import murmur2
 
 from streams.kafka.clients import KafkaClients
 
-Record = tuple  # (topic, key: bytes | None, value: bytes | None)
+Record = tuple  # (topic, key: bytes | None, value: bytes | None[, partition: int | None])
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -90,10 +91,14 @@ class BatchProducer:
         if not self._started:
             await self.start()
         grouped: dict[tuple[str, int], list] = {}
-        for topic, key, value in records:
-            parts = self._partitions.get(topic) or await self._partitions_of(topic)
-            grouped.setdefault((topic, partition_for(key, parts, self._round_robin)), []).append(
-                (key, value))
+        for record in records:
+            topic, key, value = record[0], record[1], record[2]
+            if len(record) > 3 and record[3] is not None:  # an explicit partition
+                partition = record[3]
+            else:
+                parts = self._partitions.get(topic) or await self._partitions_of(topic)
+                partition = partition_for(key, parts, self._round_robin)
+            grouped.setdefault((topic, partition), []).append((key, value))
         futures = []
         sizes = []  # records behind each future (a batch's future gives its base offset)
         count = 0

@@ -15,7 +15,8 @@ shard fires its timers due before `w` first (`streams.sequencing`).
 - handoff {"k": "h", "s", "m": the merge's number, "w", "p": absorbed, "to": survivor,
            "d": the survivor's shard}
            on the absorbed profile's shard: export its state to the survivor's
-- forget  {"k": "f", "s", "w", "p": profile}: erase it
+- forget  {"k": "f", "s", "w", "p": profile, "i": its identifiers, "r": the request id}: erase
+           it (and, in the worker, the person's ClickHouse rows after the shard's own)
 - tick    {"k": "t", "w"}: the watermark moved (no sequence number)
 
 A transfer is {"s": the merge's number, "p": survivor, "a": absorbed, "x": {stage: exported
@@ -40,6 +41,8 @@ class Item(TypedDict, total=False):
     to: str
     d: int
     m: int
+    i: list[str]
+    r: str | None
 
 
 class Transfer(TypedDict):

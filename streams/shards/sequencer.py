@@ -100,9 +100,13 @@ class Sequencer(Sequencing):
         self._sent_w = {}
 
     # -- Sequencing's hooks ----------------------------------------------------------------------
+    def empty(self) -> Sequenced:
+        """An empty result, to extend with the results of several calls."""
+        return Sequenced({shard: [] for shard in range(self.shards)})
+
     def _new_out(self) -> Sequenced:
         self._counter()  # checks the shard count before anything is sent
-        return Sequenced({shard: [] for shard in range(self.shards)})
+        return self.empty()
 
     def _late(self, tp: dict, record: dict, out: Sequenced) -> None:
         self._late_record = record
@@ -166,10 +170,12 @@ class Sequencer(Sequencing):
         if merge.renamed:
             out.renames += 1
 
-    def _erase(self, profile_id: str, out: Sequenced) -> None:
+    def _erase(self, profile_id: str, identifiers: list[str], request_id: str | None,
+               out: Sequenced) -> None:
         shard = self.placement.shard_of(profile_id)
         self.placement.forget(profile_id)
         # at the watermark: the timers the sequential run fired before it, on other shards'
-        # items, fire on this shard before the profile goes
+        # items, fire on this shard before the profile goes. The shard erases the person's rows
+        # (after its own rows of them: `ShardOut.erased`), so it is told who they were.
         out.items[shard].append({"k": FORGET, "s": self._next(), "w": self.watermark.value,
-                                 "p": profile_id})
+                                 "p": profile_id, "i": identifiers, "r": request_id})

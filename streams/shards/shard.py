@@ -53,7 +53,7 @@ from streams.state import BatchState
 __all__ = ["SHARD_STORES", "ShardCore", "ShardOut"]
 
 SHARD_STORES = ("paths", "moments", "prefs", "timers", "kinds", "parked", "transfers", "clock")
-CLOCK_KEY = "shard"
+CLOCK_KEY = "shard"  # + the shard's number: one key per shard, whatever the store
 _NEVER = -(2 ** 62)
 
 
@@ -66,6 +66,7 @@ class ShardOut(Emitted):
     resumed: list[float] = field(default_factory=list)  # seconds each resumed profile waited
     received: list[str] = field(default_factory=list)  # transfers taken (their survivors)
     duplicates: list[int] = field(default_factory=list)  # items and transfers skipped (numbers)
+    erased: list[tuple] = field(default_factory=list)  # (request id, profile, identifiers)
 
 
 class ShardCore:
@@ -95,7 +96,8 @@ class ShardCore:
     # -- per-shard record ------------------------------------------------------------------------
     def _record(self) -> dict:
         if self._rec is None:
-            self._rec = dict(self.states["clock"].get(CLOCK_KEY) or {"h": 0, "w": _NEVER})
+            self._rec = dict(self.states["clock"].get(f"{CLOCK_KEY}-{self.shard}")
+                             or {"h": 0, "w": _NEVER})
         return self._rec
 
     @property
@@ -111,6 +113,10 @@ class ShardCore:
         if self._waiting is None:
             self._waiting = {key for key, _ in self.parked.items()}
         return self._waiting
+
+    def waiting(self) -> int:
+        """Profiles parked now, waiting for a hand-off."""
+        return len(self._parked_ids())
 
     def _identifiers_of(self, profile_id: str) -> list[str]:
         return [kind + ":" for kind in self.kinds.get(profile_id) or ()]
@@ -201,6 +207,7 @@ class ShardCore:
             for stage in self.stages:
                 stage.on_forget(item["p"])
             self._drop_kinds(item["p"])
+            out.erased.append((item.get("r"), item["p"], item.get("i") or []))
         else:
             raise ValueError(f"unknown journey item kind {kind!r}")
         return True
@@ -268,9 +275,9 @@ class ShardCore:
     # -- batches ---------------------------------------------------------------------------------
     def flush(self) -> int:
         if self._rec is not None:
-            stored = self.states["clock"].get(CLOCK_KEY)
-            if stored != self._rec:
-                self.states["clock"].set(CLOCK_KEY, dict(self._rec))
+            key = f"{CLOCK_KEY}-{self.shard}"
+            if self.states["clock"].get(key) != self._rec:
+                self.states["clock"].set(key, dict(self._rec))
         return sum(state.flush() for state in self.states.values())
 
     def discard(self) -> None:

@@ -6,7 +6,9 @@
   with its own group consumer, streams/kafka/consumer.py), `follow_inventory` and, with a
   ClickHouse sink, `sink_stage` (the sink topic -> ClickHouse, streams/worker/sink_stage.py)
   (tasks);
-- the `journey` agent on `parcours.stitch` (the stateful pipeline);
+- the `sequencer` agent on `parcours.stitch` (event time, identity, placement) and the `shards`
+  agent on `parcours.journey` + `parcours.transfer` (the per-profile stages of the shards this
+  worker owns): streams/worker/journey.py;
 - the `report_idle`, `report_stuck` and `report_lag` timers.
 A batch that fails for an unexpected reason stops the process before it is acknowledged (`or_die`).
 """
@@ -27,12 +29,14 @@ from streams.kafka.clients import KafkaClients
 from streams.kafka.consumer import IngestConsumer
 from streams.worker import metrics
 from streams.worker.followers import follow_inventory
+from streams.worker.journey import SequencerShell, ShardShell
 from streams.worker.shell import Shell
 from streams.worker.sink_stage import SinkStage
 
 log = logging.getLogger("parcours.app")
 
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
+EXIT_CONFIG = 78  # EX_CONFIG
 JOURNEY_MAX_MESSAGES = 32  # x up to ~256 KB of touchpoints each
 JOURNEY_WITHIN_S = 0.05  # a journey batch waits at most this long for more stitch messages
 INVENTORY_WAIT_S = 60  # the journey starts without an inventory that has not caught up by then
@@ -47,8 +51,18 @@ class AppTopics:
     touchpoints: faust.TopicT
     stitch: faust.TopicT
     preferences: faust.TopicT
+    shards: faust.TopicT  # parcours.journey and parcours.transfer, N partitions each
     outputs: list[faust.TopicT] = field(default_factory=list)
     sink: faust.TopicT | None = None  # the journey's ClickHouse rows, for the sink stage
+
+
+@dataclass(frozen=True)
+class Journey:
+    """The journey's shells and what the timers read: the sequencer, the rules' references."""
+
+    sequencer: SequencerShell
+    shards: ShardShell
+    references: object
 
 
 class Agents:
@@ -56,11 +70,12 @@ class Agents:
     the ingest stage's consumer (built here: its handler is `ingest_records`)."""
 
     def __init__(self, app: faust.App, settings: Settings, clients: KafkaClients, shell: Shell,
-                 topics: AppTopics, sink: SinkStage | None = None):
+                 topics: AppTopics, journey: Journey, sink: SinkStage | None = None):
         self.app = app
         self.settings = settings
         self.clients = clients
         self.shell = shell
+        self.journey = journey
         self.topics = topics
         self.sink = sink
         self.names = settings.topics
@@ -84,7 +99,8 @@ class Agents:
         if self.sink is not None:
             app.service(output_producer(self.sink.producer))
             app.task(self.sink_stage)
-        app.agent(self.topics.stitch, name="journey")(self.journey)
+        app.agent(self.topics.stitch, name="sequencer")(self.sequence)
+        app.agent(self.topics.shards, name="shards")(self.shard)
         app.timer(self.settings.idle_seconds)(self.report_idle)
         app.timer(STUCK_REPORT_S)(self.report_stuck)
         app.timer(LAG_REPORT_S)(self.report_lag)
@@ -116,26 +132,45 @@ class Agents:
     async def follow_inventory(self) -> None:
         """Keep the rules' inventory up to date from the compacted inventory topic (read from its
         start at every start; the journey agent waits until it has caught up)."""
-        inventory = self.shell.pipeline.moments.references.inventory
+        inventory = self.journey.references.inventory
         if inventory is None:
             self.inventory_loaded.set()
             return
         await or_die(follow_inventory(self.clients, self.names.inventory, inventory,
                                       self.inventory_loaded), "inventory follower")
 
-    async def journey(self, stream):
+    async def sequence(self, stream):
+        """The stitch topic through the sequencer, in batches."""
+        shell, names = self.journey.sequencer, self.names
+        journey = await self.shell.producer.partition_count(names.journey)
+        if journey != self.settings.journey_partitions:
+            log.critical("%s has %d partitions, PARCOURS_JOURNEY_PARTITIONS is %d: set it to %d "
+                         "(the shards' state is placed by that count)", names.journey, journey,
+                         self.settings.journey_partitions, journey)
+            logging.shutdown()
+            os._exit(EXIT_CONFIG)
+        # the watermark waits for every input partition: ask the broker how many there are
+        shell.sequencer.set_sources(await self.shell.producer.partition_count(names.touchpoints))
+        # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
+        within = min(JOURNEY_WITHIN_S, self.settings.batch_seconds)
+        async for events in stream.take_events(JOURNEY_MAX_MESSAGES, within=within):
+            await or_die(shell.run(events), "sequencer")
+
+    async def shard(self, stream):
+        """The journey items and transfers of the shards this worker owns, in batches."""
         try:
             await asyncio.wait_for(self.inventory_loaded.wait(), INVENTORY_WAIT_S)
         except asyncio.TimeoutError:
             log.warning("inventory topic %s not caught up after %d s; starting anyway",
                         self.names.inventory, INVENTORY_WAIT_S)
-        # the watermark waits for every input partition: ask the broker how many there are
-        shell = self.shell
-        shell.pipeline.set_sources(await shell.producer.partition_count(self.names.touchpoints))
-        # stitch messages carry hundreds of touchpoints each: take what is there, do not wait long
+        journey = self.names.journey
+
+        def owned(shard: int) -> bool:
+            return TP(journey, shard) in self.app.assignor.assigned_actives()
+
         within = min(JOURNEY_WITHIN_S, self.settings.batch_seconds)
         async for events in stream.take_events(JOURNEY_MAX_MESSAGES, within=within):
-            await or_die(shell.journey(events), "journey")
+            await or_die(self.journey.shards.run(events, owned), "shard")
 
     async def report_idle(self) -> None:
         """Input partitions of this worker that are fully consumed stop holding the frontier.
@@ -156,11 +191,11 @@ class Agents:
     async def report_stuck(self) -> None:
         """A journey holding touchpoints while its clock has not moved for 30 s says which input
         partitions hold the frontier (alert ParcoursEventTimeStuck)."""
-        pipeline = self.shell.pipeline
-        clock, held = pipeline.watermark.clock, len(pipeline.buffer)
+        sequencer = self.journey.sequencer.sequencer
+        clock, held = sequencer.watermark.clock, len(sequencer.buffer)
         if held and clock == self.stuck_clock:
             log.warning("%d touchpoints held, event time stuck: %s", held,
-                        pipeline.watermark.describe())
+                        sequencer.watermark.describe())
         self.stuck_clock = clock
 
     async def report_lag(self) -> None:

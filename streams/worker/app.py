@@ -5,18 +5,20 @@ Partitioning (see README "How the stream is partitioned"):
 - `touchpoints` has any number of partitions; the ingest stage is stateless and scales with them. It
   reads with its own aiokafka group consumer (`<app id>-ingest`, streams/kafka/consumer.py), in
   batches: Faust's per-record stream would cap it at ~10k records/s.
-- `parcours.stitch` has ONE partition: the stateful `journey` agent sees every normalised touchpoint
-  in one total order, so identity merges are correct whichever input partition an identifier
-  arrives on, and the stream gives exactly what `parcours replay` gives.
-- Tables (identity ids, profiles, paths) have one changelog partition each and live with the owner
-  of `parcours.stitch`; another worker takes over (recovering the tables) when it dies. Each table
-  has `PARCOURS_STANDBY_REPLICAS` (default 1) standby replicas: another worker of the group keeps
-  a copy up to date from the changelog, so a takeover only reads the tail. Where the rows live
-  (`PARCOURS_STORE`: RocksDB by default, or memory): streams/worker/tables.py.
+- `parcours.stitch` has ONE partition: the `sequencer` agent sees every normalised touchpoint in
+  one total order and does only what needs it (event time, identity, placement), so identity
+  merges are correct whichever input partition an identifier arrives on.
+- `parcours.journey` and `parcours.transfer` have N = `PARCOURS_JOURNEY_PARTITIONS` partitions,
+  one per profile shard: the `shards` agent runs attribution, moments and the gate for the shards
+  this worker owns, and hands a merged profile's state to its survivor's shard (streams/shards).
+  The stream gives exactly what `parcours replay` gives, for any N.
+- Tables: `sequencer-state` (1 partition, with the stitch topic) and `shard-state` (N partitions,
+  co-partitioned with the journey topic), each with `PARCOURS_STANDBY_REPLICAS` standbys; a batch
+  is one framed run on its changelog partition (streams/worker/journal.py, tables.py).
 
-The parts: the tables (streams/worker/tables.py), the agents, tasks and timers
-(streams/worker/agents.py), the inventory follower (streams/worker/followers.py), and the shell
-they hand batches to (streams/worker/shell.py). Every Kafka client comes from `KafkaClients`.
+The parts: the tables, the agents, tasks and timers (streams/worker/agents.py), the inventory
+follower (streams/worker/followers.py), the ingest shell (streams/worker/shell.py) and the
+journey's shells (streams/worker/journey.py). Every Kafka client comes from `KafkaClients`.
 """
 from __future__ import annotations
 
@@ -27,8 +29,10 @@ from streams.kafka import patches
 from streams.kafka.clients import KafkaClients
 from streams.kafka.producer import BatchProducer
 from streams.moments.rules.loader import load_default
-from streams.pipeline import Pipeline
-from streams.worker.agents import Agents, AppTopics
+from streams.moments.stage import References
+from streams.shards import Sequencer, ShardCore
+from streams.worker.agents import Agents, AppTopics, Journey
+from streams.worker.journey import SequencerShell, ShardShell
 from streams.worker.shell import Shell
 from streams.worker.sink_stage import SinkStage
 from streams.worker.tables import STORE_URLS, Tables
@@ -46,14 +50,34 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     app = faust_app(settings, clients)
     rules = rules if rules is not None else load_default()
     topics = declare_topics(app, settings, rules)
-    tables = Tables(app, settings.store, settings.store_cache_keys)
-    pipeline = Pipeline(tables.stores, rules=rules, attribution_config=attribution_config(settings))
-    tables.on_recover(pipeline)
+    tables = Tables(app, settings.store, settings.store_cache_keys,
+                    shards=settings.journey_partitions)
+    references = References.of(rules)
+    attribution = attribution_config(settings)
     producer = BatchProducer(clients, client_id=f"{settings.app_id}-outputs")
     producer.on_acked = tables.acked  # the RocksDB tables record how far their changelog is
-    shell = Shell(pipeline, settings.topics, producer, changelog=tables.changelog,
-                  max_future_ms=settings.max_future_ms)
-    Agents(app, settings, clients, shell, topics, sink_stage(settings, clients, sink)).register()
+    shell = Shell(settings.topics, producer, max_future_ms=settings.max_future_ms)
+    sequencer = Sequencer(tables.sequencer_stores(), shards=settings.journey_partitions,
+                          lateness_ms=rules.lateness_ms)
+
+    def make_core(shard: int) -> ShardCore:
+        return ShardCore(shard, tables.shard_stores(shard), rules=rules,
+                         attribution_config=attribution, references=references)
+
+    journey = Journey(
+        SequencerShell(sequencer, settings.topics, producer,
+                       lambda: tables.changelog("sequencer", 0), shell.note_positions),
+        ShardShell(make_core, settings.topics, producer,
+                   lambda shard: tables.changelog("shards", shard)),
+        references)
+
+    def recovered() -> None:
+        sequencer.reset_caches()
+        journey.shards.reset()
+
+    tables.on_recover(recovered)
+    Agents(app, settings, clients, shell, topics, journey,
+           sink_stage(settings, clients, sink)).register()
     return app, shell
 
 
@@ -88,7 +112,9 @@ def faust_app(settings: Settings, clients: KafkaClients) -> faust.App:
         broker_rebalance_timeout=settings.session_timeout,
         broker_commit_every=settings.batch_size,
         broker_commit_interval=1.0,
-        stream_wait_empty=False,
+        # a revoked partition's batch in flight finishes (outputs and changelog) before the new
+        # owner recovers its table partition: one writer per changelog partition at a time
+        stream_wait_empty=True,
         producer_linger=0.005,
         table_cleanup_interval=3600.0,
     )
@@ -105,13 +131,21 @@ def declare_topics(app: faust.App, settings: Settings, rules) -> AppTopics:
                        key_serializer="raw", partitions=1, internal=True)
     sink = app.topic(names.sink, value_type=bytes, value_serializer="raw", key_serializer="raw",
                      partitions=1, internal=True)
+    n = settings.journey_partitions
+    journey = app.topic(names.journey, value_type=bytes, value_serializer="raw",
+                        key_serializer="raw", partitions=n, internal=True)
+    transfer = app.topic(names.transfer, value_type=bytes, value_serializer="raw",
+                         key_serializer="raw", partitions=n, internal=True)
+    shards = app.topic(names.journey, names.transfer, value_type=bytes, value_serializer="raw",
+                       key_serializer="raw", partitions=n, internal=True)
     outputs = [app.topic(name, partitions=1) for name in
                (names.dead_letter, names.stitched, names.identity, names.credit,
                 names.suppressions, names.late, *map(names.trigger_topic, trigger_channels(rules)))]
     outputs.append(app.topic(names.inventory, partitions=1, compacting=True))
     preferences = app.topic(names.preferences, value_type=bytes, key_type=bytes,
                             value_serializer="raw", key_serializer="raw", partitions=1)
-    return AppTopics(touchpoints, stitch, preferences, [sink, *outputs], sink)
+    return AppTopics(touchpoints, stitch, preferences, shards, [sink, journey, transfer, *outputs],
+                     sink)
 
 
 def trigger_channels(rules) -> list[str]:

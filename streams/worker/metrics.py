@@ -56,6 +56,22 @@ CHANGELOG_RECOVERED = Counter("parcours_changelog_recovered",
                               "the memory store; the tail after the local state with RocksDB)",
                               ["table"])
 
+SHARD_TRANSFERS = Counter("parcours_shard_transfers",
+                          "Merged profiles' states handed between shards, by direction",
+                          ["direction"])  # "sent" / "received"
+SHARD_CROSS_MERGES = Counter("parcours_shard_cross_merges",
+                             "Merges whose absorbed profile lived on another shard")
+SHARD_PARKED = Counter("parcours_shard_parked",
+                       "Profiles that waited for a hand-off before their next item")
+SHARD_PARKED_NOW = Gauge("parcours_shard_parked_profiles",
+                         "Profiles waiting for a hand-off now, by shard", ["shard"])
+SHARD_PARK_SECONDS = Histogram("parcours_shard_park_seconds",
+                               "How long a parked profile waited for its hand-offs",
+                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                        30, 60))
+SHARD_DUPLICATES = Counter("parcours_shard_duplicates",
+                           "Journey items and transfers read again and skipped (a restart)")
+
 
 def serve(port: int | None) -> None:
     """Start the /metrics HTTP endpoint (no-op without a port)."""

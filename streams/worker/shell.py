@@ -1,18 +1,16 @@
-"""Bodies of the Faust agents: move batches between Kafka and the pure core.
+"""The ingest stage's shell: raw touchpoints in, normalised ones to the stitch topic.
 
-Nothing here decides anything about touchpoints: `ingest_batch` and `Pipeline.process` do. The
-agents (streams/worker/agents.py) batch (`take_events`); the shell sends every output of a batch in
-one produce: the public topics, and the batch's ClickHouse rows as sink-topic records
-(streams/worker/sink_blocks.py) that the sink stage writes (streams/worker/sink_stage.py). A batch
-is acknowledged once its outputs and its changelog are: no trigger waits for ClickHouse.
+Nothing here decides anything about touchpoints: `ingest_batch` does. The shell forwards the valid
+records, dead-letters the rest (and their ClickHouse rows, as sink-topic records), and reports
+input partitions idle or active again to the sequencer through the stitch topic. The journey's
+shells (the sequencer and the shards) are in streams/worker/journey.py.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import Counter
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import orjson
 
@@ -20,9 +18,7 @@ from streams.config import Topics
 from streams.ingest import OFFSET, SOURCE, ingest_preferences
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
 from streams.ingest.normalise import ingest_batch
-from streams.pipeline import Emitted, Pipeline
 from streams.worker import metrics, sink_blocks
-from streams.worker.outputs import journey_records
 
 log = logging.getLogger("parcours.agents")
 
@@ -45,7 +41,7 @@ def chunk_json_lists(items: list[dict], max_bytes: int = MAX_CHUNK_BYTES) -> lis
     return chunks
 
 
-class _Phases:
+class Phases:
     """Time the phases of one batch into parcours_phase_seconds{stage, phase}."""
 
     __slots__ = ("stage", "last")
@@ -60,19 +56,19 @@ class _Phases:
         self.last = now
 
 
-class Shell:
-    """State the agents share: the pipeline, where outputs go, progress for lag."""
+def count_outputs(records: Iterable[tuple]) -> None:
+    """parcours_events_out{topic}: one labels() lookup per topic (~2.6 us each), not per record."""
+    for topic, n in Counter(record[0] for record in records).items():
+        metrics.EVENTS_OUT.labels(topic).inc(n)
 
-    def __init__(self, pipeline: Pipeline, topics: Topics, producer,
-                 changelog: Callable[[], list[list]] = list,
-                 max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
-        self.pipeline = pipeline
+
+class Shell:
+    """State the ingest stage and the reports share: where outputs go, progress for lag."""
+
+    def __init__(self, topics: Topics, producer, max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
         self.max_future_ms = max_future_ms  # ingest refuses events further ahead of its clock
         self.topics = topics
         self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
-        # state changes flushed by the pipeline, as changelog records in phases sent one after
-        # the other: the last holds the input positions, so they never run ahead of the state
-        self.changelog = changelog
         self.positions: dict[tuple[str, int], int] = {}
         self.idle_sent: set[tuple[str, int]] = set()
         # input partitions this worker told the journey hold the frontier (resumed, or forwarded
@@ -80,7 +76,6 @@ class Shell:
         # partitions with their high-water marks (None: not known yet)
         self.holding: set[tuple[str, int]] = set()
         self.inputs: Callable[[], list[tuple[int, int | None]]] = list
-        self.skipped = 0  # stitch messages read again after a restart, applied before
         self.checked: dict[tuple[str, int], int] = {}  # position at the previous idle check
         self.retry_delay = 1.0
         self.max_retry_delay = 30.0
@@ -96,7 +91,7 @@ class Shell:
             self.idle_sent.discard(key)
             self.holding.discard(key)
 
-    def _note_positions(self, messages) -> None:
+    def note_positions(self, messages) -> None:
         last = {(msg.topic, msg.partition): msg.offset + 1 for msg in messages}
         self.positions.update(last)
         self.idle_sent.difference_update(last)
@@ -175,103 +170,10 @@ class Shell:
             metrics.DEAD_LETTERS.labels(record["error"]).inc()
             log.warning("dead-lettered %s[%s]@%s: %s", record["topic"], record["partition"],
                         record["offset"], record["reason"])
-        self._note_positions(messages)
+        self.note_positions(messages)
         metrics.EVENTS_IN.labels(messages[0].topic if messages else self.topics.touchpoints
                                  ).inc(len(messages))
         metrics.EVENTS_OUT.labels(self.topics.stitch).inc(len(good))
         metrics.EVENTS_OUT.labels(self.topics.dead_letter).inc(len(dead))
         metrics.BATCH_SIZE.labels("ingest").observe(len(messages))
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
-
-    def _run(self, items: list[dict]) -> tuple[Emitted, int]:
-        """Pipeline over touchpoints, with control records (erasure requests) applied in order."""
-        out, run, size = Emitted(), [], 0
-        for item in items:
-            if CONTROL not in item:
-                run.append(item)
-                continue
-            if run:
-                out.extend(self.pipeline.process(run, flush=False))
-                size, run = size + len(run), []
-            if item[CONTROL] == "idle":
-                out.extend(self.pipeline.idle(item["source"], flush=False))
-            elif item[CONTROL] == "resume":
-                self.pipeline.resume(item["source"])
-            elif item[CONTROL] == "forget":
-                out.extend(self.pipeline.forget(item["identifier"],
-                                                request_id=item.get("request_id"), flush=False))
-            else:
-                log.error("unknown control record %r ignored", item[CONTROL])
-        if run:
-            out.extend(self.pipeline.process(run, flush=False))
-            size += len(run)
-        return out, size
-
-    async def journey(self, events) -> None:
-        """Run the stateful pipeline over a batch of normalised touchpoints."""
-        started = time.perf_counter()
-        items = []
-        applied = self.pipeline.watermark.position  # messages up to it are in the state already
-        fresh = [event for event in events if event.message.offset > applied]
-        self.skipped += len(events) - len(fresh)
-        for event in fresh:
-            try:
-                items.extend(orjson.loads(event.message.value))
-            except orjson.JSONDecodeError as exc:  # only parcours writes this topic
-                log.error("unreadable internal message %s@%s: %s", event.message.partition,
-                          event.message.offset, exc)
-        phase = _Phases("journey")
-        out, batch_size = self._run(items)
-        if fresh:
-            self.pipeline.watermark.set_position(max(e.message.offset for e in fresh))
-        phase("pipeline")
-        # outputs first, state last: a crash before the state reaches its changelog replays the
-        # batch, which sends the same records again (deterministic ids, idempotent sinks). The
-        # sink stage erases a forgotten profile's rows after the rows sent before the erasure
-        # (one ordered partition); tombstones let compaction drop the person's keyed records.
-        records, sink = journey_records(out, self.topics, int(time.time() * 1000))
-        for ev in out.identity:
-            if ev["kind"] == "forget" and ev["survivor"]:
-                sink.append((self.topics.sink, None, sink_blocks.erase(
-                    ev["event_id"], ev["survivor"], ev["identifiers"])))
-                for topic in (self.topics.identity, self.topics.stitched):
-                    records.append((topic, ev["survivor"].encode(), None))
-        await self.producer.send_all(records + sink)
-        phase("outputs")
-        # state last: the changelog records of this batch's state changes, the input positions
-        # (the clock store) after everything else is acknowledged
-        self.pipeline.flush()
-        for records_ in self.changelog():
-            if records_:
-                await self.producer.send_all(records_)
-        phase("changelog")
-        counts = Counter(topic for topic, _key, _value in itertools.chain(records, sink))
-        self._note_positions(event.message for event in events)
-        metrics.EVENTS_IN.labels(self.topics.stitch).inc(batch_size)
-        for topic, n in counts.items():
-            metrics.EVENTS_OUT.labels(topic).inc(n)
-        merges = sum(1 for ev in out.identity if ev["kind"] == "merge")
-        if merges:
-            metrics.IDENTITY_MERGES.inc(merges)
-        for ev in out.identity:
-            if ev["kind"] == "refused":
-                metrics.IDENTITY_REFUSALS.labels(metrics.refusal_reason(ev["reason"])).inc()
-        # one labels() lookup per distinct label set (~2.6 us each), not per record
-        for (rule, channel), n in Counter((t["rule"], t["channel"]) for t in out.triggers).items():
-            metrics.TRIGGERS.labels(rule, channel).inc(n)
-        for reason, n in Counter(sup["reason"] for sup in out.suppressions).items():
-            metrics.SUPPRESSIONS.labels(reason).inc(n)
-        if out.late:
-            metrics.LATE_EVENTS.inc(len(out.late))
-        watermark = self.pipeline.watermark.value
-        if watermark > 0:
-            metrics.WATERMARK.set(watermark / 1000)
-        metrics.HELD_EVENTS.set(len(self.pipeline.buffer))
-        if self.skipped:
-            metrics.REDELIVERED.labels("stitch").inc(self.skipped)
-            self.skipped = 0
-        if self.pipeline.redelivered:
-            metrics.REDELIVERED.labels("input").inc(self.pipeline.redelivered)
-            self.pipeline.redelivered = 0
-        metrics.BATCH_SIZE.labels("journey").observe(batch_size)
-        metrics.BATCH_SECONDS.labels("journey").observe(time.perf_counter() - started)

@@ -8,9 +8,9 @@ import orjson
 from streams.config import Settings, Topics
 from streams.kafka.clients import KafkaClients
 from streams.kafka.security import KafkaSecurity
-from streams.pipeline import STORES
 from streams.worker.app import create_app
-from streams.worker.tables import TABLE_NAMES, Tables, TableStore
+from streams.worker.journal import CommitFilter, Journal
+from streams.worker.tables import TABLE_NAMES
 
 
 def _settings(tmp_path, **kw) -> Settings:
@@ -18,20 +18,21 @@ def _settings(tmp_path, **kw) -> Settings:
                     data_dir=tmp_path / "data", **kw)
 
 
-def test_the_app_has_the_journey_agent_the_tasks_the_timers_and_a_table_per_store(tmp_path):
-    app, shell = create_app(_settings(tmp_path))
+def test_the_app_has_the_sequencer_and_shard_agents_the_tasks_the_timers_and_two_tables(tmp_path):
+    app, shell = create_app(_settings(tmp_path, journey_partitions=3))
     topics = Topics()
-    assert list(app.agents) == ["journey"]
-    stitch = app.agents["journey"].channel
+    assert list(app.agents) == ["sequencer", "shards"]
+    stitch = app.agents["sequencer"].channel
     assert (stitch.get_topic_name(), stitch.partitions, stitch.internal) == (topics.stitch, 1, True)
+    shards = app.agents["shards"].channel
+    assert (shards.topics, shards.partitions) == ((topics.journey, topics.transfer), 3)
     assert [task.__name__ for task in app._app_tasks] == [
         "declare_outputs", "ingest_stage", "follow_inventory",  # tasks, then the timers
         "report_idle", "report_stuck", "report_lag"]
     assert [service.__name__ for service in app._extra_services] == ["OutputProducer"]
-    assert sorted(table.name for table in app.tables.values()) == sorted(TABLE_NAMES.values())
-    assert len(TABLE_NAMES) == len(STORES)
+    assert {table.name: table.partitions for table in app.tables.values()} == {
+        TABLE_NAMES["sequencer"]: 1, TABLE_NAMES["shards"]: 3}
     assert shell.inputs() == []  # the ingest consumer has not started: nothing assigned
-    assert shell.changelog() == [[], []]
     assert (tmp_path / "data").is_dir()
 
 
@@ -51,29 +52,54 @@ def test_the_faust_broker_and_every_client_share_the_connection_and_its_security
 
 
 def _table(topic: str):
-    return SimpleNamespace(data=SimpleNamespace(data={}),
+    return SimpleNamespace(data=SimpleNamespace(data={}, _key_partition={}),
                            changelog_topic=SimpleNamespace(get_topic_name=lambda: topic))
 
 
-def test_a_store_sends_each_changed_key_once_with_its_last_value():
-    store = TableStore(_table("t-changelog"))
-    store["a"] = {"n": 1}
-    store["a"] = {"n": 2}
-    store["b"] = [1]
-    del store["b"]
-    assert dict(store.table.data.data) == {"a": {"n": 2}}
-    assert store.drain() == [("t-changelog", b'"a"', orjson.dumps({"n": 2})),
-                             ("t-changelog", b'"b"', None)]
-    assert store.drain() == []
+def test_a_batch_is_one_framed_run_on_its_partition_each_changed_key_once():
+    journal = Journal(_table("t-changelog"), 2, ["paths", "clock"], "memory")
+    paths, clock = journal.views["paths"], journal.views["clock"]
+    paths["a"] = {"n": 1}
+    paths["a"] = {"n": 2}
+    paths["b"] = [1]
+    del paths["b"]
+    clock["shard-2"] = {"h": 5}
+    assert journal.table.data.data == {"a/a": {"n": 2}, "c/shard-2": {"h": 5}}
+    assert journal.table.data._key_partition == {"a/a": 2, "c/shard-2": 2}
+    assert dict(paths.items()) == {"a": {"n": 2}} and "b" not in paths
+    assert journal.drain() == [
+        ("t-changelog", b'"~abort"', b"1", 2),
+        ("t-changelog", b'"a/a"', orjson.dumps({"n": 2}), 2),
+        ("t-changelog", b'"a/b"', None, 2),
+        ("t-changelog", b'"c/shard-2"', b'{"h":5}', 2),
+        ("t-changelog", b'"~commit"', b"1", 2)]
+    assert journal.drain() == []
 
 
-def test_the_changelog_sends_the_clock_after_everything_else():
-    app = SimpleNamespace(Table=lambda name, **kw: _table(f"{name}-changelog"))
-    tables = Tables(app)
-    for store in tables.stores.values():
-        store["k"] = 1
-    state, clock = tables.changelog()
-    assert [topic for topic, _key, _value in clock] == ["journey-clock-changelog"]
-    assert sorted(topic for topic, _key, _value in state) == sorted(
-        f"{name}-changelog" for key, name in TABLE_NAMES.items() if key != "clock")
-    assert tables.changelog() == [[], []]
+def _record(partition: int, offset: int, key: bytes, value=b"1"):
+    return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset, key=key,
+                                                   value=value))
+
+
+def test_recovery_applies_committed_runs_only():
+    applied = []
+    table = SimpleNamespace(apply_changelog_batch=applied.extend)
+    commit_filter = CommitFilter(table)
+    run = [b'"~abort"', b'"a/x"', b'"a/y"', b'"~commit"']
+    torn = [b'"~abort"', b'"a/z"']  # killed mid-changelog: no commit
+    records = [_record(0, i, key) for i, key in enumerate(run + torn)]
+    table.apply_changelog_batch(records[:3])  # Faust hands them over in any chunks
+    assert applied == []
+    table.apply_changelog_batch(records[3:])
+    assert [r.message.key for r in applied] == [b'"a/x"', b'"a/y"', b'"~commit"']
+    # the next owner's first run begins with an abort: the torn tail is dropped
+    again = [_record(0, 6 + i, key) for i, key in enumerate([b'"~abort"', b'"a/w"', b'"~commit"'])]
+    table.apply_changelog_batch(again)
+    assert [r.message.key for r in applied[3:]] == [b'"a/w"', b'"~commit"']
+    assert commit_filter.discarded == 1
+    # a standby's half-read run is kept until recovery says the partition is this worker's
+    table.apply_changelog_batch([_record(1, 0, b'"~abort"'), _record(1, 1, b'"a/v"')])
+    commit_filter.reset({0})
+    assert commit_filter.pending[1] and commit_filter.discarded == 1
+    commit_filter.reset({1})
+    assert 1 not in commit_filter.pending and commit_filter.discarded == 2

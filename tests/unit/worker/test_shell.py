@@ -6,7 +6,8 @@ import asyncio
 import pytest
 
 from streams.config import Topics
-from streams.pipeline import Pipeline
+from streams.shards import Sequencer
+from streams.worker.journey import SequencerShell
 from streams.worker.shell import Shell, chunk_json_lists
 from tests.unit.worker.recording import RecordingProducer
 
@@ -28,8 +29,7 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
 
     topics = Topics()
     producer = RecordingProducer()
-    pipeline = Pipeline(sources=2)
-    shell = Shell(pipeline, topics, producer)
+    shell = Shell(topics, producer)
     shell.positions[(topics.touchpoints, 0)] = 10
     # partition 0: consumed to its high-water mark; partition 1: 5 records not consumed yet
     # first look: not quiet long enough
@@ -38,10 +38,11 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0  # reported once
     (topic, _key, value), = producer.records
     assert topic == topics.stitch and orjson.loads(value) == [{CONTROL: "idle", "source": "0"}]
-    # the journey agent applies it: the watermark no longer waits for partition 0
-    out, size = shell._run(orjson.loads(value))
-    assert size == 0 and out.triggers == []
-    assert pipeline.watermark.idle == {"0"}
+    # the sequencer applies it: the watermark no longer waits for partition 0
+    sequencer = Sequencer(shards=2, lateness_ms=0, sources=2)
+    out, size = SequencerShell(sequencer, topics, producer, list)._run(orjson.loads(value))
+    assert size == 0 and out.identity == []
+    assert sequencer.watermark.idle == {"0"}
 
 
 def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
@@ -49,7 +50,7 @@ def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
     the consumer's position (the group's committed offset) shows it is consumed."""
     topics = Topics()
     producer = RecordingProducer()
-    shell = Shell(Pipeline(sources=2), topics, producer)
+    shell = Shell(topics, producer)
     partitions = [(0, 10), (1, 5)]
     started = {0: 10, 1: 3}  # partition 1: two records not consumed yet
     assert asyncio.run(shell.report_idle(partitions, started)) == 0  # first look

@@ -105,9 +105,8 @@ class Tables:
         state)."""
 
         async def recovered() -> None:
-            for journal in self._journals.values():
+            for journal in self._journals.values():  # kept: the cores hold their views
                 journal.recovered()
-            self._journals.clear()
             for name, t in self.tables.items():
                 active = {tp.partition for tp in t.app.assignor.assigned_actives()
                           if tp.topic == t.changelog_topic.get_topic_name()}

@@ -176,7 +176,6 @@ def test_an_unreadable_batch_is_dead_lettered_and_the_records_after_it_flow(kafk
     from sinks.writer import ClickHouseSink
     from streams.config import Topics
     from streams.kafka.producer import BatchProducer
-    from streams.pipeline import Pipeline
     from streams.worker.shell import CONTROL, Shell
 
     topics = Topics()
@@ -190,7 +189,7 @@ def test_an_unreadable_batch_is_dead_lettered_and_the_records_after_it_flow(kafk
 
     client = connect(ch_url("ch"))
     migrate(client)
-    shell = Shell(Pipeline(), topics, BatchProducer(kafka.bootstrap, client_id="unreadable-test"))
+    shell = Shell(topics, BatchProducer(kafka.bootstrap, client_id="unreadable-test"))
     handled: list = []
     done = asyncio.Event()
 

@@ -19,7 +19,7 @@ from sinks.migrations import migrate
 from sinks.writer import ClickHouseSink
 from streams import simulate
 from streams.cli.replay import replay
-from streams.config import Topics
+from streams.config import Settings, Topics
 from streams.embedded.worker_process import WorkerProcess, count_until, free_port
 from streams.kafka.patches import true_end_offsets
 from streams.worker.tables import TABLE_NAMES
@@ -28,7 +28,9 @@ pytestmark = pytest.mark.e2e
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 TOPICS = Topics()
 APP_ID = "e2e-rocks"
-CHANGELOGS = [TopicPartition(f"{APP_ID}-{name}-changelog", 0) for name in TABLE_NAMES.values()]
+SHARDS = Settings.__dataclass_fields__["journey_partitions"].default
+CHANGELOGS = [TopicPartition(f"{APP_ID}-{TABLE_NAMES['sequencer']}-changelog", 0)] + [
+    TopicPartition(f"{APP_ID}-{TABLE_NAMES['shards']}-changelog", p) for p in range(SHARDS)]
 
 
 async def _produce(bootstrap: str, raws: list[bytes]) -> None:

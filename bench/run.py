@@ -14,6 +14,9 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
    reported separately);
 4. where the worker's time goes: each stage alone over the same touchpoints (bench/stages.py), in
    microseconds of CPU per touchpoint; their sum bounds what one worker process can do.
+4b. the sharded journey (bench/shards.py): the sequencer and each of 4 shard cores alone, in
+   microseconds of CPU per touchpoint against `Pipeline` over the same touchpoints, their modelled
+   ceilings, and the cross-shard merges, transfers and parked touchpoints of `LocalShards(4)`.
 Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS. Every figure is
 also written as JSON to BENCH_RESULTS (default bench/results.json), so runs can be compared.
 Then the moment rules and produce-to-trigger latency (bench/moments.py), conversion -> credit lag
@@ -52,6 +55,7 @@ from bench.kafka import (
 )
 from bench.moments import bench_latency, bench_rules
 from bench.restart import bench_restart, print_restart
+from bench.shards import bench_shards, print_shards
 from bench.sink_lag import bench_sink_lag, print_sink_lag
 from bench.sink_lag import durations as sink_lag_durations
 from bench.stages import bench_stages
@@ -215,6 +219,10 @@ def main() -> None:
                   f"{1e6 * worker_s / n:,.1f} us per touchpoint "
                   f"({n / worker_s * total / 1e6:.2f} of the ceiling)")
 
+    console.print("the sharded journey: sequencer and shard cores alone (bench/shards.py)...")
+    shards = bench_shards(raws)
+    print_shards(console, shards)
+
     console.print("moment rules with the default pack (pure core)...")
     m = bench_rules(raws)
     table = Table(title=f"moments + preferences gate, {m['events']:,} touchpoints, "
@@ -355,6 +363,7 @@ def main() -> None:
                        "broker_cpu_us_per_event": cpu_us["broker"]},
         "stages_us_per_event": {**costs, "sum": total, "chdb_insert_beside": chdb_us,
                                 "reorder_in_core": st["reorder_us"]},
+        "shards": shards,
         "moments": m,
         "latency": latencies,
         "credit_lag": credit,

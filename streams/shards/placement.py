@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from streams.state import BatchState
+from streams.state import TOMBSTONE, BatchState
 
 
 def natural_shard(profile_id: str, shards: int) -> int:
@@ -17,18 +17,25 @@ def natural_shard(profile_id: str, shards: int) -> int:
 
 
 class Placement:
-    __slots__ = ("state", "shards", "_get")
+    __slots__ = ("state", "shards", "_pending_get", "_backing_get")
 
     def __init__(self, state: BatchState, shards: int):
         if shards < 1:
             raise ValueError(f"shards must be at least 1, not {shards}")
         self.state = state
         self.shards = shards
-        self._get = state.get
+        # once per event: reads without a Python call each (values are ints, never None)
+        self._pending_get, self._backing_get = state.lookups()
 
     def shard_of(self, profile_id: str) -> int:
-        placed = self._get(profile_id)
-        return natural_shard(profile_id, self.shards) if placed is None else placed
+        placed = self._pending_get(profile_id)
+        if placed is None:
+            placed = self._backing_get(profile_id)
+            if placed is None:
+                return int(profile_id[2:10], 16) % self.shards if self.shards > 1 else 0
+        elif placed is TOMBSTONE:
+            return natural_shard(profile_id, self.shards)
+        return placed
 
     def place_survivor(self, survivor: str, absorbed: dict[str, int], renamed: bool) -> int:
         """The survivor's shard after a merge of `absorbed` (profile -> shard): its own, or for a

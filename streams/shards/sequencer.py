@@ -66,7 +66,7 @@ class Sequencer(Sequencing):
         self.placement = Placement(states["shards"], shards)
         self.shards = shards
         self._late_record = _NO_LATE
-        self._passed_at: dict[int, int] | None = None  # item counts at the last firing point
+        self._passed_n: int | None = None  # the sequence number at the last firing point
         self._sent_w: dict[int, int] = {}  # the last threshold each shard was sent (in memory)
         self._n: int | None = None  # the last sequence number given (None: read it first)
 
@@ -115,16 +115,17 @@ class Sequencer(Sequencing):
         """A firing point with no event after it: noted, `_done` ticks the shards that have
         seen no item since (a timer set behind the watermark fires there in the sequential
         run: each shard needs the same last firing point)."""
-        self._passed_at = {shard: len(items) for shard, items in out.items.items()}
+        self._passed_n = self._n  # the items numbered above it came after this point
 
     def _done(self, out: Sequenced, changed: dict, flush: bool) -> Sequenced:
         value = self.watermark.value
-        sent, passed = self._sent_w, self._passed_at
-        self._passed_at = None
+        sent, passed = self._sent_w, self._passed_n
+        self._passed_n = None
         for shard, items in out.items.items():
-            last = items[-1]["w"] if items and "w" in items[-1] else sent.get(shard)
-            if (last is None or last < value
-                    or (passed is not None and passed[shard] == len(items))):
+            last = items[-1] if items else None
+            last_w = last["w"] if last is not None and "w" in last else sent.get(shard)
+            if (last_w is None or last_w < value or (passed is not None and (
+                    last is None or last.get("s", 0) <= passed))):
                 items.append({"k": TICK, "w": value})
             sent[shard] = value
         return super()._done(out, changed, flush)
@@ -142,7 +143,9 @@ class Sequencer(Sequencing):
         for merge in res.merges:
             self._merge(merge, threshold, out)
         tp["profile_id"] = profile_id
-        item: Item = {"k": EVENT, "s": self._next(), "w": threshold, "t": tp}
+        n = self._n + 1  # read by `_new_out`: never None here
+        self._n = n
+        item: Item = {"k": EVENT, "s": n, "w": threshold, "t": tp}
         if res.changed_ids or res.merges:
             item["ty"] = self._types(profile_id)
         if late is not _NO_LATE:
@@ -150,7 +153,9 @@ class Sequencer(Sequencing):
         out.items[self.placement.shard_of(profile_id)].append(item)
 
     def _types(self, profile_id: str) -> list[str]:
-        return sorted({key.partition(":")[0] for key in self.identity.identifiers_of(profile_id)})
+        """The profile's identifier types (its record's keys are "type:value")."""
+        record = self.identity.profiles.get(profile_id) or ()
+        return sorted({key[:key.find(":")] for key in record})
 
     def _merge(self, merge, threshold: int, out: Sequenced) -> None:
         shard_of = self.placement.shard_of

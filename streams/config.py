@@ -74,6 +74,7 @@ class Settings:
     store_cache_keys: int = 100_000  # rocksdb: decoded values kept in memory per table
     standby_replicas: int = 1  # Faust table_standby_replicas: workers keeping a warm copy
     journey_partitions: int = 4  # profile shards: partitions of parcours.journey (fixed once made)
+    sink_stage: bool = True  # off: this worker writes no ClickHouse rows (another one's sink does)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS / SASL
     topics: Topics = field(default_factory=Topics)
 
@@ -130,6 +131,15 @@ def _int(env: dict, name: str, default: int | None) -> int | None:
     return value
 
 
+def _on_off(env: dict, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name}={env[name]!r}: expected on or off")
+    return raw == "on"
+
+
 def _float(env: dict, name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -176,6 +186,7 @@ def load(env: dict | None = None, **overrides) -> Settings:
         store_cache_keys=_int(env, "PARCOURS_STORE_CACHE_KEYS", 100_000),
         standby_replicas=_int(env, "PARCOURS_STANDBY_REPLICAS", 1),
         journey_partitions=_int(env, "PARCOURS_JOURNEY_PARTITIONS", 4) or 1,
+        sink_stage=_on_off(env, "PARCOURS_SINK_STAGE", True),
     )
     lookback, by_type = _lookback(env.get("PARCOURS_LOOKBACK_DAYS"))
     ends = _float(env, "PARCOURS_POSITION_ENDS", 0.4)

@@ -28,8 +28,9 @@ def run(args) -> int:
     # the sink stage retries a refused insert itself (backoff, for as long as it takes, its lag
     # reported meanwhile): each attempt fails fast; its inserts are as large as its batches
     rows = settings.sink_batch_rows
+    # PARCOURS_SINK_STAGE=off: another worker writes ClickHouse (one chDB directory, one process)
     sink = open_sink(settings.clickhouse_url, max_attempts=1, max_rows=rows,
-                     max_pending=max(200_000, 4 * rows))
+                     max_pending=max(200_000, 4 * rows)) if settings.sink_stage else None
     from faust import Worker
 
     from streams.worker import metrics
@@ -41,5 +42,6 @@ def run(args) -> int:
     try:
         Worker(app, loglevel=level, quiet=True).execute_from_commandline()
     finally:
-        sink.close()
+        if sink is not None:
+            sink.close()
     return 0

@@ -12,7 +12,8 @@ Reading guide, in the order an event goes:
 - `local`: the sequencer and N shard cores in one process, for `parcours replay --shards` and the
   benchmarks (`LocalShards`).
 
-Why it is exact: see `shard` (parking, timers) and docs/internals.md ("Shards").
+Why it is exact: `streams.sequencing` (firing points), `shard` (parking, idempotence, no deadlock)
+and README "How the stream is partitioned".
 """
 from streams.shards.items import Item, Transfer
 from streams.shards.local import LocalShards

@@ -24,6 +24,7 @@ log = logging.getLogger("parcours.agents")
 
 MAX_CHUNK_BYTES = 256 * 1024  # internal stitch messages carry many touchpoints each
 CONTROL = "_control"  # a stitch-topic item with this key is a command (erasure), not a touchpoint
+IDLE_REPEAT = 5  # an idle partition is reported again every this many idle checks
 
 
 def chunk_json_lists(items: list[dict], max_bytes: int = MAX_CHUNK_BYTES) -> list[bytes]:
@@ -70,7 +71,7 @@ class Shell:
         self.topics = topics
         self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
         self.positions: dict[tuple[str, int], int] = {}
-        self.idle_sent: set[tuple[str, int]] = set()
+        self.idle_sent: dict[tuple[str, int], int] = {}  # reported idle -> checks since
         # input partitions this worker told the journey hold the frontier (resumed, or forwarded
         # from) since it started or reported them idle; `inputs` lists this worker's input
         # partitions with their high-water marks (None: not known yet)
@@ -88,13 +89,14 @@ class Shell:
         for key in keys:
             self.positions.pop(key, None)
             self.checked.pop(key, None)
-            self.idle_sent.discard(key)
+            self.idle_sent.pop(key, None)
             self.holding.discard(key)
 
     def note_positions(self, messages) -> None:
         last = {(msg.topic, msg.partition): msg.offset + 1 for msg in messages}
         self.positions.update(last)
-        self.idle_sent.difference_update(last)
+        for key in last:
+            self.idle_sent.pop(key, None)
 
     def _resumes(self, messages) -> list[dict]:
         """Control records telling the journey that input partitions it may hold as idle have
@@ -126,7 +128,9 @@ class Shell:
         `started`: the consumer's position per partition, for those this worker has forwarded
         nothing from yet (a partition an earlier run read to its end). A partition is idle when all
         its records have been forwarded to the stitch topic and none came since the previous check;
-        it is reported once, until it sends again."""
+        it is reported once, then again every `IDLE_REPEAT` checks while it stays idle: a resume
+        report another worker forwarded late (it read the partition before a rebalance gave it
+        here) would otherwise hold the frontier for good."""
         idle = []
         for partition, highwater in partitions:
             key = (self.topics.touchpoints, partition)
@@ -134,11 +138,15 @@ class Shell:
             if position is None:
                 position = started.get(partition, 0) if started else 0
             previous, self.checked[key] = self.checked.get(key), position
-            if highwater is None or key in self.idle_sent:
+            if highwater is None:
                 continue
+            if key in self.idle_sent:
+                self.idle_sent[key] += 1
+                if self.idle_sent[key] < IDLE_REPEAT:
+                    continue
             if position >= highwater and previous == position:
                 idle.append({CONTROL: "idle", "source": str(partition)})
-                self.idle_sent.add(key)
+                self.idle_sent[key] = 0
                 self.holding.discard(key)
         if idle:
             await self.producer.send_all([(self.topics.stitch, None, orjson.dumps(idle))])

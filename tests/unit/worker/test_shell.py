@@ -25,7 +25,7 @@ def test_chunks_keep_every_item_in_order_under_the_size_limit(sizes):
 def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_watermark():
     import orjson
 
-    from streams.worker.shell import CONTROL
+    from streams.worker.shell import CONTROL, IDLE_REPEAT
 
     topics = Topics()
     producer = RecordingProducer()
@@ -35,7 +35,11 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     # first look: not quiet long enough
     assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0
     assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 1
-    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0  # reported once
+    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0  # reported once...
+    for _ in range(IDLE_REPEAT - 2):
+        assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 0
+    assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 1  # ...and again, while idle
+    producer.records = producer.records[:1]
     (topic, _key, value), = producer.records
     assert topic == topics.stitch and orjson.loads(value) == [{CONTROL: "idle", "source": "0"}]
     # the sequencer applies it: the watermark no longer waits for partition 0

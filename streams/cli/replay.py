@@ -191,6 +191,9 @@ def add_parser(sub) -> None:
                    help="rule pack YAML (default PARCOURS_RULES, else the shipped pack)")
     p.add_argument("--preferences", default=None,
                    help="preference-centre records (JSON lines), applied before the file")
+    p.add_argument("--shards", type=int, default=0,
+                   help="run the sharded journey (a sequencer and N shard cores, as the worker) "
+                        "instead of the sequential pipeline; the outputs are the same")
     p.set_defaults(func=run)
 
 
@@ -203,9 +206,15 @@ def run(args) -> int:
     settings = config.load(clickhouse_url=args.clickhouse)
     gc_tuning.tune()
     from streams.pipeline import Pipeline
+    from streams.shards import LocalShards
 
-    pipeline = Pipeline(rules=load_rules(args.rules or settings.rules_file),
-                        attribution_config=config.attribution_config(settings))
+    rules = load_rules(args.rules or settings.rules_file)
+    if args.shards < 0:
+        raise CliError(f"replay: --shards {args.shards}: expected 0 (sequential) or more")
+    pipeline = (LocalShards(args.shards, rules=rules,
+                            attribution_config=config.attribution_config(settings))
+                if args.shards else
+                Pipeline(rules=rules, attribution_config=config.attribution_config(settings)))
     sink = open_sink(settings.clickhouse_url)
     try:
         result = replay(path, Path(args.out), sink=sink, batch_size=args.batch_size,

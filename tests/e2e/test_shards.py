@@ -6,9 +6,10 @@ and one of them the sequencer (the stitch partition). The population merges prof
 on different shards, so states are handed between workers through `parcours.transfer`.
 
 1. A third of the input; the sequencer's owner is killed with SIGKILL and started again.
-2. The worker without the sequencer is killed: while it is gone, merges whose absorbed profile
-   lived on its shards park their survivors on the worker left (its gauge shows them). That
-   worker, owner of a shard holding a parked profile, is killed too; both start again.
+2. A burst with merges across the workers' shards: the first worker whose gauge shows a parked
+   profile (a survivor waiting for a hand-off from the other worker's shard) is killed; the
+   other takes its shards over and works through the burst; then it is killed too, and both
+   start again.
 3. The rest of the input. The `FINAL` tables equal `parcours replay` of the same records, and the
    workers' metrics count the transfers and parkings they did.
 
@@ -18,6 +19,7 @@ with `PARCOURS_SINK_STAGE=off`; nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -60,13 +62,13 @@ def _tables(url: str) -> dict[str, list]:
         close(client)
 
 
-def _until(what: str, check, workers, timeout: float = 120) -> None:
+def _until(what: str, check, workers, timeout: float = 120, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {w.log_path.name} ---\n{w.log_tail(40)}" for w in workers)
             pytest.fail(f"{what}: not within {timeout:.0f} s\n{logs}")
-        time.sleep(0.2)
+        time.sleep(every)
 
 
 def test_two_workers_sharing_shards_killed_in_turn_give_the_replay(kafka, tmp_path, ch_url):
@@ -80,6 +82,7 @@ def test_two_workers_sharing_shards_killed_in_turn_give_the_replay(kafka, tmp_pa
         return WorkerProcess(kafka.url, url, tmp_path / f"data-{name}", app_id=APP_ID,
                              log_path=tmp_path / f"{name}.log", metrics_port=free_port(),
                              extra_env={"PARCOURS_IDLE_SECONDS": "2",
+                                        "PARCOURS_STANDBY_REPLICAS": "0",
                                         "PARCOURS_SINK_STAGE": "on" if sink else "off"})
 
     def sequencer_of(pair) -> WorkerProcess:
@@ -112,22 +115,23 @@ def test_two_workers_sharing_shards_killed_in_turn_give_the_replay(kafka, tmp_pa
         workers[index] = worker("a" if owner is a else "b", sink=owner is a).start()
         a, b = workers
         stitched(third, workers)
-        # 2. the worker without the sequencer dies: until the group notices, the sequencer goes
-        # on, and merges whose absorbed profile was on the dead worker's shards park their
-        # survivors on the worker left, which is killed holding them
-        left = sequencer_of(workers)
-        gone = next(w for w in workers if w is not left)
-        gone.kill()
-        produce(events[third:2 * third])
-        parked: list[float] = []
+        # 2. a burst with merges across the two workers' shards: the first worker seen holding a
+        # parked profile (a survivor waiting for a hand-off from the other worker's shard) dies
+        burst = threading.Thread(target=produce, args=(events[third:2 * third],))
+        burst.start()
+        holder: list[WorkerProcess] = []
 
         def parking() -> bool:
-            parked.append(_metrics(left, "parcours_shard_parked_profiles"))
-            return parked[-1] > 0 or not left.alive()
+            holder.extend(w for w in workers if _metrics(w, "parcours_shard_parked_profiles"))
+            return bool(holder)
 
-        _until("a profile parked while its hand-off's shard is down", parking, [left, gone], 90)
-        assert parked[-1] > 0, left.log_tail(60)
-        left.kill()
+        _until("a worker holding a parked profile", parking, workers, 120, every=0.01)
+        holder[0].kill()
+        burst.join()
+        stitched(2 * third, [w for w in workers if w is not holder[0]])  # the other takes over
+        for w in workers:
+            if w.alive():
+                w.kill()
         a, b = worker("a", sink=True).start(), worker("b", sink=False).start()
         workers = [a, b]
         # 3. the rest

@@ -60,3 +60,23 @@ def test_an_insert_error_stops_the_replay(journeys, tmp_path):
         replay(journeys, tmp_path / "out", sink=sink, batch_size=200)
     assert len(sink.flushed) == 1  # the first batch is in; nothing after the failed one
     assert not [t for t in threading.enumerate() if t.name.startswith("replay-insert")]
+
+
+def test_replay_with_shards_writes_what_the_sequential_replay_writes(journeys, tmp_path):
+    """`parcours replay --shards N`: the sequencer and N shard cores in one process give the
+    sequential pipeline's files (rows compared as sets: the shards emit them in shard order)."""
+    from streams.cli import main
+
+    def files(out):
+        wall = {"updated_at", "computed_at", "ingested_at"}
+        return {p.name: sorted(orjson.dumps({k: v for k, v in orjson.loads(line).items()
+                                             if k not in wall}, option=orjson.OPT_SORT_KEYS)
+                               for line in p.read_bytes().splitlines())
+                for p in sorted(out.glob("*.jsonl"))}
+
+    for name, extra in (("sequential", []), ("shards", ["--shards", "3"])):
+        assert main(["replay", str(journeys), "--out", str(tmp_path / name), "--batch-size", "97",
+                     "--clickhouse", f"chdb://{tmp_path / 'ch'}", *extra]) == 0  # one chDB a process
+    sequential, sharded = files(tmp_path / "sequential"), files(tmp_path / "shards")
+    assert sequential.keys() == sharded.keys() and sequential["attribution_credit.jsonl"]
+    assert sequential == sharded

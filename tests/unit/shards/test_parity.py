@@ -3,7 +3,8 @@
 Real people's journeys (Martin and a synthetic population, so every rule kind of the default pack
 fires: events, sequences, absences, counts, quiet hours, identified-only rules) with their
 identifiers remapped onto a tiny universe, so that people collide: merges, renames (a late event
-lowering an anchor's first-seen time) and refusals (two users on one cookie) are frequent. Some
+lowering an anchor's first-seen time, planted) and refusals (two users on one cookie) are
+frequent. Some
 events arrive late, sources go idle and come back, people are erased. A random scheduler runs
 the sequencer and N in {1, 2, 3, 5} shards: it interleaves their batches, delays transfers, and
 crashes any of them after its outputs or after its state. Whatever it does, the triggers,
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from streams import simulate
 from streams.ingest import OFFSET, SOURCE
 from streams.ingest.normalise import ingest_batch
+from streams.ingest.pii import hash_identifier
 from streams.moments.rules.loader import load_default
 from tests.unit.shards.model import OUTPUTS_SENT, STATE_WRITTEN, Sharded, reference
 
@@ -35,6 +37,16 @@ TABLES = ("triggers", "suppressions", "credits", "paths", "late")
 STATE = ("paths", "moments", "prefs", "timers")
 
 
+def _value(kind: str, n: int) -> str:
+    """The n-th value of an identifier type, valid for ingest (an email or phone it cannot
+    normalise would be dropped)."""
+    if kind == "email":
+        return f"e{n}@example.com"
+    if kind == "phone":
+        return f"+3361000000{n}"
+    return f"{kind[:1]}{n}"
+
+
 def _remap(events: list[dict], draw) -> list[dict]:
     """Each identifier value onto one of a few per type (drawn once per value)."""
     mapping: dict[tuple[str, str], str] = {}
@@ -45,10 +57,39 @@ def _remap(events: list[dict], draw) -> list[dict]:
             key = (kind, value)
             if key not in mapping:
                 size = UNIVERSE.get(kind, 2)
-                mapping[key] = f"{kind[:1]}{draw(st.integers(0, size - 1))}"
+                mapping[key] = _value(kind, draw(st.integers(0, size - 1)))
             ids[kind] = mapping[key]
         remapped.append({**event, "ids": ids} if ids else dict(event))
     return remapped
+
+
+def _time(event: dict) -> datetime:
+    t = event["event_time"]
+    return (datetime.fromisoformat(t) if isinstance(t, str)
+            else datetime.fromtimestamp(t / 1000, timezone.utc))
+
+
+def _renamings(events: list[dict], draw) -> list[dict]:
+    """A few fresh people whose anchor changes: X (cookie rcK, email reK; the email is the anchor
+    by priority), then Y ten hours earlier with the cookie alone: past the allowed lateness, so X
+    was applied before it (inside the lateness the reorder buffer would apply Y first); a late
+    event still links identifiers, the cookie is now first seen and becomes the anchor: a rename.
+    Maybe later Z joins reK to someone else (a merge of the renamed profile, often across
+    shards)."""
+    events = list(events)
+    for k in range(draw(st.integers(0, 3))):
+        i = draw(st.integers(0, len(events) - 1))
+        base = events[i]
+        x = {**base, "event_id": f"{base['event_id']}-x{k}",
+             "ids": {"cookie": f"rc{k}", "email": f"re{k}@example.com"}}
+        y = {**base, "event_id": f"{base['event_id']}-y{k}", "ids": {"cookie": f"rc{k}"},
+             "event_time": (_time(base) - timedelta(hours=10)).isoformat()}
+        events[i + 1:i + 1] = [x, y]
+        j = draw(st.integers(i + 3, len(events)))
+        if j < len(events) and draw(st.booleans()):
+            z = events[j]
+            events[j] = {**z, "ids": {**(z.get("ids") or {}), "email": f"re{k}@example.com"}}
+    return events
 
 
 def stitch_log(data, sources: int) -> list:
@@ -59,10 +100,8 @@ def stitch_log(data, sources: int) -> list:
     late = set(draw(st.sets(st.integers(0, len(events) - 1), max_size=10)))
     for i in late:  # within or past the allowed lateness, or before the person's first event
         back = timedelta(minutes=draw(st.sampled_from([1, 10, 90, 300, 3000, 9000, 60000])))
-        t = events[i]["event_time"]
-        t = (datetime.fromisoformat(t) if isinstance(t, str)
-             else datetime.fromtimestamp(t / 1000, timezone.utc))
-        events[i] = {**events[i], "event_time": (t - back).isoformat()}
+        events[i] = {**events[i], "event_time": (_time(events[i]) - back).isoformat()}
+    events = _renamings(events, draw)
     queues: list[list] = [[] for _ in range(sources)]
     for event in events:
         queues[draw(st.integers(0, sources - 1))].append(event)
@@ -89,7 +128,8 @@ def stitch_log(data, sources: int) -> list:
             idle.add(s)
         elif roll == 1:
             kind = draw(st.sampled_from(sorted(UNIVERSE)))
-            log.append(("forget", f"{kind}:{kind[:1]}{draw(st.integers(0, 1))}"))
+            value = _value(kind, draw(st.integers(0, 1)))
+            log.append(("forget", f"{kind}:{hash_identifier(kind, value)}"))
     log.extend(("idle", str(s)) for s in range(sources))
     return log
 
@@ -162,7 +202,7 @@ def test_the_schedules_exercise_hand_offs_parking_crashes_and_every_identity_cas
     same generators, count what happened."""
     seen: Counter = Counter()
 
-    @settings(max_examples=60, deadline=None, database=None,
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
     @given(shards=st.sampled_from([2, 3, 5]), sources=st.integers(1, 3), data=st.data())
     def run(shards, sources, data):

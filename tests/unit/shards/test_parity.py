@@ -4,10 +4,10 @@ Real people's journeys (Martin and a synthetic population, so every rule kind of
 fires: events, sequences, absences, counts, quiet hours, identified-only rules) with their
 identifiers remapped onto a tiny universe, so that people collide: merges, renames (a late event
 lowering an anchor's first-seen time, planted) and refusals (two users on one cookie) are
-frequent. Some
-events arrive late, sources go idle and come back, people are erased. A random scheduler runs
-the sequencer and N in {1, 2, 3, 5} shards: it interleaves their batches, delays transfers, and
-crashes any of them after its outputs or after its state. Whatever it does, the triggers,
+frequent. Some events arrive late, sources go idle and come back, people are erased. A random
+scheduler runs the sequencer and N in {1, 2, 3, 5} shards: it interleaves their batches, delays
+transfers, and crashes any of them after its outputs or after its state. Whatever it does, the
+triggers,
 suppressions, credits, closed paths, late events, stitched profiles, identity events, identity
 map and every profile's final state equal the sequential run's.
 """

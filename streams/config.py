@@ -72,7 +72,7 @@ class Settings:
     # the tables' local store (streams/worker/tables.py): rocksdb restarts from local state
     store: str = "rocksdb"
     store_cache_keys: int = 100_000  # rocksdb: decoded values kept in memory per table
-    standby_replicas: int = 1  # Faust table_standby_replicas: workers keeping a warm copy
+    standby_replicas: int = 0  # Faust table_standby_replicas: workers keeping a warm copy
     journey_partitions: int = 4  # profile shards: partitions of parcours.journey (fixed once made)
     sink_stage: bool = True  # off: this worker writes no ClickHouse rows (another one's sink does)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS / SASL
@@ -184,7 +184,7 @@ def load(env: dict | None = None, **overrides) -> Settings:
         sink_batch_seconds=_float(env, "PARCOURS_SINK_BATCH_SECONDS", 1.0),
         store=_store(env.get("PARCOURS_STORE")),
         store_cache_keys=_int(env, "PARCOURS_STORE_CACHE_KEYS", 100_000),
-        standby_replicas=_int(env, "PARCOURS_STANDBY_REPLICAS", 1),
+        standby_replicas=_int(env, "PARCOURS_STANDBY_REPLICAS", 0),
         journey_partitions=_int(env, "PARCOURS_JOURNEY_PARTITIONS", 4) or 1,
         sink_stage=_on_off(env, "PARCOURS_SINK_STAGE", True),
     )

@@ -160,12 +160,12 @@ class Sequencing:
         self.watermark.sources = tuple(str(i) for i in range(partitions))
         self.watermark.reset()
 
-    def idle(self, source: str, *, flush: bool = True):
-        """Input partition `source` is idle (all consumed): the frontier stops waiting for it, and
-        the events and timers it passes are processed."""
+    def idle(self, source: str, *, at: int | None = None, flush: bool = True):
+        """Input partition `source` is idle (all consumed; `at`: its log end offset then): the
+        frontier stops waiting for it, and the events and timers it passes are processed."""
         out = self._new_out()
         changed: dict[str, str | None] = {}
-        self.watermark.mark_idle(str(source))
+        self.watermark.mark_idle(str(source), at)
         self._release(out, changed)
         return self._done(out, changed, flush)
 

@@ -22,8 +22,11 @@ the frontier back. An idle partition (fully consumed, nothing new: a processing-
 worker knows) is declared with `mark_idle` and stops holding it back until it sends again; the
 worker does this from a timer (`PARCOURS_IDLE_SECONDS`), so an empty partition never freezes the
 stream. Ingest reports an idle partition active again (`resume`) as soon as it sees records there,
-before it forwards newer records of other partitions, so its records are not overtaken. The idle
-set is part of the state: it survives a restart with the rest.
+before it forwards newer records of other partitions, so its records are not overtaken. With
+several workers the one forwarding newer records of other partitions may not be the one that reads
+it (which may be down), so the idle report also gives the partition's log end offset (`idle_at`)
+and the sequencer resumes it itself when the log has grown past it. The idle set is part of the
+state: it survives a restart with the rest.
 
 The position of each partition (the last input offset applied) is kept with the marks, so an input
 record delivered again (ingest re-reading after a restart forwards it a second time) is recognised
@@ -46,7 +49,7 @@ ALL = 2 ** 62  # the frontier when every partition is idle: release everything h
 # what `arrive` answers: the record was applied before, or it is held (not older than the clock),
 # or it is behind (older than the clock); MOVED is added when the frontier may have moved
 SEEN, HOLD, BEHIND, MOVED = 0, 1, 2, 4
-_EMPTY = {"m": {}, "c": NEVER, "o": {}, "i": [], "s": -1}
+_EMPTY = {"m": {}, "c": NEVER, "o": {}, "i": [], "s": -1, "a": {}}
 
 
 class Watermark:
@@ -79,7 +82,8 @@ class Watermark:
         """The record, copied into the state at its first change of a batch."""
         rec = self._record()
         if self._pending_get(KEY) is not rec:
-            rec = self._rec = {**rec, "m": dict(rec["m"]), "o": dict(rec["o"]), "i": list(rec["i"])}
+            rec = self._rec = {**rec, "m": dict(rec["m"]), "o": dict(rec["o"]), "i": list(rec["i"]),
+                               "a": dict(rec["a"])}
             self.state.set(KEY, rec)
         return rec
 
@@ -92,10 +96,18 @@ class Watermark:
         """Partitions declared idle, until they send again (or are reported active)."""
         return frozenset(self._record()["i"])
 
+    @property
+    def idle_at(self) -> dict[str, int]:
+        """The input position (log end offset) each idle partition was reported idle at, where
+        the report said (see `mark_idle`)."""
+        return self._record()["a"]
+
     def _set_idle(self, source: str, idle: bool) -> None:
         if (source in self._record()["i"]) != idle:
             rec = self._writable()
             rec["i"] = sorted({*rec["i"], source}) if idle else [s for s in rec["i"] if s != source]
+            if not idle:
+                rec["a"].pop(source, None)
             self._front = None
 
     @property
@@ -181,9 +193,13 @@ class Watermark:
         return (f"partition(s) {held_by} at {_iso(slowest)} hold the frontier; clock "
                 f"{_iso(rec['c'])}; idle: {', '.join(idle) or 'none'}")
 
-    def mark_idle(self, source: str) -> None:
-        """`source` has nothing more to send for now: stop waiting for it."""
+    def mark_idle(self, source: str, at: int | None = None) -> None:
+        """`source` has nothing more to send for now: stop waiting for it. `at`: the partition's
+        log end offset when it was found idle (every record before it forwarded), kept while it
+        is idle so that the worker can tell when records came after it (`idle_at`)."""
         self._set_idle(source, True)
+        if at is not None and self._record()["a"].get(source) != at:
+            self._writable()["a"][source] = at
 
     def resume(self, source: str) -> None:
         """`source`, declared idle, has records again: it holds the frontier from now on."""

@@ -1,7 +1,8 @@
 """The worker's agents, tasks and timers: what runs on the Faust app, handing batches to the shell.
 
 `Agents.register` puts them on the app in start-up order:
-- the output producer (a service: the batch producer's connection lives as long as the worker);
+- the output producer and the sequencer's log-ends reader (services: their connections live as
+  long as the worker);
 - `declare_outputs`, `ingest_stage` (raw touchpoints and preference records -> the stitch topic,
   with its own group consumer, streams/kafka/consumer.py), `follow_inventory` and, with a
   ClickHouse sink, `sink_stage` (the sink topic -> ClickHouse, streams/worker/sink_stage.py)
@@ -92,12 +93,14 @@ class Agents:
     def register(self) -> None:
         """Everything on the app, in start-up order (services, tasks, the agent, the timers)."""
         app = self.app
-        app.service(output_producer(self.shell.producer))
+        app.service(stops_with_app(self.shell.producer))
+        if self.journey.sequencer.log_ends is not None:
+            app.service(stops_with_app(self.journey.sequencer.log_ends))
         app.task(self.declare_outputs)
         app.task(self.ingest_stage)
         app.task(self.follow_inventory)
         if self.sink is not None:
-            app.service(output_producer(self.sink.producer))
+            app.service(stops_with_app(self.sink.producer))
             app.task(self.sink_stage)
         app.agent(self.topics.stitch, name="sequencer")(self.sequence)
         app.agent(self.topics.shards, name="shards")(self.shard)
@@ -211,16 +214,16 @@ class Agents:
                 metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(0, highwater - position))
 
 
-def output_producer(producer) -> type[mode.Service]:
-    """The app service owning the batch producer's connection."""
+def stops_with_app(client) -> type[mode.Service]:
+    """The app service owning `client`'s connection (a batch producer, the log-ends reader)."""
 
-    class OutputProducer(mode.Service):
-        """Owns the batch producer's connection for the worker's lifetime."""
+    class StopsWithApp(mode.Service):
+        """Owns a client's connection for the worker's lifetime."""
 
         async def on_stop(self) -> None:
-            await producer.stop()
+            await client.stop()
 
-    return OutputProducer
+    return StopsWithApp
 
 
 async def or_die(step, stage: str) -> None:

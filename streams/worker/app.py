@@ -27,6 +27,7 @@ import faust
 from streams.config import Settings, attribution_config
 from streams.kafka import patches
 from streams.kafka.clients import KafkaClients
+from streams.kafka.log_ends import LogEnds
 from streams.kafka.producer import BatchProducer
 from streams.moments.rules.loader import load_default
 from streams.moments.stage import References
@@ -66,7 +67,8 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
 
     journey = Journey(
         SequencerShell(sequencer, settings.topics, producer,
-                       lambda: tables.changelog("sequencer", 0), shell.note_positions),
+                       lambda: tables.changelog("sequencer", 0), shell.note_positions,
+                       LogEnds(clients)),
         ShardShell(make_core, settings.topics, producer,
                    lambda shard: tables.changelog("shards", shard)),
         references)

@@ -3,10 +3,11 @@
 A request is one control record on the stitch topic, a JSON array like every stitch message:
 `[{CONTROL: "forget", "identifier": "type:value", "request_id": ..., "requested_at": ms}]`
 (email and phone hashed, as the identity graph keys them). The sequencer applies it in order
-with the touchpoints (`SequencerShell._run` -> `Sequencer.forget`; the profile's shard then drops
-its state and queues the rows' erasure after its own rows) and answers on the identity topic with one
-identity event of kind `forget` whose `event_id` is the request id: `survivor` is the erased
-profile (empty when no profile held the identifier), `identifiers` the identifiers it held.
+with the touchpoints (`SequencerShell._run` -> `Sequencer.forget`; the profile's shard then
+drops its state and queues the rows' erasure after its own rows) and answers on the identity
+topic with one identity event of kind `forget` whose `event_id` is the request id: `survivor` is
+the erased profile (empty when no profile held the identifier), `identifiers` the identifiers it
+held.
 The rows already in ClickHouse are deleted by the sink stage, after every row sent before the
 erasure (streams/worker/sink_stage.py); it confirms with an identity event of kind `erased`, keyed
 and identified (`event_id`) by the request id, with the rows `matched` per table (no personal data).

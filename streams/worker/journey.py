@@ -36,18 +36,49 @@ log = logging.getLogger("parcours.agents")
 
 class SequencerShell:
     def __init__(self, sequencer: Sequencer, topics: Topics, producer,
-                 changelog: Callable[[], list], note_positions: Callable = lambda msgs: None):
+                 changelog: Callable[[], list], note_positions: Callable = lambda msgs: None,
+                 log_ends=None):
         self.sequencer = sequencer
         self.topics = topics
         self.producer = producer
         self.changelog = changelog
         self.note_positions = note_positions
+        self.log_ends = log_ends  # streams.kafka.log_ends.LogEnds (None: trust the reports)
         self.skipped = 0  # stitch messages read again after a restart, applied before
 
-    def _run(self, items: list[dict]) -> tuple[Sequenced, int]:
-        """Touchpoints through the sequencer, control records (reports, erasures) in order."""
+    async def _grown(self, items: list[dict]) -> set[str]:
+        """Input partitions idle (before this batch, or reported idle in it) whose log grew past
+        the end offset they were idle at: records came that their ingest worker has not
+        forwarded yet (it may be down, rebalancing, or slower than the workers forwarding the
+        other partitions). They hold the frontier again, as ingest's resume would make them.
+        When the ends cannot be read, every idle partition holds it (late beats wrong)."""
+        if self.log_ends is None:
+            return set()
+        at = dict(self.sequencer.watermark.idle_at)
+        for item in items:
+            if item.get(CONTROL) == "idle" and item.get("at") is not None:
+                at[str(item["source"])] = item["at"]
+        if not at:
+            return set()
+        try:
+            grown = await self.log_ends.grown(self.topics.touchpoints,
+                                              {int(s): int(a) for s, a in at.items()})
+        except Exception as exc:  # the broker unreachable for now: the next batch asks again
+            log.warning("input log ends not read (%s): idle partitions %s hold the frontier",
+                        exc, ", ".join(sorted(at)))
+            return set(at)
+        if grown:
+            log.info("idle input partitions with records not forwarded yet hold the frontier: %s",
+                     ", ".join(map(str, sorted(grown))))
+        return {str(p) for p in grown}
+
+    def _run(self, items: list[dict], grown: set[str] = frozenset()) -> tuple[Sequenced, int]:
+        """Touchpoints through the sequencer, control records (reports, erasures) in order;
+        the `grown` idle partitions resumed first, and their idle reports of the batch ignored."""
         seq = self.sequencer
         out, run, size = seq.empty(), [], 0
+        for source in sorted(grown & seq.watermark.idle):
+            seq.resume(source)
         for item in items:
             if CONTROL not in item:
                 run.append(item)
@@ -57,7 +88,8 @@ class SequencerShell:
                 size, run = size + len(run), []
             control = item[CONTROL]
             if control == "idle":
-                out.extend(seq.idle(item["source"], flush=False))
+                if item["source"] not in grown:
+                    out.extend(seq.idle(item["source"], at=item.get("at"), flush=False))
             elif control == "resume":
                 seq.resume(item["source"])
             elif control == "forget":
@@ -84,7 +116,7 @@ class SequencerShell:
             except orjson.JSONDecodeError as exc:  # only parcours writes this topic
                 log.error("unreadable internal message %s@%s: %s", event.message.partition,
                           event.message.offset, exc)
-        out, size = self._run(items)
+        out, size = self._run(items, await self._grown(items))
         if fresh:
             seq.watermark.set_position(max(e.message.offset for e in fresh))
         phase("pipeline")

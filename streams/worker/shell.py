@@ -128,9 +128,11 @@ class Shell:
         `started`: the consumer's position per partition, for those this worker has forwarded
         nothing from yet (a partition an earlier run read to its end). A partition is idle when all
         its records have been forwarded to the stitch topic and none came since the previous check;
-        it is reported once, then again every `IDLE_REPEAT` checks while it stays idle: a resume
-        report another worker forwarded late (it read the partition before a rebalance gave it
-        here) would otherwise hold the frontier for good."""
+        the report says at which log end offset (`at`: the sequencer resumes it itself when that
+        end moves before this worker forwards the new records). It is reported once, then again
+        every `IDLE_REPEAT` checks while it stays idle: a resume report another worker forwarded
+        late (it read the partition before a rebalance gave it here) would otherwise hold the
+        frontier for good."""
         idle = []
         for partition, highwater in partitions:
             key = (self.topics.touchpoints, partition)
@@ -145,7 +147,7 @@ class Shell:
                 if self.idle_sent[key] < IDLE_REPEAT:
                     continue
             if position >= highwater and previous == position:
-                idle.append({CONTROL: "idle", "source": str(partition)})
+                idle.append({CONTROL: "idle", "source": str(partition), "at": highwater})
                 self.idle_sent[key] = 0
                 self.holding.discard(key)
         if idle:

@@ -76,7 +76,8 @@ def test_replay_with_shards_writes_what_the_sequential_replay_writes(journeys, t
 
     for name, extra in (("sequential", []), ("shards", ["--shards", "3"])):
         assert main(["replay", str(journeys), "--out", str(tmp_path / name), "--batch-size", "97",
-                     "--clickhouse", f"chdb://{tmp_path / 'ch'}", *extra]) == 0  # one chDB a process
+                     "--clickhouse", f"chdb://{tmp_path / 'ch'}",  # one chDB a process
+                     *extra]) == 0
     sequential, sharded = files(tmp_path / "sequential"), files(tmp_path / "shards")
     assert sequential.keys() == sharded.keys() and sequential["attribution_credit.jsonl"]
     assert sequential == sharded

@@ -29,7 +29,8 @@ def test_the_app_has_the_sequencer_and_shard_agents_the_tasks_the_timers_and_two
     assert [task.__name__ for task in app._app_tasks] == [
         "declare_outputs", "ingest_stage", "follow_inventory",  # tasks, then the timers
         "report_idle", "report_stuck", "report_lag"]
-    assert [service.__name__ for service in app._extra_services] == ["OutputProducer"]
+    # the output producer and the sequencer's log-ends reader
+    assert [service.__name__ for service in app._extra_services] == ["StopsWithApp"] * 2
     assert {table.name: table.partitions for table in app.tables.values()} == {
         TABLE_NAMES["sequencer"]: 1, TABLE_NAMES["shards"]: 3}
     assert shell.inputs() == []  # the ingest consumer has not started: nothing assigned

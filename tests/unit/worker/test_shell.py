@@ -41,12 +41,77 @@ def test_idle_partitions_are_reported_once_after_a_quiet_period_and_free_the_wat
     assert asyncio.run(shell.report_idle([(0, 10), (1, 5)])) == 1  # ...and again, while idle
     producer.records = producer.records[:1]
     (topic, _key, value), = producer.records
-    assert topic == topics.stitch and orjson.loads(value) == [{CONTROL: "idle", "source": "0"}]
+    assert topic == topics.stitch and orjson.loads(value) == [
+        {CONTROL: "idle", "source": "0", "at": 10}]  # idle at its log end offset
     # the sequencer applies it: the watermark no longer waits for partition 0
     sequencer = Sequencer(shards=2, lateness_ms=0, sources=2)
     out, size = SequencerShell(sequencer, topics, producer, list)._run(orjson.loads(value))
     assert size == 0 and out.identity == []
-    assert sequencer.watermark.idle == {"0"}
+    assert sequencer.watermark.idle == {"0"} and sequencer.watermark.idle_at == {"0": 10}
+
+
+class LogEnds:
+    """A stand-in of streams.kafka.log_ends.LogEnds over given ends (the real one asks the
+    broker: tests/e2e/test_shards.py)."""
+
+    def __init__(self, ends: dict[int, int] | None):
+        self.ends, self.asked = ends, []
+
+    async def grown(self, topic: str, offsets: dict[int, int]) -> set[int]:
+        self.asked.append(dict(offsets))
+        if self.ends is None:
+            raise ConnectionError("broker unreachable")
+        return {p for p, at in offsets.items() if self.ends.get(p, 0) > at}
+
+
+def test_an_idle_partition_whose_log_grew_holds_the_frontier_before_its_records_come():
+    """Partition 0 went idle at offset 10; its ingest worker dies before forwarding what came
+    after. The other worker's newer records of partition 1 must not overtake them: the sequencer
+    sees partition 0's log end past 10 and holds the frontier for it."""
+    import orjson
+
+    from streams.worker.shell import CONTROL
+
+    topics = Topics()
+
+    def event(i: int, partition: int, minute: int) -> dict:
+        return {"event_id": f"e{i}", "event_time": 1_790_000_000_000 + minute * 60_000,
+                "type": "page_view", "channel": "web", "ids": {"cookie": f"c{i}"},
+                "_src": partition, "_off": i}
+
+    def shell(ends):
+        sequencer = Sequencer(shards=2, lateness_ms=0, sources=2)
+        run = SequencerShell(sequencer, topics, RecordingProducer(), list, log_ends=LogEnds(ends))
+        out, _ = run._run([event(0, 0, 0), event(1, 1, 1)])
+        out, _ = run._run([{CONTROL: "idle", "source": "0", "at": 10}])
+        assert sequencer.watermark.idle == {"0"}
+        return run, sequencer
+
+    newer = [event(2, 1, 30)]
+    # the log has not grown: partition 1's newer record moves the frontier on
+    run, sequencer = shell({0: 10})
+    assert asyncio.run(run._grown(newer)) == set()
+    run._run(newer, set())
+    assert sequencer.watermark.clock > 1_790_000_000_000 + 60_000
+    # it has: partition 0 holds the frontier again, at its own mark
+    run, sequencer = shell({0: 12})
+    grown = asyncio.run(run._grown(newer))
+    assert grown == {"0"} and run.log_ends.asked == [{0: 10}]
+    run._run(newer, grown)
+    assert sequencer.watermark.idle == set()
+    assert sequencer.watermark.clock <= 1_790_000_000_000 + 60_000
+    # an idle report in the batch, about a log that grew since, is not applied
+    run, sequencer = shell({0: 12})
+    report = [{CONTROL: "idle", "source": "1", "at": 3}]
+    run.log_ends.ends = {0: 12, 1: 4}
+    grown = asyncio.run(run._grown(report))
+    assert grown == {"0", "1"}
+    run._run(report, grown)
+    assert sequencer.watermark.idle == set()
+    # the ends cannot be read: every idle partition holds the frontier (late beats wrong)
+    run, sequencer = shell(None)
+    assert asyncio.run(run._grown(newer)) == {"0"}
+    assert orjson.loads(orjson.dumps(sequencer.watermark.idle_at)) == {"0": 10}
 
 
 def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
@@ -64,4 +129,4 @@ def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
     from streams.worker.shell import CONTROL
 
     (_topic, _key, value), = producer.records
-    assert orjson.loads(value) == [{CONTROL: "idle", "source": "0"}]
+    assert orjson.loads(value) == [{CONTROL: "idle", "source": "0", "at": 10}]

@@ -96,7 +96,8 @@ def test_the_store_setting_is_memory_or_rocksdb():
     env = {"PARCOURS_KAFKA_URL": "kafka://b:9092", "PARCOURS_CLICKHOUSE_URL": "chdb:///x"}
     assert load(env).store == "rocksdb"
     assert load({**env, "PARCOURS_STORE": "Memory"}).store == "memory"
-    assert load(env).standby_replicas == 1
+    assert load(env).standby_replicas == 0  # opt-in: a standby's replay costs CPU (README)
+    assert load({**env, "PARCOURS_STANDBY_REPLICAS": "1"}).standby_replicas == 1
     with pytest.raises(ConfigError, match="PARCOURS_STORE='leveldb': expected memory or rocksdb"):
         load({**env, "PARCOURS_STORE": "leveldb"})
 

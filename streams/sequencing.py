@@ -169,6 +169,13 @@ class Sequencing:
         self._release(out, changed)
         return self._done(out, changed, flush)
 
+    def release(self, *, flush: bool = True):
+        """Process what the frontier has passed (after the worker decided idle reports)."""
+        out = self._new_out()
+        changed: dict[str, str | None] = {}
+        self._release(out, changed)
+        return self._done(out, changed, flush)
+
     def resume(self, source: str) -> None:
         """Input partition `source`, reported idle, has records again (ingest saw its high-water
         mark move): it holds the frontier back again before any newer record of another

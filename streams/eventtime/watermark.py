@@ -24,9 +24,10 @@ worker does this from a timer (`PARCOURS_IDLE_SECONDS`), so an empty partition n
 stream. Ingest reports an idle partition active again (`resume`) as soon as it sees records there,
 before it forwards newer records of other partitions, so its records are not overtaken. With
 several workers the one forwarding newer records of other partitions may not be the one that reads
-it (which may be down), so the idle report also gives the partition's log end offset (`idle_at`)
-and the sequencer resumes it itself when the log has grown past it. The idle set is part of the
-state: it survives a restart with the rest.
+it (which may be down), so an idle report gives the partition's log end offset: the worker notes
+it (`report_idle`), checks the log end and `decide`s (idle, or not: the log grew), and resumes an
+idle partition whose log grew past its offset (`idle_at`). The idle set, the offsets and the
+undecided reports are part of the state: they survive a restart with the rest.
 
 The position of each partition (the last input offset applied) is kept with the marks, so an input
 record delivered again (ingest re-reading after a restart forwards it a second time) is recognised
@@ -49,7 +50,7 @@ ALL = 2 ** 62  # the frontier when every partition is idle: release everything h
 # what `arrive` answers: the record was applied before, or it is held (not older than the clock),
 # or it is behind (older than the clock); MOVED is added when the frontier may have moved
 SEEN, HOLD, BEHIND, MOVED = 0, 1, 2, 4
-_EMPTY = {"m": {}, "c": NEVER, "o": {}, "i": [], "s": -1, "a": {}}
+_EMPTY = {"m": {}, "c": NEVER, "o": {}, "i": [], "s": -1, "a": {}, "r": {}}
 
 
 class Watermark:
@@ -83,7 +84,7 @@ class Watermark:
         rec = self._record()
         if self._pending_get(KEY) is not rec:
             rec = self._rec = {**rec, "m": dict(rec["m"]), "o": dict(rec["o"]), "i": list(rec["i"]),
-                               "a": dict(rec["a"])}
+                               "a": dict(rec["a"]), "r": dict(rec["r"])}
             self.state.set(KEY, rec)
         return rec
 
@@ -204,6 +205,29 @@ class Watermark:
     def resume(self, source: str) -> None:
         """`source`, declared idle, has records again: it holds the frontier from now on."""
         self._set_idle(source, False)
+        if source in self._record()["r"]:
+            self._writable()["r"].pop(source)
+
+    @property
+    def reported(self) -> dict[str, int]:
+        """Idle reports not decided yet: source -> the log end offset it was found idle at."""
+        return self._record()["r"]
+
+    def report_idle(self, source: str, at: int) -> None:
+        """`source` was found idle at log end offset `at`; `decide` says whether it is."""
+        if self._record()["r"].get(source) != at:
+            self._writable()["r"][source] = at
+
+    def decide(self, source: str, idle: bool) -> None:
+        """Settle `source`'s idle report: idle (unless a record at or after the offset it was
+        found idle at has been applied since), or not (its log grew)."""
+        at = self._record()["r"].get(source)
+        if at is None:
+            return
+        rec = self._writable()
+        rec["r"].pop(source)
+        if idle and rec["o"].get(source, -1) < at:
+            self.mark_idle(source, at)
 
     def advance(self, frontier: int) -> None:
         """The events before `frontier` were released: move the clock there (ALL: to the newest

@@ -46,39 +46,47 @@ class SequencerShell:
         self.log_ends = log_ends  # streams.kafka.log_ends.LogEnds (None: trust the reports)
         self.skipped = 0  # stitch messages read again after a restart, applied before
 
-    async def _grown(self, items: list[dict]) -> set[str]:
-        """Input partitions idle (before this batch, or reported idle in it) whose log grew past
-        the end offset they were idle at: records came that their ingest worker has not
-        forwarded yet (it may be down, rebalancing, or slower than the workers forwarding the
-        other partitions). They hold the frontier again, as ingest's resume would make them.
-        When the ends cannot be read, every idle partition holds it (late beats wrong)."""
-        if self.log_ends is None:
-            return set()
-        at = dict(self.sequencer.watermark.idle_at)
-        for item in items:
-            if item.get(CONTROL) == "idle" and item.get("at") is not None:
-                at[str(item["source"])] = item["at"]
-        if not at:
-            return set()
+    async def _settle(self) -> bool:
+        """Decide the idle reports not decided yet, and check the partitions held as idle, against
+        the input's log ends: a partition whose log grew past the end offset it was found idle
+        at has records its ingest worker has not forwarded yet (that worker may be down,
+        rebalancing, or slower than the ones forwarding the other partitions), so it holds the
+        frontier (an idle one resumes, a report is dropped); the others' reports make them idle.
+        The decisions go to the changelog as their own committed run before anything they
+        release is sent: a batch read again after a crash meets the same decisions, whatever
+        the logs hold by then. True when something changed. When the ends cannot be read, the
+        idle partitions hold the frontier and the reports wait (late beats wrong)."""
+        wm = self.sequencer.watermark
+        idle_at, reported = dict(wm.idle_at), dict(wm.reported)
+        asked = {**idle_at, **reported}
+        if self.log_ends is None or not asked:
+            return False
         try:
-            grown = await self.log_ends.grown(self.topics.touchpoints,
-                                              {int(s): int(a) for s, a in at.items()})
+            grown = {str(p) for p in await self.log_ends.grown(
+                self.topics.touchpoints, {int(s): int(at) for s, at in asked.items()})}
         except Exception as exc:  # the broker unreachable for now: the next batch asks again
             log.warning("input log ends not read (%s): idle partitions %s hold the frontier",
-                        exc, ", ".join(sorted(at)))
-            return set(at)
-        if grown:
+                        exc, ", ".join(sorted(idle_at)) or "none")
+            grown, reported = set(idle_at), {}
+        held = sorted(grown & idle_at.keys())
+        for source in held:
+            self.sequencer.resume(source)
+        for source in reported:
+            wm.decide(source, idle=source not in grown)
+        if held:
             log.info("idle input partitions with records not forwarded yet hold the frontier: %s",
-                     ", ".join(map(str, sorted(grown))))
-        return {str(p) for p in grown}
+                     ", ".join(held))
+        if not held and not reported:
+            return False
+        self.sequencer.flush()
+        await self.producer.send_all(self.changelog())
+        return True
 
-    def _run(self, items: list[dict], grown: set[str] = frozenset()) -> tuple[Sequenced, int]:
-        """Touchpoints through the sequencer, control records (reports, erasures) in order;
-        the `grown` idle partitions resumed first, and their idle reports of the batch ignored."""
+    def _run(self, items: list[dict]) -> tuple[Sequenced, int]:
+        """Touchpoints through the sequencer, control records (reports, erasures) in order. With
+        the log ends to check, an idle report is noted, and decided after the batch (`_settle`)."""
         seq = self.sequencer
         out, run, size = seq.empty(), [], 0
-        for source in sorted(grown & seq.watermark.idle):
-            seq.resume(source)
         for item in items:
             if CONTROL not in item:
                 run.append(item)
@@ -88,7 +96,9 @@ class SequencerShell:
                 size, run = size + len(run), []
             control = item[CONTROL]
             if control == "idle":
-                if item["source"] not in grown:
+                if self.log_ends is not None and item.get("at") is not None:
+                    seq.watermark.report_idle(item["source"], item["at"])
+                else:
                     out.extend(seq.idle(item["source"], at=item.get("at"), flush=False))
             elif control == "resume":
                 seq.resume(item["source"])
@@ -105,6 +115,10 @@ class SequencerShell:
     async def run(self, events) -> None:
         started = time.perf_counter()
         seq = self.sequencer
+        # what earlier batches left undecided (a crash between a batch and its decisions), and
+        # idle partitions that grew, before this batch is ordered
+        if await self._settle():
+            await self._emit(seq.release(flush=False), 0, Phases("sequencer"))
         applied = seq.watermark.position  # messages up to it are in the state already
         fresh = [event for event in events if event.message.offset > applied]
         self.skipped += len(events) - len(fresh)
@@ -116,10 +130,20 @@ class SequencerShell:
             except orjson.JSONDecodeError as exc:  # only parcours writes this topic
                 log.error("unreadable internal message %s@%s: %s", event.message.partition,
                           event.message.offset, exc)
-        out, size = self._run(items, await self._grown(items))
+        out, size = self._run(items)
         if fresh:
             seq.watermark.set_position(max(e.message.offset for e in fresh))
         phase("pipeline")
+        await self._emit(out, size, phase)
+        self.note_positions(event.message for event in events)
+        if await self._settle():  # this batch's idle reports: what they release goes out now
+            await self._emit(seq.release(flush=False), 0, Phases("sequencer"))
+        metrics.BATCH_SIZE.labels("sequencer").observe(size)
+        metrics.BATCH_SECONDS.labels("sequencer").observe(time.perf_counter() - started)
+
+    async def _emit(self, out: Sequenced, size: int, phase: Phases) -> None:
+        """A result's records out, then the state's changelog run."""
+        seq = self.sequencer
         own = Emitted(identity=out.identity, identity_map=out.identity_map,
                       stitched=out.stitched, late=out.late)
         records, sink = journey_records(own, self.topics, int(time.time() * 1000))
@@ -138,7 +162,6 @@ class SequencerShell:
         seq.flush()
         await self.producer.send_all(self.changelog())
         phase("changelog")
-        self.note_positions(event.message for event in events)
         metrics.EVENTS_IN.labels(self.topics.stitch).inc(size)
         count_outputs(itertools.chain(records, sink, journey))
         if out.merges:
@@ -160,8 +183,6 @@ class SequencerShell:
         if seq.redelivered:
             metrics.REDELIVERED.labels("input").inc(seq.redelivered)
             seq.redelivered = 0
-        metrics.BATCH_SIZE.labels("sequencer").observe(size)
-        metrics.BATCH_SECONDS.labels("sequencer").observe(time.perf_counter() - started)
 
 
 class ShardShell:

@@ -67,66 +67,57 @@ class LogEnds:
 def test_an_idle_partition_whose_log_grew_holds_the_frontier_before_its_records_come():
     """Partition 0 went idle at offset 10; its ingest worker dies before forwarding what came
     after. The other worker's newer records of partition 1 must not overtake them: the sequencer
-    sees partition 0's log end past 10 and holds the frontier for it."""
+    sees partition 0's log end past 10 and holds the frontier for it. Idle reports are decided
+    after their batch, and each decision is a changelog run of its own before what it releases."""
     import orjson
 
     from streams.worker.shell import CONTROL
 
     topics = Topics()
+    base = 1_790_000_000_000
 
     def event(i: int, partition: int, minute: int) -> dict:
-        return {"event_id": f"e{i}", "event_time": 1_790_000_000_000 + minute * 60_000,
-                "type": "page_view", "channel": "web", "ids": {"cookie": f"c{i}"},
-                "_src": partition, "_off": i}
+        return {"event_id": f"e{i}", "event_time": base + minute * 60_000, "type": "page_view",
+                "channel": "web", "ids": {"cookie": f"c{i}"}, "_src": partition, "_off": i}
+
+    class Message:
+        def __init__(self, offset: int, items: list):
+            self.offset, self.partition, self.value = offset, 0, orjson.dumps(items)
+
+    class Event:
+        def __init__(self, offset: int, items: list):
+            self.message = Message(offset, items)
+
+    changelogs: list[str] = []
 
     def shell(ends):
         sequencer = Sequencer(shards=2, lateness_ms=0, sources=2)
-        run = SequencerShell(sequencer, topics, RecordingProducer(), list, log_ends=LogEnds(ends))
-        out, _ = run._run([event(0, 0, 0), event(1, 1, 1)])
-        out, _ = run._run([{CONTROL: "idle", "source": "0", "at": 10}])
-        assert sequencer.watermark.idle == {"0"}
+        run = SequencerShell(sequencer, topics, RecordingProducer(),
+                             lambda: changelogs.append("run") or [], log_ends=LogEnds(ends))
+        asyncio.run(run.run([Event(0, [event(0, 0, 0), event(1, 1, 1)]),
+                             Event(1, [{CONTROL: "idle", "source": "0", "at": 10}])]))
         return run, sequencer
 
-    newer = [event(2, 1, 30)]
-    # the log has not grown: partition 1's newer record moves the frontier on
+    # the log has not grown: the report is decided after its batch, partition 0 is idle
     run, sequencer = shell({0: 10})
-    assert asyncio.run(run._grown(newer)) == set()
-    run._run(newer, set())
-    assert sequencer.watermark.clock > 1_790_000_000_000 + 60_000
-    # it has: partition 0 holds the frontier again, at its own mark
-    run, sequencer = shell({0: 12})
-    grown = asyncio.run(run._grown(newer))
-    assert grown == {"0"} and run.log_ends.asked == [{0: 10}]
-    run._run(newer, grown)
+    assert sequencer.watermark.idle == {"0"} and sequencer.watermark.idle_at == {"0": 10}
+    assert sequencer.watermark.reported == {} and run.log_ends.asked == [{0: 10}]
+    asyncio.run(run.run([Event(2, [event(2, 1, 30)])]))  # partition 1's newer record
+    assert sequencer.watermark.clock >= base + 30 * 60_000  # the frontier moved on
+    # it has grown: partition 0 holds the frontier again, at its own mark
+    run, sequencer = shell({0: 10})
+    run.log_ends.ends = {0: 12}
+    changelogs.clear()
+    asyncio.run(run.run([Event(2, [event(2, 1, 30)])]))
     assert sequencer.watermark.idle == set()
-    assert sequencer.watermark.clock <= 1_790_000_000_000 + 60_000
-    # an idle report in the batch, about a log that grew since, is not applied
+    assert sequencer.watermark.clock <= base + 60_000
+    assert changelogs == ["run"] * 3  # the decision's run, what it released, the batch's
+    # a report about a log that grew before it was decided is dropped
     run, sequencer = shell({0: 12})
-    report = [{CONTROL: "idle", "source": "1", "at": 3}]
-    run.log_ends.ends = {0: 12, 1: 4}
-    grown = asyncio.run(run._grown(report))
-    assert grown == {"0", "1"}
-    run._run(report, grown)
-    assert sequencer.watermark.idle == set()
-    # the ends cannot be read: every idle partition holds the frontier (late beats wrong)
+    assert sequencer.watermark.idle == set() and sequencer.watermark.reported == {}
+    # the ends cannot be read: idle partitions hold the frontier, reports wait (late beats wrong)
     run, sequencer = shell(None)
-    assert asyncio.run(run._grown(newer)) == {"0"}
-    assert orjson.loads(orjson.dumps(sequencer.watermark.idle_at)) == {"0": 10}
-
-
-def test_a_partition_read_to_its_end_before_a_restart_is_reported_idle():
-    """After a restart nothing has been forwarded from a partition an earlier run read to its end:
-    the consumer's position (the group's committed offset) shows it is consumed."""
-    topics = Topics()
-    producer = RecordingProducer()
-    shell = Shell(topics, producer)
-    partitions = [(0, 10), (1, 5)]
-    started = {0: 10, 1: 3}  # partition 1: two records not consumed yet
-    assert asyncio.run(shell.report_idle(partitions, started)) == 0  # first look
-    assert asyncio.run(shell.report_idle(partitions, started)) == 1
-    import orjson
-
-    from streams.worker.shell import CONTROL
-
-    (_topic, _key, value), = producer.records
-    assert orjson.loads(value) == [{CONTROL: "idle", "source": "0", "at": 10}]
+    assert sequencer.watermark.idle == set() and sequencer.watermark.reported == {"0": 10}
+    run.log_ends.ends = {0: 10}
+    asyncio.run(run.run([]))
+    assert sequencer.watermark.idle == {"0"}

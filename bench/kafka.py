@@ -138,3 +138,15 @@ def proc_status_mb(pid: int, field: str) -> float:
 
 def vm_hwm_mb(pid: int) -> float:
     return proc_status_mb(pid, "VmHWM")
+
+
+def metric_sum(port: int, prefix: str) -> float | None:
+    """The sum of every series of `prefix` on a worker's /metrics (None when not served)."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:
+        return None
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+               if line.startswith(prefix))

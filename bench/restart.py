@@ -3,38 +3,53 @@
 `bench_restart()` (called by bench/run.py) measures, for each state size and store, the time from a
 worker's process start to its first output record (on `touchpoints.stitched`) for a touchpoint
 produced after that start, the worker's RSS at that moment (RSS per profile: above the same restart
-with no state), and `bench_access()` the CPU cost of one get / set through each store's mapping.
+with no state), and `bench_access()` the CPU cost of one get / set through each store's journal
+view (streams/worker/journal.py: `MemoryView`, `RocksView`).
+
+The worker's state is two tables (streams/worker/tables.py): `sequencer-state` (1 partition: the
+sequencer's identity, placement, held events, clock) and `shard-state` (`SHARDS` partitions: each
+shard's paths, moments, preferences, timers, identifier types), every core store under its key
+prefix (`CODES`), each partition's changelog written in framed runs (~abort ... ~commit).
 
 How the state is built (building 1M profiles through a worker, ~9k touchpoints/s, would take ten
 minutes):
-- a base state: the pure pipeline over a synthetic population (`BENCH_RESTART_BASE`, default
-  12,500 people, ~14k profiles: the records a worker would write to its changelogs);
-- N profiles: copies of the base records under suffixed keys (`key~3`): real record sizes and
-  shapes; references between copies are not rewritten (only the restart is measured; the probe
-  touchpoint is a new person, dated before every timer, so no copied record is processed).
-- memory store: the records are produced to the app's changelog topics, in the tables' format;
-  the timed worker recovers all of them, as a memory worker does at every start.
-- RocksDB: the records are written to the tables' local RocksDB databases (what Faust's recovery
-  would have written there: the changelog's bytes; closed as a kill -9 leaves them, WAL and
-  all), then `BENCH_RESTART_TAIL` (2,000) changelog records are produced after them (written
-  while the worker was down) and the timed worker starts on that data dir: it reads only the tail.
-  That a real worker killed with SIGKILL resumes this way (persisted offset = its last acked
-  changelog record) is what tests/e2e/test_rocksdb_restart.py proves.
+- a base state: the sequencer and `SHARDS` shard cores (`LocalShards`, as the worker places
+  profiles) over a synthetic population (`BENCH_RESTART_BASE`, default 12,500 people, ~14k
+  profiles): the records a worker would write to each table partition's changelog;
+- N profiles: copies of the base records of every per-profile store (all but the held events and
+  the clocks) under suffixed keys (`key~3`), each in its own table partition: real record sizes
+  and shapes; references between copies are not rewritten (only the restart is measured; the
+  probe touchpoint is a new person, dated before every timer, so no copied record is processed).
+- memory store: the records are produced to the tables' changelog partitions in the worker's
+  format (JSON key with its store's prefix, JSON value), in framed runs of `FRAME` records; the
+  timed worker recovers all of them, as a memory worker does at every start.
+- RocksDB: the records are written to the tables' local RocksDB databases, one per table partition,
+  opened with the worker's `ROCKSDB_OPTIONS` (what Faust's recovery would have written there: the
+  changelog's bytes; closed as a kill -9 leaves them, WAL and all), then `BENCH_RESTART_TAIL`
+  (2,000) changelog records are produced after them on the sequencer's partition, framed (written
+  while the worker was down), and the timed worker starts on that data dir: it reads only the
+  tail. That a real worker killed with SIGKILL resumes this way (persisted offset = its last
+  acked changelog record) is what tests/e2e/test_rocksdb_restart.py proves.
+The probe is followed by a later touchpoint of another new person (past the allowed lateness),
+so the sequencer releases the probe at once instead of after an idle report of the input
+partition: the figure is the restart, not `PARCOURS_IDLE_SECONDS`.
 The timed start is a process start in a group without a dead member: a kill -9 also leaves the
 dead member in its groups until its session expires (PARCOURS_SESSION_TIMEOUT), the same wait for
 either store, left out here so that the figures compare the stores.
 Memory at sizes above `BENCH_RESTART_MEMORY_MAX` (25,000) is extrapolated from the measured size
 (recovery time and RSS grow linearly with the records): marked "extrapolated".
+`python -m bench.restart [--sizes 25000,100000]` runs this section alone.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
+import gc
 import itertools
 import os
 import shutil
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,33 +57,63 @@ from types import SimpleNamespace
 
 import orjson
 
-from bench.kafka import proc_status_mb
+from bench.kafka import metric_sum, proc_status_mb
 from streams import simulate
-from streams.config import Topics
+from streams.config import Settings, Topics
 from streams.embedded.broker import EmbeddedKafka, free_port
 from streams.embedded.worker_process import WorkerProcess
+from streams.ingest import OFFSET, SOURCE
 from streams.ingest.normalise import ingest_batch
 from streams.kafka.clients import KafkaClients
-from streams.pipeline import STORES, Pipeline
-from streams.worker.tables import OFFSET_KEY, TABLE_NAMES, RocksTableStore, TableStore
+from streams.moments.rules.loader import load_default
+from streams.shards import SHARD_STORES, LocalShards
+from streams.shards.sequencer import SEQUENCER_STORES
+from streams.worker.journal import ABORT, CODES, COMMIT, OFFSET_KEY, Journal
+from streams.worker.tables import ROCKSDB_OPTIONS, TABLE_NAMES
 
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
 TOPICS = Topics()
-COPIED = [name for name in STORES if name not in ("clock", "pending")]  # per-profile stores
+SHARDS = Settings.__dataclass_fields__["journey_partitions"].default  # the worker's default
+FRAME = 5000  # changelog records per framed run (~abort ... ~commit) produced for recovery
+# per-profile stores of each table (the held events and the clocks are not copied)
+COPIED = {"sequencer": [name for name in SEQUENCER_STORES if name not in ("pending", "clock")],
+          "shards": [name for name in SHARD_STORES if name != "clock"]}
+_ABORT, _COMMIT = orjson.dumps(ABORT), orjson.dumps(COMMIT)
+
+Partition = tuple[str, int]  # (table: "sequencer" or "shards", partition)
 
 
-def base_state(people: int) -> dict[str, list[tuple[bytes, bytes]]]:
-    """The encoded records of every per-profile store after the pipeline ran over `people`."""
+def base_state(people: int) -> dict[Partition, list[tuple[bytes, bytes]]]:
+    """The encoded records of every per-profile store after the sequencer and the shard cores
+    ran over `people`, per table partition, keys as the journal views write them (the store's
+    prefix, JSON)."""
     raws = [orjson.dumps(e) for e in simulate.Population(profiles=people, seed=1,
                                                          start=START).events()]
-    stores: dict = {name: {} for name in STORES}
-    pipeline = Pipeline(stores)
+    stores: dict = {}
+    journey = LocalShards(SHARDS, stores, rules=load_default())
     for i in range(0, len(raws), 5000):
-        good, _ = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + 5000])])
-        pipeline.process(good)
-        pipeline.flush()
-    return {name: [(orjson.dumps(k), orjson.dumps(v)) for k, v in stores[name].items()]
-            for name in COPIED}
+        good, _ = ingest_batch([(r, TOPICS.touchpoints, 0, i + j)
+                                for j, r in enumerate(raws[i:i + 5000])],
+                               source_key=SOURCE, offset_key=OFFSET)
+        journey.process(good)
+    parts = {("sequencer", 0): stores["sequencer"],
+             **{("shards", i): stores[f"shard-{i}"] for i in range(SHARDS)}}
+    dumps = orjson.dumps
+    return {(table, p): [(dumps(f"{CODES[name]}/{k}"), dumps(v))
+                         for name in COPIED[table] for k, v in state[name].items()]
+            for (table, p), state in parts.items()}
+
+
+def _profiles(base) -> int:
+    return sum(1 for key, _ in base[("sequencer", 0)] if key.startswith(b'"%s/' % CODES[
+        "profiles"].encode()))
+
+
+def earliest_timer(base) -> int | None:
+    """The earliest deadline of the base state's timers (epoch ms; None without timers)."""
+    prefix = b'"%s/' % CODES["timers"].encode()
+    return min((orjson.loads(v)["at"] for (table, _p), recs in base.items() if table == "shards"
+                for k, v in recs if k.startswith(prefix)), default=None)
 
 
 def copies(records: list[tuple[bytes, bytes]], n: int):
@@ -80,24 +125,38 @@ def copies(records: list[tuple[bytes, bytes]], n: int):
             yield key[:-1] + suffix, value
 
 
-def _changelog(app_id: str, name: str) -> str:
-    return f"{app_id}-{TABLE_NAMES[name]}-changelog"
+def _changelog(app_id: str, table: str) -> str:
+    return f"{app_id}-{TABLE_NAMES[table]}-changelog"
+
+
+def framed(topic: str, partition: int, records, frame: int = FRAME):
+    """The changelog records of one table partition as the worker writes them: runs of `frame`
+    records between ~abort and ~commit (recovery applies committed runs only)."""
+    it = iter(records)
+    while True:
+        run = list(itertools.islice(it, frame))
+        if not run:
+            return
+        yield topic, _ABORT, b"1", partition
+        for key, value in run:
+            yield topic, key, value, partition
+        yield topic, _COMMIT, b"1", partition
 
 
 async def _produce(bootstrap: str, records) -> int:
     producer = KafkaClients.at(bootstrap).producer(linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key, partition=0)
-                   for topic, key, value in records]
+        futures = [await producer.send(topic, value, key=key, partition=partition)
+                   for topic, key, value, partition in records]
         await asyncio.gather(*futures)
         return len(futures)
     finally:
         await producer.stop()
 
 
-def _db_paths(data_dir: Path, app_id: str) -> dict[str, Path]:
-    """Where the worker's RocksDB store keeps each table's partition 0."""
+def _db_paths(data_dir: Path, app_id: str) -> dict[Partition, Path]:
+    """Where the worker's RocksDB store keeps each table partition (as `Tables` declares them)."""
     from streams import config
     from streams.worker.app import faust_app
     from streams.worker.tables import Tables
@@ -105,21 +164,28 @@ def _db_paths(data_dir: Path, app_id: str) -> dict[str, Path]:
     settings = config.load({}, data_dir=data_dir, app_id=app_id, kafka_url="kafka://127.0.0.1:1",
                            clickhouse_url="chdb:///unused", store="rocksdb")
     app = faust_app(settings, KafkaClients.of(settings))
-    tables = Tables(app, "rocksdb")
-    return {name: Path(table.data.partition_path(0)) for name, table in tables.tables.items()}
+    tables = Tables(app, "rocksdb", shards=SHARDS)
+    return {(name, p): Path(table.data.partition_path(p))
+            for name, table in tables.tables.items() for p in range(table.partitions)}
 
 
-def write_rocksdb(paths: dict[str, Path], base, n: int) -> int:
+def _open_rocksdb(path: Path):
+    """A table partition's database as the worker opens it (Faust's opener, its options)."""
+    from faust.stores.rocksdb import RocksDBOptions
+
+    options = {k: v for k, v in ROCKSDB_OPTIONS.items() if k != "driver"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return RocksDBOptions(use_rocksdict=True, **options).open(path)
+
+
+def write_rocksdb(paths: dict[Partition, Path], base, n: int) -> int:
     """Write `n` copies of the base records into the tables' local databases (no persisted
     offset: the changelogs are empty, Faust starts reading them from the beginning)."""
-    from rocksdict import Options, Rdict, WriteBatch
+    from rocksdict import WriteBatch
 
     written = 0
-    for name, records in base.items():
-        paths[name].parent.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        db = Rdict(str(paths[name]), options=options)
+    for part, records in base.items():
+        db = _open_rocksdb(paths[part])
         batch = WriteBatch(raw_mode=True)
         for i, (key, value) in enumerate(copies(records, n)):
             batch.put(key, value)
@@ -133,12 +199,17 @@ def write_rocksdb(paths: dict[str, Path], base, n: int) -> int:
     return written
 
 
-def _probe(tag: str) -> tuple[str, bytes]:
+def _probe(tag: str, lateness_ms: int) -> tuple[str, list[bytes]]:
+    """A touchpoint of a new person, and a later one of another (past the allowed lateness: the
+    sequencer releases the probe when it reads it)."""
     event_id = f"probe-{tag}-{uuid.uuid4().hex[:8]}"
-    event = {"event_id": event_id, "event_time": (START + timedelta(hours=1)).isoformat(),
-             "type": "page_view", "channel": "web", "ids": {"cookie": f"c-{event_id}"},
-             "context": {"url": "https://brand.example/"}, "properties": {}}
-    return event_id, orjson.dumps(event)
+    at = START + timedelta(hours=1)
+    events = [{"event_id": eid, "event_time": t.isoformat(), "type": "page_view", "channel": "web",
+               "ids": {"cookie": f"c-{eid}"}, "context": {"url": "https://brand.example/"},
+               "properties": {}}
+              for eid, t in ((event_id, at),
+                             (f"{event_id}-next", at + timedelta(milliseconds=lateness_ms + 1000)))]
+    return event_id, [orjson.dumps(e) for e in events]
 
 
 async def _first_output(bootstrap: str, event_id: str, start_offset: int, alive,
@@ -174,15 +245,6 @@ def _stitched_end(bootstrap: str) -> int:
     return asyncio.run(true_end_offsets(bootstrap, [tp]))[tp]
 
 
-def _metric_sum(port: int, prefix: str) -> float | None:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-    except OSError:
-        return None
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
-               if line.startswith(prefix))
-
-
 class _Scenario:
     def __init__(self, kafka: EmbeddedKafka, root: Path, store: str, app_id: str):
         self.kafka, self.root, self.store, self.app_id = kafka, root, store, app_id
@@ -196,38 +258,44 @@ class _Scenario:
                              app_id=self.app_id, log_path=self.root / f"worker-{self.runs}.log",
                              metrics_port=port,
                              extra_env={"PARCOURS_STORE": self.store,
-                                        "PARCOURS_INPUT_PARTITIONS": "1"}), port
+                                        "PARCOURS_INPUT_PARTITIONS": "1",
+                                        "PARCOURS_JOURNEY_PARTITIONS": str(SHARDS)}), port
 
     def run_until_output(self, timeout: float = 600) -> dict:
         """Start a worker, produce a probe touchpoint at once, time its first output."""
         end = _stitched_end(self.kafka.bootstrap)
         worker, port = self.worker()
-        event_id, raw = _probe(f"{self.store}-{self.runs}")
+        event_id, raws = _probe(f"{self.store}-{self.runs}", load_default().lateness_ms)
         started = time.monotonic()
         worker.start()
         try:
-            asyncio.run(_produce(self.kafka.bootstrap, [(TOPICS.touchpoints, None, raw)]))
+            asyncio.run(_produce(self.kafka.bootstrap,
+                                 [(TOPICS.touchpoints, None, raw, 0) for raw in raws]))
             asyncio.run(_first_output(self.kafka.bootstrap, event_id, end, worker.alive, timeout))
             seconds = time.monotonic() - started
             return {"seconds": seconds, "rss_mb": proc_status_mb(worker.pid, "VmRSS"),
-                    "recovered": _metric_sum(port, "parcours_changelog_recovered_total{"),
+                    "recovered": metric_sum(port, "parcours_changelog_recovered_total{"),
                     "worker": worker}
         except (TimeoutError, RuntimeError) as exc:
             worker.kill()
             raise RuntimeError(f"{exc}\n{worker.log_tail(30)}") from None
+        except BaseException:
+            worker.kill()
+            raise
 
 
 def _topics(kafka: EmbeddedKafka, app_id: str) -> None:
     kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1, TOPICS.stitched: 1,
-                         **{_changelog(app_id, name): 1 for name in STORES}})
+                         TOPICS.journey: SHARDS, TOPICS.transfer: SHARDS,
+                         _changelog(app_id, "sequencer"): 1, _changelog(app_id, "shards"): SHARDS})
 
 
 def restart_memory(base, n: int, root: Path) -> dict:
     app_id = "restart-memory"
     with EmbeddedKafka() as kafka:
         _topics(kafka, app_id)
-        records = ((_changelog(app_id, name), key, value)
-                   for name, recs in base.items() for key, value in copies(recs, n))
+        records = (record for (table, p), recs in base.items()
+                   for record in framed(_changelog(app_id, table), p, copies(recs, n)))
         produced = asyncio.run(_produce(kafka.bootstrap, records))
         scenario = _Scenario(kafka, root, "memory", app_id)
         result = scenario.run_until_output()
@@ -243,44 +311,60 @@ def restart_rocksdb(base, n: int, root: Path, tail: int) -> dict:
         written = write_rocksdb(_db_paths(root / "data", app_id), base, n) if n else 0
         build_s = time.perf_counter() - started
         scenario = _Scenario(kafka, root, "rocksdb", app_id)
-        # changelog records written after the local state (while the worker was down)
-        name = "profiles"
-        extra = itertools.islice(((_changelog(app_id, name), key[:-1] + b'~tail"', value)
-                                  for key, value in itertools.cycle(base[name])), tail)
-        asyncio.run(_produce(kafka.bootstrap, extra))
+        # changelog records written after the local state (while the worker was down): profile
+        # records on the sequencer's partition, framed
+        prefix = b'"%s/' % CODES["profiles"].encode()
+        profiles = [(key, value) for key, value in base[("sequencer", 0)]
+                    if key.startswith(prefix)]
+        extra = itertools.islice(((key[:-1] + b'~tail"', value)
+                                  for key, value in itertools.cycle(profiles)), tail)
+        asyncio.run(_produce(kafka.bootstrap,
+                             framed(_changelog(app_id, "sequencer"), 0, extra)))
         result = scenario.run_until_output()
         result.pop("worker").kill()
     return {**result, "local_records": written, "build_s": build_s, "tail": tail}
 
 
-def bench_access(n: int = 200_000) -> dict[str, float]:
-    """CPU per get / set of one key through each store's mapping, in microseconds: memory
-    (`TableStore` over a dict) and RocksDB (`RocksTableStore` over a real database): a read that
-    hits its cache, a read of a key not cached (RocksDB get + orjson decode), and a write with its
-    share of drain (encode) and ack (write batch + offset), as the shell does per batch."""
-    from rocksdict import Options, Rdict
+def _stand_in(kind: str, db=None) -> SimpleNamespace:
+    """A table partition as a journal sees it, without Faust (memory: its dict; RocksDB: its
+    database)."""
+    data = (SimpleNamespace(data={}, _key_partition={}) if kind == "memory"
+            else SimpleNamespace(_dbs={0: db}))
+    return SimpleNamespace(data=data, changelog_topic=SimpleNamespace(get_topic_name=lambda: "t"))
 
+
+def bench_access(n: int = 200_000) -> dict[str, float]:
+    """`access` twice, the first a warm-up (a fresh process's first pass pays for its heap's
+    growth, page faults: several times the second pass's set cost); the second pass's figures."""
+    access(n)
+    return access(n)
+
+
+def access(n: int) -> dict[str, float]:
+    """CPU per get / set of one key through each store's journal view, in microseconds: memory
+    (`MemoryView` over Faust's dict) and RocksDB (`RocksView` over a real database opened with the
+    worker's options): a read that hits its cache, a read of a key not cached (RocksDB get +
+    orjson decode), and a write with its share of the framed drain (encode) and ack (write batch
+    + offset), as the shells do per batch."""
     value = {"ids": ["cookie:c-1", "email:ab12"], "first_seen": 1794803490052, "n": 3,
              "channels": ["email", "display", "web"]}
     keys = [f"p-{i:020x}" for i in range(n)]
     results: dict[str, float] = {}
+    gc.collect()
     tmp = tempfile.mkdtemp(prefix="parcours-access-")
     try:
-        memory = TableStore(SimpleNamespace(data=SimpleNamespace(data={}),
-                            changelog_topic=SimpleNamespace(get_topic_name=lambda: "t")))
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        db = Rdict(str(Path(tmp) / "t-0.db"), options=options)
-        table = SimpleNamespace(data=SimpleNamespace(_dbs={0: db}),
-                                changelog_topic=SimpleNamespace(get_topic_name=lambda: "t"))
-        rocks = RocksTableStore(table, cache_keys=n // 4)
-        for label, store in (("memory", memory), ("rocksdb", rocks)):
+        memory = Journal(_stand_in("memory"), 0, ["profiles"], "memory")
+        db = _open_rocksdb(Path(tmp) / "t-0.db")
+        rocks = Journal(_stand_in("rocksdb", db), 0, ["profiles"], "rocksdb", cache_keys=n // 4)
+        offset = 0
+        for label, journal in (("memory", memory), ("rocksdb", rocks)):
+            store = journal.views["profiles"]
             started = time.process_time()
-            for i in range(0, n, 2000):  # batches of 2,000 writes, as the shell drains them
+            for i in range(0, n, 2000):  # batches of 2,000 writes, as the shells drain them
                 for key in keys[i:i + 2000]:
                     store[key] = value
-                store.drain()
-                store.acked(i)
+                offset += len(journal.drain())
+                journal.acked(offset - 1)
             results[f"{label}_set_us"] = (time.process_time() - started) / n * 1e6
             hot = keys[-n // 8:]  # in the cache (the last written)
             get = store.get
@@ -291,9 +375,10 @@ def bench_access(n: int = 200_000) -> dict[str, float]:
             results[f"{label}_get_hit_us"] = (time.process_time() - started) / (8 * len(hot)) * 1e6
         rocks.recovered()  # empty cache: every read goes to RocksDB, then is cached
         cold = keys[: n // 8]
+        get = rocks.views["profiles"].get
         started = time.process_time()
         for key in cold:
-            rocks.get(key)
+            assert get(key) is not None
         results["rocksdb_get_miss_us"] = (time.process_time() - started) / len(cold) * 1e6
         assert db.get(OFFSET_KEY) is not None
         db.close()
@@ -310,11 +395,20 @@ def bench_restart(sizes=(25_000, 100_000, 1_000_000)) -> dict:
     sizes = tuple(int(s) for s in os.environ.get("BENCH_RESTART_SIZES", "").split(",")
                   if s.strip()) or sizes
     started = time.perf_counter()
+    access = bench_access()  # first: the base state below is no worker's, out of its collections
+    built = time.perf_counter()
     base = base_state(people)
-    base_profiles = len(base["profiles"])
+    base_profiles = _profiles(base)
+    earliest = earliest_timer(base)
+    probe_ms = int((START + timedelta(hours=1)).timestamp() * 1000)
+    if earliest is not None and earliest <= probe_ms + 1000:  # the watermark the probe leaves
+        raise RuntimeError(f"a copied timer is due at {earliest}, before the probe's watermark "
+                           f"{probe_ms + 1000}: the restart would process copied state")
     out: dict = {"base_people": people, "base_profiles": base_profiles,
                  "base_records": sum(map(len, base.values())),
-                 "build_base_s": time.perf_counter() - started, "access": bench_access(),
+                 "base_records_per_partition": {f"{t}-{p}": len(recs)
+                                                for (t, p), recs in base.items()},
+                 "build_base_s": time.perf_counter() - built, "access": access,
                  "rows": []}
     with tempfile.TemporaryDirectory(prefix="parcours-restart-") as tmp:
         root = Path(tmp)
@@ -385,3 +479,25 @@ def print_restart(console, r: dict) -> None:
                   f"population ({r['base_records']:,} records) copied under new keys; RocksDB "
                   f"restarts read a tail of {r['rows'][0]['rocksdb']['tail']:,} changelog records; "
                   f"the bench took {r['wall_s']:.0f} s")
+    parts = r["base_records_per_partition"]
+    console.print("base records per table partition: " + ", ".join(
+        f"{name} {n:,}" for name, n in parts.items()))
+
+
+def main() -> None:
+    from rich.console import Console
+
+    from streams.worker import gc_tuning
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="25000,100000,1000000",
+                        help="profiles of state, comma-separated (default: %(default)s)")
+    args = parser.parse_args()
+    gc_tuning.tune()  # the collector settings of `parcours worker` (and of bench/run.py)
+    console = Console(width=130)
+    result = bench_restart(tuple(int(s) for s in args.sizes.split(",") if s.strip()))
+    print_restart(console, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,9 @@ What it measures, on the same synthetic touchpoints (N = BENCH_EVENTS, default 1
 4b. the sharded journey (bench/shards.py): the sequencer and each of 4 shard cores alone, in
    microseconds of CPU per touchpoint against `Pipeline` over the same touchpoints, their modelled
    ceilings, and the cross-shard merges, transfers and parked touchpoints of `LocalShards(4)`.
+4c. the worker with one process against two in one group (bench/workers.py): touchpoints/s on
+   the embedded broker, 4 input partitions, 4 shards, over `--workers-events` touchpoints (default
+   BENCH_WORKERS_EVENTS, else 100,000) after a warm-up; the ratio is against one process.
 Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RSS. Every figure is
 also written as JSON to BENCH_RESULTS (default bench/results.json), so runs can be compared.
 Then the moment rules and produce-to-trigger latency (bench/moments.py), conversion -> credit lag
@@ -26,6 +29,7 @@ BENCH_IDENTIFIERS (default 1M) identifiers (bench/identity.py).
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -58,7 +62,10 @@ from bench.restart import bench_restart, print_restart
 from bench.shards import bench_shards, print_shards
 from bench.sink_lag import bench_sink_lag, print_sink_lag
 from bench.sink_lag import durations as sink_lag_durations
-from bench.stages import bench_stages
+from bench.stages import bench_stages, print_stages
+from bench.workers import EVENTS as WORKERS_EVENTS
+from bench.workers import WARMUP as WORKERS_WARMUP
+from bench.workers import bench_workers, print_workers
 from streams import simulate
 from streams.config import Topics
 from streams.embedded.broker import EmbeddedKafka
@@ -123,8 +130,17 @@ def bench_replay(raws: list[bytes], tmp: Path) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "100000")),
+                        help="touchpoints of the throughput and stage sections (BENCH_EVENTS, "
+                             "default %(default)s)")
+    parser.add_argument("--workers-events", type=int,
+                        default=int(os.environ.get("BENCH_WORKERS_EVENTS", WORKERS_EVENTS)),
+                        help="touchpoints of the one-vs-two-workers section (bench/workers.py; "
+                             "BENCH_WORKERS_EVENTS, default %(default)s)")
+    args = parser.parse_args()
     gc_tuning.tune()  # the collector settings of `parcours worker` and `parcours replay`
-    n = int(os.environ.get("BENCH_EVENTS", "100000"))
+    n = args.events
     console = Console(width=130)
     console.print(f"generating {n:,} synthetic touchpoints...")
     started = time.perf_counter()
@@ -185,36 +201,8 @@ def main() -> None:
 
     console.print("CPU per touchpoint, stage by stage (pure core and chDB, no broker)...")
     st = bench_stages(raws)
-    table = Table(title=f"where a worker's time goes, {st['events']:,} touchpoints in batches of "
-                        f"{st['batch']:,} (the Python stages share one core: they add up)")
-    for col in ("stage", "us per touchpoint", "share", "this stage alone, events/s"):
-        table.add_column(col, justify="right" if col != "stage" else "left")
-    labels = {"kafka": "Kafka consume + orjson decode (the baseline's whole cost)",
-              "produce": f"Kafka produce: {st['records_per_event']:.2f} records per touchpoint",
-              "ingest": "ingest: decode, validate, normalise, hash",
-              "stitch": "stitch hop: encode + decode",
-              "core": "journey: watermark, identity, attribution",
-              "moments": "moments + preferences gate (7 rules)",
-              "changelog": "state changelog records (memory store)",
-              "outputs": "output topic records + sink-topic blocks",
-              "sink": "sink stage: decode blocks, build, check, encode rows",
-              "rocksdb": "state on RocksDB (the default): extra over the memory store"}
-    per_event = dict(st["us_per_event"])
-    chdb_us = per_event.pop("chdb")
-    costs = {"kafka": 1e6 / base, "produce": produce_batch_s / n * 1e6 * st["records_per_event"],
-             **per_event, "rocksdb": st["rocksdb_us"]}
-    total = sum(costs.values())
-    for key, us in costs.items():
-        table.add_row(labels[key], f"{us:,.1f}", f"{us / total:.0%}",
-                      f"{1e6 / us:,.0f}" if us > 0 else "")
-    table.add_row("sum: the ceiling of one Python process", f"{total:,.1f}", "100%",
-                  f"{1e6 / total:,.0f}")
-    table.add_row(f"(beside it: chDB insert, C++ without the GIL, "
-                  f"{st['inserts'] / (st['events'] / st['batch']):.1f} "
-                  "inserts per batch)", f"{chdb_us:,.1f}", "", f"{1e6 / chdb_us:,.0f}")
-    console.print(table)
-    console.print(f"of which event-time order (hold each touchpoint, release it in order; in the "
-                  f"journey row): {st['reorder_us']:,.1f} us per touchpoint")
+    costs = print_stages(console, st, 1e6 / base, produce_batch_s / n * 1e6)
+    total = costs["sum"]
     console.print(f"50,000 touchpoints/s needs <= 20 us per touchpoint; measured worker: "
                   f"{1e6 * worker_s / n:,.1f} us per touchpoint "
                   f"({n / worker_s * total / 1e6:.2f} of the ceiling)")
@@ -222,6 +210,12 @@ def main() -> None:
     console.print("the sharded journey: sequencer and shard cores alone (bench/shards.py)...")
     shards = bench_shards(raws)
     print_shards(console, shards)
+
+    console.print(f"the worker, one process against two in one group, "
+                  f"{args.workers_events:,} touchpoints (bench/workers.py)...")
+    workers = bench_workers(make_event_dicts(WORKERS_WARMUP + args.workers_events),
+                            WORKERS_WARMUP)
+    print_workers(console, workers)
 
     console.print("moment rules with the default pack (pure core)...")
     m = bench_rules(raws)
@@ -361,9 +355,10 @@ def main() -> None:
                        "worker_peak_rss_mb": worker_mb, "worker_startup_s": startup_s,
                        "worker_cpu_us_per_event": cpu_us["worker"],
                        "broker_cpu_us_per_event": cpu_us["broker"]},
-        "stages_us_per_event": {**costs, "sum": total, "chdb_insert_beside": chdb_us,
-                                "reorder_in_core": st["reorder_us"]},
+        "stages_us_per_event": costs,
+        "stages": {k: v for k, v in st.items() if k != "us_per_event"},
         "shards": shards,
+        "workers": workers,
         "moments": m,
         "latency": latencies,
         "credit_lag": credit,

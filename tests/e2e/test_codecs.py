@@ -59,18 +59,23 @@ def _produce_closing(bootstrap: str) -> None:
 
 
 async def _event_ids(bootstrap: str, topic: str, want: set[str], *, timeout: float, alive,
-                     chunks: bool) -> set[str]:
+                     chunks: bool, consent: int = 0) -> set[str]:
     """Event ids on `topic` (JSON arrays of touchpoints with `chunks`) until `want` are all
-    there."""
+    there, and `consent` ids of consent touchpoints (made from preference records: "pref-...",
+    forwarded in their own batches, so maybe after the touchpoints)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     try:
-        while not want <= seen:
+        def consents() -> int:
+            return sum(1 for i in seen if i.startswith("pref-"))
+
+        while not want <= seen or consents() < consent:
             if time.monotonic() > deadline or not alive():
-                raise TimeoutError(f"{len(want & seen)} of {len(want)} on {topic} "
+                raise TimeoutError(f"{len(want & seen)} of {len(want)} and {consents()} of "
+                                   f"{consent} consent touchpoints on {topic} "
                                    f"({'worker alive' if alive() else 'worker stopped'})")
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
@@ -119,7 +124,7 @@ def test_the_worker_reads_every_codec(kafka, tmp_path, ch_url, monkeypatch):
         try:
             forwarded = asyncio.run(_event_ids(
                 kafka.bootstrap, TOPICS.stitch, codec_ids, timeout=120, alive=worker.alive,
-                chunks=True))
+                chunks=True, consent=len(CODECS) * PREFERENCES_PER_CODEC))
             stitched = asyncio.run(_event_ids(
                 kafka.bootstrap, TOPICS.stitched, codec_ids, timeout=120, alive=worker.alive,
                 chunks=False))

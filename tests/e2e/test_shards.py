@@ -13,8 +13,10 @@ on different shards, so states are handed between workers through `parcours.tran
 3. The rest of the input. The `FINAL` tables equal `parcours replay` of the same records, and the
    workers' metrics count the transfers and parkings they did.
 
-chDB lets one process open its directory, so one worker writes ClickHouse and the other runs
-with `PARCOURS_SINK_STAGE=off`; nothing is mocked.
+Run without standby replicas (the default: a takeover recovers from the changelog) and with one
+(each worker keeps the other's shards warm; a takeover reads the tail). chDB lets one process open
+its directory, so one worker writes ClickHouse and the other runs with `PARCOURS_SINK_STAGE=off`;
+nothing is mocked.
 """
 from __future__ import annotations
 
@@ -71,7 +73,9 @@ def _until(what: str, check, workers, timeout: float = 120, every: float = 0.2) 
         time.sleep(every)
 
 
-def test_two_workers_sharing_shards_killed_in_turn_give_the_replay(kafka, tmp_path, ch_url):
+@pytest.mark.parametrize("standbys", [0, 1], ids=["no-standby", "standby"])
+def test_two_workers_sharing_shards_killed_in_turn_give_the_replay(kafka, tmp_path, ch_url,
+                                                                    standbys):
     events = list(simulate.in_time_order(
         simulate.martin_journey(START),
         simulate.Population(profiles=900, seed=23, start=START).events()))
@@ -82,7 +86,7 @@ def test_two_workers_sharing_shards_killed_in_turn_give_the_replay(kafka, tmp_pa
         return WorkerProcess(kafka.url, url, tmp_path / f"data-{name}", app_id=APP_ID,
                              log_path=tmp_path / f"{name}.log", metrics_port=free_port(),
                              extra_env={"PARCOURS_IDLE_SECONDS": "2",
-                                        "PARCOURS_STANDBY_REPLICAS": "0",
+                                        "PARCOURS_STANDBY_REPLICAS": str(standbys),
                                         "PARCOURS_SINK_STAGE": "on" if sink else "off"})
 
     def sequencer_of(pair) -> WorkerProcess:

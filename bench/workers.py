@@ -14,9 +14,10 @@ no initial rebalance in it); then the measured touchpoints are produced at once,
 touchpoint per input partition so that the sequencer releases the last ones without waiting for
 idle reports (they are not counted), and timed from the first send until the last of them is on
 `touchpoints.stitched` (`count_until`, distinct event ids). Also: each process's CPU per
-touchpoint over that time (the broker's too). The baseline is the one-process run of the same
-run; this machine's cores are shared by the broker, the bench and the workers (`os.cpu_count()`
-is printed with the figures).
+touchpoint over that time (the broker's too), and from the workers' metrics the merges whose state
+crossed shards (per second of the run) and how long a parked profile waited for its hand-off.
+The baseline is the one-process run of the same run; this machine's cores are shared by the
+broker, the bench and the workers (`os.cpu_count()` is printed with the figures).
 
 `python -m bench.workers [--events N]` runs this section alone.
 """
@@ -118,6 +119,7 @@ def run(events: list[dict], warmup: int, processes: int, root: Path) -> dict:
             settled_s = time.perf_counter() - started
             pids = {**{f"worker {i}": w.pid for i, w in enumerate(workers)}, "broker": kafka.pid}
             cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            shard_before = _shard_counts(workers)
             t0 = time.perf_counter()
             asyncio.run(simulate.produce(measured, kafka.bootstrap, TOPICS.touchpoints))
             produce_s = time.perf_counter() - t0
@@ -129,6 +131,8 @@ def run(events: list[dict], warmup: int, processes: int, root: Path) -> dict:
                       for name, pid in pids.items()}
             shards = [metric_sum(w.metrics_port, 'parcours_events_in_total{topic="'
                                  f'{TOPICS.journey}"') or 0 for w in workers]
+            after = _shard_counts(workers)
+            hand = {name: after[name] - shard_before[name] for name in after}
         except (TimeoutError, RuntimeError) as exc:
             raise RuntimeError(f"{exc}\n{_logs(workers)}") from None
         finally:
@@ -136,7 +140,19 @@ def run(events: list[dict], warmup: int, processes: int, root: Path) -> dict:
                 w.stop(timeout=20, drain=False)
     return {"processes": processes, "events": len(measured), "seconds": seconds,
             "per_s": len(measured) / seconds, "produce_s": produce_s, "settled_s": settled_s,
-            "cpu_us": cpu_us, "journey_events": shards}
+            "cpu_us": cpu_us, "journey_events": shards, "cross_merges": hand["cross"],
+            "cross_merges_per_s": hand["cross"] / seconds, "parked": hand["parked"],
+            "park_mean_s": hand["park_s"] / hand["waits"] if hand["waits"] else None}
+
+
+def _shard_counts(workers: list[WorkerProcess]) -> dict[str, float]:
+    """Cross-shard merges, parkings and park waits (count, seconds) so far, over the workers."""
+    names = {"cross": "parcours_shard_cross_merges_total",
+             "parked": "parcours_shard_parked_total",
+             "waits": "parcours_shard_park_seconds_count",
+             "park_s": "parcours_shard_park_seconds_sum"}
+    return {name: sum(metric_sum(w.metrics_port, metric) or 0 for w in workers)
+            for name, metric in names.items()}
 
 
 def bench_workers(events: list[dict], warmup: int = WARMUP) -> dict:
@@ -174,6 +190,13 @@ def print_workers(console, r: dict) -> None:
                       f"{run_['produce_s']:.1f} s" for run_ in r["runs"])
                   + "; start-up until the group settled " + ", ".join(
                       f"{run_['settled_s']:.1f} s" for run_ in r["runs"]))
+    for run_ in r["runs"]:
+        wait = (f"a parked profile waited {run_['park_mean_s'] * 1000:,.0f} ms on average"
+                if run_["park_mean_s"] is not None else "no profile waited")
+        console.print(f"{run_['processes']} worker(s): {run_['cross_merges']:,.0f} cross-shard "
+                      f"merges ({run_['cross_merges_per_s']:,.1f}/s), {run_['parked']:,.0f} "
+                      f"parkings; {wait} (the transfer's round trip through Kafka, queued "
+                      "behind the shard's journey backlog)")
 
 
 def main() -> None:

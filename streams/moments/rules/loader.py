@@ -27,6 +27,7 @@ import yaml
 from streams.moments.reference import Inventory, ReferenceDataError, Stores
 from streams.moments.rules import model as R
 from streams.moments.rules import syntax
+from streams.moments.rules.experiment_reader import ExperimentReader
 from streams.moments.rules.syntax import PLACEHOLDERS, parse_distance, parse_duration
 from streams.moments.rules.yaml_reader import NodeReader, RuleError, RulePackError, compose
 
@@ -36,12 +37,13 @@ __all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "pack" / "default.yaml"
 
 _TOP_KEYS = ("version", "settings", "reference", "preferences", "rules")
-_RULE_KEYS = ("id", "description", "when", "profile", "cooldown", "holdout", "action")
+_RULE_KEYS = ("id", "description", "when", "profile", "cooldown", "holdout", "action",
+              "experiment")
 _PREDICATE_KEYS = ("type", "channel", "campaign", "publisher", "properties", "context", "geofence",
                    "in_stock")
 
 
-class _Builder(NodeReader):
+class _Builder(ExperimentReader, NodeReader):
     """Walks the composed YAML nodes (which carry line numbers) and builds the pack, recording an
     error for each mistake. Objects may be built with None parts; they are only returned when no
     error was recorded."""
@@ -126,10 +128,16 @@ class _Builder(NodeReader):
                                                          f"(first at line {first[rule_id]})")
             elif rule_id is not None:
                 first[rule_id] = line
+            action = self.action(entries.get("action"), f"{path}.action")
+            experiment = self.experiment(entries.get("experiment"), f"{path}.experiment", rule_id,
+                                         action is not None and action.code is not None)
+            if "experiment" in entries and "holdout" in entries:
+                self.error(entries["holdout"], f"{path}.holdout", "a rule with an experiment has "
+                           "no holdout: its control arm is the holdout")
             built.append(R.Rule(
                 id=rule_id, line=line,
                 pattern=self.when(entries.get("when"), f"{path}.when"),
-                action=self.action(entries.get("action"), f"{path}.action"),
+                action=action, experiment=experiment,
                 description=self.get(entries, "description", path, syntax.text, ""),
                 profile=self.profile(entries.get("profile"), f"{path}.profile"),
                 cooldown_ms=self.get(entries, "cooldown", path, parse_duration, 0),

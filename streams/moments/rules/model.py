@@ -9,7 +9,10 @@ time. Field paths are dotted: "type", "channel", "campaign", "properties.price",
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.experiments.model import Experiment
 
 OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "prefix", "contains")
 PATTERN_KINDS = ("event", "sequence", "absence", "count")
@@ -146,6 +149,7 @@ class Rule:
     cooldown_ms: int = 0
     holdout_pct: float = 0.0  # share of profiles (0..1) held out of this rule, by hash
     line: int = 0  # where the rule starts in its file, for messages
+    experiment: Experiment | None = None  # arms of its message (streams.experiments)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,18 @@ transfers other shards send it (`transfer`, in any order relative to the items).
   (events, merges, a handoff, a forget) queue in the `parked` state and its timers are held
   back; other profiles go on. When the last transfer arrives, the queue is replayed in order,
   each item at its own threshold, then the timers due at the shard's current threshold fire.
+- **A reused id.** A profile id absorbed by a merge that is still parked here can come back
+  before that merge applies (a later event makes its identifier a profile of its own again).
+  Its items then wait in a queue of their own until the merge that absorbs the old profile has
+  applied (`_absorbed_by`): in the sequential run they come after it, and the merge's `adopt`
+  must not meet the new profile's state under the same key.
 - **No deadlock.** A survivor parked at merge `s` waits only for the handoffs of merge `s`,
   numbered just below `s`. A handoff of profile X is held up only if X itself is parked, at a
   merge numbered below the handoff (X's items reach its shard in sequence order, and nothing
   follows a handoff). So every wait points to a smaller number, and the smallest waiting merge
   waits on handoffs that nothing holds up: they run as soon as their shard reads them, their
-  transfers arrive, and it applies. By induction every parked profile resumes.
+  transfers arrive, and it applies. A reused id's queue waits for a merge numbered below its
+  items. By induction every parked profile resumes.
 - **Idempotence.** Items reach a shard in sequence order, so the shard keeps the highest number it
   has taken (`h`, with the threshold `w`, in its `clock` state) and skips any item at or below
   it: the items a restarted sequencer sends again. A transfer is taken once: it is skipped when
@@ -91,6 +97,8 @@ class ShardCore:
         self._clock = clock
         self._rec: dict | None = None  # {"h": highest number taken, "w": threshold}
         self._waiting: set[str] | None = None  # parked profiles (from the parked state)
+        self._absorbing: dict[str, int] | None = None  # absorbed id -> its parked merge's number
+        self._released: list[str] = []  # reused ids whose blocking merge has applied
         self._since: dict[str, float] = {}  # when each profile parked (this process)
 
     # -- per-shard record ------------------------------------------------------------------------
@@ -113,6 +121,26 @@ class ShardCore:
         if self._waiting is None:
             self._waiting = {key for key, _ in self.parked.items()}
         return self._waiting
+
+    def _absorbed_by(self) -> dict[str, int]:
+        """Profile ids that a merge queued in a parked survivor's items will absorb -> the
+        smallest such merge's number (from the parked state; rebuilt after a queue gains or
+        loses a merge)."""
+        if self._absorbing is None:
+            index: dict[str, int] = {}
+            for survivor, queue in self.parked.items():
+                for item in queue:
+                    if item["k"] == MERGE:
+                        for absorbed, _shard in item["a"]:
+                            if absorbed != survivor:
+                                index[absorbed] = min(item["s"], index.get(absorbed, item["s"]))
+            self._absorbing = index
+        return self._absorbing
+
+    def _blocked(self, profile_id: str, seq: int) -> bool:
+        """A merge numbered below `seq` that absorbs `profile_id` is still parked here."""
+        merge = self._absorbed_by().get(profile_id)
+        return merge is not None and merge < seq
 
     def waiting(self) -> int:
         """Profiles parked now, waiting for a hand-off."""
@@ -144,6 +172,11 @@ class ShardCore:
             profile_id = item["t"]["profile_id"] if kind == EVENT else item["p"]
             if profile_id in waiting:
                 self.parked.set(profile_id, [*self.parked.get(profile_id), item])
+                if kind == MERGE:
+                    self._absorbing = None
+                continue
+            if waiting and self._blocked(profile_id, seq):  # a reused id: after that merge
+                self._park(profile_id, [item], out)
                 continue
             if w is not None:
                 self._fire(w, out)
@@ -168,7 +201,8 @@ class ShardCore:
             return
         self.transfers.set(key, tr)
         out.received.append(survivor)
-        if queue and queue[0]["k"] == MERGE and queue[0]["s"] == seq:
+        if (queue and queue[0]["k"] == MERGE and queue[0]["s"] == seq
+                and not self._blocked(survivor, seq)):  # a reused id waits for its old merge
             self._resume(survivor, queue, out)
 
     # -- applying one item -----------------------------------------------------------------------
@@ -200,7 +234,12 @@ class ShardCore:
                 stage.on_event(tp, out)
             self._fire(item["w"], out)  # a timer it set behind the watermark: now
         elif kind == MERGE:
-            return self._merge(item)
+            if not self._merge(item):
+                return False
+            self._absorbing = None
+            # a reused id's items waited for this merge: they go once the survivor's queue
+            # has (its later items, before their timers fire, may change what the merge brought)
+            self._released.extend(pid for pid, _shard in item["a"] if pid in self._parked_ids())
         elif kind == HANDOFF:
             self._handoff(item, out)
         elif kind == FORGET:
@@ -249,6 +288,7 @@ class ShardCore:
     # -- parking ---------------------------------------------------------------------------------
     def _park(self, profile_id: str, queue: list[Item], out: ShardOut) -> None:
         self.parked.set(profile_id, queue)
+        self._absorbing = None
         self._parked_ids().add(profile_id)
         self._since.setdefault(profile_id, self._clock())
         out.parked.append(profile_id)
@@ -257,6 +297,7 @@ class ShardCore:
         """Every transfer of the merge at the head of `queue` is here: replay the queue."""
         self.parked.delete(profile_id)
         self._parked_ids().discard(profile_id)
+        self._absorbing = None
         self.timers.unhold(profile_id)
         queue = list(queue)
         while queue:
@@ -266,11 +307,22 @@ class ShardCore:
             if not self._run(item, out):  # the next merge waits for its own transfers
                 self.parked.set(profile_id, queue)
                 self._parked_ids().add(profile_id)
+                self._absorbing = None
+                self._run_released(out)
                 return
             queue.pop(0)
         self._fire(self.threshold, out)
         since = self._since.pop(profile_id, None)
         out.resumed.append(self._clock() - since if since is not None else 0.0)
+        self._run_released(out)
+
+    def _run_released(self, out: ShardOut) -> None:
+        """Replay the queues of reused ids whose blocking merge has applied."""
+        while self._released:
+            profile_id = self._released.pop(0)
+            queue = self.parked.get(profile_id) if profile_id in self._parked_ids() else None
+            if queue and not self._blocked(profile_id, queue[0]["s"]):
+                self._resume(profile_id, queue, out)
 
     # -- batches ---------------------------------------------------------------------------------
     def flush(self) -> int:
@@ -290,4 +342,6 @@ class ShardCore:
         """Call after the backing stores were recovered."""
         self._rec = None
         self._waiting = None
+        self._absorbing = None
+        self._released = []
         self.timers.reset()

@@ -3,8 +3,8 @@
 `bench_restart()` (called by bench/run.py) measures, for each state size and store, the time from a
 worker's process start to its first output record (on `touchpoints.stitched`) for a touchpoint
 produced after that start, the worker's RSS at that moment (RSS per profile: above the same restart
-with no state), and `bench_access()` the CPU cost of one get / set through each store's journal
-view (streams/worker/journal.py: `MemoryView`, `RocksView`).
+with no state), and `bench_access()` (bench/store_access.py) the CPU cost of one get / set through
+each store's journal view (streams/worker/journal.py: `MemoryView`, `RocksView`).
 
 The worker's state is two tables (streams/worker/tables.py): `sequencer-state` (1 partition: the
 sequencer's identity, placement, held events, clock) and `shard-state` (`SHARDS` partitions: each
@@ -44,159 +44,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import itertools
 import os
 import shutil
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import orjson
 
 from bench.kafka import metric_sum, proc_status_mb
-from streams import simulate
-from streams.config import Settings, Topics
+from bench.restart_state import (
+    SHARDS,
+    START,
+    TOPICS,
+    base_state,
+    changelog_topic,
+    copies,
+    db_paths,
+    earliest_timer,
+    framed,
+    produce,
+    profile_count,
+    write_rocksdb,
+)
+from bench.store_access import bench_access
 from streams.embedded.broker import EmbeddedKafka, free_port
 from streams.embedded.worker_process import WorkerProcess
-from streams.ingest import OFFSET, SOURCE
-from streams.ingest.normalise import ingest_batch
 from streams.kafka.clients import KafkaClients
 from streams.moments.rules.loader import load_default
-from streams.shards import SHARD_STORES, LocalShards
-from streams.shards.sequencer import SEQUENCER_STORES
-from streams.worker.journal import ABORT, CODES, COMMIT, OFFSET_KEY, Journal
-from streams.worker.tables import ROCKSDB_OPTIONS, TABLE_NAMES
-
-START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)
-TOPICS = Topics()
-SHARDS = Settings.__dataclass_fields__["journey_partitions"].default  # the worker's default
-FRAME = 5000  # changelog records per framed run (~abort ... ~commit) produced for recovery
-# per-profile stores of each table (the held events and the clocks are not copied)
-COPIED = {"sequencer": [name for name in SEQUENCER_STORES if name not in ("pending", "clock")],
-          "shards": [name for name in SHARD_STORES if name != "clock"]}
-_ABORT, _COMMIT = orjson.dumps(ABORT), orjson.dumps(COMMIT)
-
-Partition = tuple[str, int]  # (table: "sequencer" or "shards", partition)
-
-
-def base_state(people: int) -> dict[Partition, list[tuple[bytes, bytes]]]:
-    """The encoded records of every per-profile store after the sequencer and the shard cores
-    ran over `people`, per table partition, keys as the journal views write them (the store's
-    prefix, JSON)."""
-    raws = [orjson.dumps(e) for e in simulate.Population(profiles=people, seed=1,
-                                                         start=START).events()]
-    stores: dict = {}
-    journey = LocalShards(SHARDS, stores, rules=load_default())
-    for i in range(0, len(raws), 5000):
-        good, _ = ingest_batch([(r, TOPICS.touchpoints, 0, i + j)
-                                for j, r in enumerate(raws[i:i + 5000])],
-                               source_key=SOURCE, offset_key=OFFSET)
-        journey.process(good)
-    parts = {("sequencer", 0): stores["sequencer"],
-             **{("shards", i): stores[f"shard-{i}"] for i in range(SHARDS)}}
-    dumps = orjson.dumps
-    return {(table, p): [(dumps(f"{CODES[name]}/{k}"), dumps(v))
-                         for name in COPIED[table] for k, v in state[name].items()]
-            for (table, p), state in parts.items()}
-
-
-def _profiles(base) -> int:
-    return sum(1 for key, _ in base[("sequencer", 0)] if key.startswith(b'"%s/' % CODES[
-        "profiles"].encode()))
-
-
-def earliest_timer(base) -> int | None:
-    """The earliest deadline of the base state's timers (epoch ms; None without timers)."""
-    prefix = b'"%s/' % CODES["timers"].encode()
-    return min((orjson.loads(v)["at"] for (table, _p), recs in base.items() if table == "shards"
-                for k, v in recs if k.startswith(prefix)), default=None)
-
-
-def copies(records: list[tuple[bytes, bytes]], n: int):
-    """`n` copies of `records` (the first unchanged), keys suffixed `~i`."""
-    yield from records
-    for i in range(1, n):
-        suffix = b"~%d\"" % i
-        for key, value in records:
-            yield key[:-1] + suffix, value
-
-
-def _changelog(app_id: str, table: str) -> str:
-    return f"{app_id}-{TABLE_NAMES[table]}-changelog"
-
-
-def framed(topic: str, partition: int, records, frame: int = FRAME):
-    """The changelog records of one table partition as the worker writes them: runs of `frame`
-    records between ~abort and ~commit (recovery applies committed runs only)."""
-    it = iter(records)
-    while True:
-        run = list(itertools.islice(it, frame))
-        if not run:
-            return
-        yield topic, _ABORT, b"1", partition
-        for key, value in run:
-            yield topic, key, value, partition
-        yield topic, _COMMIT, b"1", partition
-
-
-async def _produce(bootstrap: str, records) -> int:
-    producer = KafkaClients.at(bootstrap).producer(linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value, key=key, partition=partition)
-                   for topic, key, value, partition in records]
-        await asyncio.gather(*futures)
-        return len(futures)
-    finally:
-        await producer.stop()
-
-
-def _db_paths(data_dir: Path, app_id: str) -> dict[Partition, Path]:
-    """Where the worker's RocksDB store keeps each table partition (as `Tables` declares them)."""
-    from streams import config
-    from streams.worker.app import faust_app
-    from streams.worker.tables import Tables
-
-    settings = config.load({}, data_dir=data_dir, app_id=app_id, kafka_url="kafka://127.0.0.1:1",
-                           clickhouse_url="chdb:///unused", store="rocksdb")
-    app = faust_app(settings, KafkaClients.of(settings))
-    tables = Tables(app, "rocksdb", shards=SHARDS)
-    return {(name, p): Path(table.data.partition_path(p))
-            for name, table in tables.tables.items() for p in range(table.partitions)}
-
-
-def _open_rocksdb(path: Path):
-    """A table partition's database as the worker opens it (Faust's opener, its options)."""
-    from faust.stores.rocksdb import RocksDBOptions
-
-    options = {k: v for k, v in ROCKSDB_OPTIONS.items() if k != "driver"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return RocksDBOptions(use_rocksdict=True, **options).open(path)
-
-
-def write_rocksdb(paths: dict[Partition, Path], base, n: int) -> int:
-    """Write `n` copies of the base records into the tables' local databases (no persisted
-    offset: the changelogs are empty, Faust starts reading them from the beginning)."""
-    from rocksdict import WriteBatch
-
-    written = 0
-    for part, records in base.items():
-        db = _open_rocksdb(paths[part])
-        batch = WriteBatch(raw_mode=True)
-        for i, (key, value) in enumerate(copies(records, n)):
-            batch.put(key, value)
-            if i % 50_000 == 49_999:
-                db.write(batch)
-                batch = WriteBatch(raw_mode=True)
-        db.write(batch)
-        written += len(records) * n
-        db.flush()
-        db.close()
-    return written
+from streams.worker.journal import CODES
 
 
 def _probe(tag: str, lateness_ms: int) -> tuple[str, list[bytes]]:
@@ -269,7 +148,7 @@ class _Scenario:
         started = time.monotonic()
         worker.start()
         try:
-            asyncio.run(_produce(self.kafka.bootstrap,
+            asyncio.run(produce(self.kafka.bootstrap,
                                  [(TOPICS.touchpoints, None, raw, 0) for raw in raws]))
             asyncio.run(_first_output(self.kafka.bootstrap, event_id, end, worker.alive, timeout))
             seconds = time.monotonic() - started
@@ -287,7 +166,8 @@ class _Scenario:
 def _topics(kafka: EmbeddedKafka, app_id: str) -> None:
     kafka.create_topics({TOPICS.touchpoints: 1, TOPICS.stitch: 1, TOPICS.stitched: 1,
                          TOPICS.journey: SHARDS, TOPICS.transfer: SHARDS,
-                         _changelog(app_id, "sequencer"): 1, _changelog(app_id, "shards"): SHARDS})
+                         changelog_topic(app_id, "sequencer"): 1,
+                         changelog_topic(app_id, "shards"): SHARDS})
 
 
 def restart_memory(base, n: int, root: Path) -> dict:
@@ -295,8 +175,8 @@ def restart_memory(base, n: int, root: Path) -> dict:
     with EmbeddedKafka() as kafka:
         _topics(kafka, app_id)
         records = (record for (table, p), recs in base.items()
-                   for record in framed(_changelog(app_id, table), p, copies(recs, n)))
-        produced = asyncio.run(_produce(kafka.bootstrap, records))
+                   for record in framed(changelog_topic(app_id, table), p, copies(recs, n)))
+        produced = asyncio.run(produce(kafka.bootstrap, records))
         scenario = _Scenario(kafka, root, "memory", app_id)
         result = scenario.run_until_output()
         result.pop("worker").kill()
@@ -308,7 +188,7 @@ def restart_rocksdb(base, n: int, root: Path, tail: int) -> dict:
     with EmbeddedKafka() as kafka:
         _topics(kafka, app_id)
         started = time.perf_counter()
-        written = write_rocksdb(_db_paths(root / "data", app_id), base, n) if n else 0
+        written = write_rocksdb(db_paths(root / "data", app_id), base, n) if n else 0
         build_s = time.perf_counter() - started
         scenario = _Scenario(kafka, root, "rocksdb", app_id)
         # changelog records written after the local state (while the worker was down): profile
@@ -318,73 +198,11 @@ def restart_rocksdb(base, n: int, root: Path, tail: int) -> dict:
                     if key.startswith(prefix)]
         extra = itertools.islice(((key[:-1] + b'~tail"', value)
                                   for key, value in itertools.cycle(profiles)), tail)
-        asyncio.run(_produce(kafka.bootstrap,
-                             framed(_changelog(app_id, "sequencer"), 0, extra)))
+        asyncio.run(produce(kafka.bootstrap,
+                             framed(changelog_topic(app_id, "sequencer"), 0, extra)))
         result = scenario.run_until_output()
         result.pop("worker").kill()
     return {**result, "local_records": written, "build_s": build_s, "tail": tail}
-
-
-def _stand_in(kind: str, db=None) -> SimpleNamespace:
-    """A table partition as a journal sees it, without Faust (memory: its dict; RocksDB: its
-    database)."""
-    data = (SimpleNamespace(data={}, _key_partition={}) if kind == "memory"
-            else SimpleNamespace(_dbs={0: db}))
-    return SimpleNamespace(data=data, changelog_topic=SimpleNamespace(get_topic_name=lambda: "t"))
-
-
-def bench_access(n: int = 200_000) -> dict[str, float]:
-    """`access` twice, the first a warm-up (a fresh process's first pass pays for its heap's
-    growth, page faults: several times the second pass's set cost); the second pass's figures."""
-    access(n)
-    return access(n)
-
-
-def access(n: int) -> dict[str, float]:
-    """CPU per get / set of one key through each store's journal view, in microseconds: memory
-    (`MemoryView` over Faust's dict) and RocksDB (`RocksView` over a real database opened with the
-    worker's options): a read that hits its cache, a read of a key not cached (RocksDB get +
-    orjson decode), and a write with its share of the framed drain (encode) and ack (write batch
-    + offset), as the shells do per batch."""
-    value = {"ids": ["cookie:c-1", "email:ab12"], "first_seen": 1794803490052, "n": 3,
-             "channels": ["email", "display", "web"]}
-    keys = [f"p-{i:020x}" for i in range(n)]
-    results: dict[str, float] = {}
-    gc.collect()
-    tmp = tempfile.mkdtemp(prefix="parcours-access-")
-    try:
-        memory = Journal(_stand_in("memory"), 0, ["profiles"], "memory")
-        db = _open_rocksdb(Path(tmp) / "t-0.db")
-        rocks = Journal(_stand_in("rocksdb", db), 0, ["profiles"], "rocksdb", cache_keys=n // 4)
-        offset = 0
-        for label, journal in (("memory", memory), ("rocksdb", rocks)):
-            store = journal.views["profiles"]
-            started = time.process_time()
-            for i in range(0, n, 2000):  # batches of 2,000 writes, as the shells drain them
-                for key in keys[i:i + 2000]:
-                    store[key] = value
-                offset += len(journal.drain())
-                journal.acked(offset - 1)
-            results[f"{label}_set_us"] = (time.process_time() - started) / n * 1e6
-            hot = keys[-n // 8:]  # in the cache (the last written)
-            get = store.get
-            started = time.process_time()
-            for _ in range(8):
-                for key in hot:
-                    get(key)
-            results[f"{label}_get_hit_us"] = (time.process_time() - started) / (8 * len(hot)) * 1e6
-        rocks.recovered()  # empty cache: every read goes to RocksDB, then is cached
-        cold = keys[: n // 8]
-        get = rocks.views["profiles"].get
-        started = time.process_time()
-        for key in cold:
-            assert get(key) is not None
-        results["rocksdb_get_miss_us"] = (time.process_time() - started) / len(cold) * 1e6
-        assert db.get(OFFSET_KEY) is not None
-        db.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return results
 
 
 def bench_restart(sizes=(25_000, 100_000, 1_000_000)) -> dict:
@@ -398,7 +216,7 @@ def bench_restart(sizes=(25_000, 100_000, 1_000_000)) -> dict:
     access = bench_access()  # first: the base state below is no worker's, out of its collections
     built = time.perf_counter()
     base = base_state(people)
-    base_profiles = _profiles(base)
+    base_profiles = profile_count(base)
     earliest = earliest_timer(base)
     probe_ms = int((START + timedelta(hours=1)).timestamp() * 1000)
     if earliest is not None and earliest <= probe_ms + 1000:  # the watermark the probe leaves

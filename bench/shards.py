@@ -29,7 +29,6 @@ runs this section alone.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import gc
 import time
@@ -38,6 +37,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench.alone import run_alone
 from streams.ingest import OFFSET, SOURCE
 from streams.ingest.normalise import ingest_batch
 from streams.moments.rules.loader import load_default
@@ -203,18 +203,7 @@ def print_shards(console: Console, r: dict) -> None:
 
 
 def main() -> None:
-    from bench.run import make_events
-    from streams.worker import gc_tuning
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    args = parser.parse_args()
-    gc_tuning.tune()
-    console = Console(width=130)
-    started = time.perf_counter()
-    result = bench_shards(make_events(args.events))
-    print_shards(console, result)
-    console.print(f"({time.perf_counter() - started:.1f} s with the input's generation)")
+    run_alone(__doc__, lambda console, raws: bench_shards(raws), print_shards)
 
 
 if __name__ == "__main__":

@@ -49,163 +49,41 @@ with orjson on the same touchpoints (measured in the same run: `bench/run.py`, o
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import orjson
 
-from streams.config import Settings, Topics
+from bench.alone import run_alone
+from bench.journey_harness import (
+    SHARDS,
+    Journey,
+    State,
+    cpu,
+    decode_work,
+    encode_items,
+    send_transfers,
+)
+from streams.config import Topics
 from streams.eventtime.reorder import ReorderBuffer
 from streams.ingest import OFFSET, SOURCE
 from streams.ingest.normalise import ingest_batch
 from streams.moments.rules.loader import load_default
 from streams.moments.stage import References
 from streams.pipeline import Emitted
-from streams.shards import SHARD_STORES, Sequencer, ShardCore
 from streams.shards.items import EVENT
-from streams.shards.sequencer import SEQUENCER_STORES
 from streams.state import BatchState
 from streams.worker import sink_blocks
-from streams.worker.journal import Journal
 from streams.worker.outputs import TABLE_OF, journey_records, rows_of
 from streams.worker.shell import chunk_json_lists
-from streams.worker.tables import ROCKSDB_OPTIONS, TABLE_NAMES
 
 TOPICS = Topics()
 INPUT = TOPICS.touchpoints
-SHARDS = Settings.__dataclass_fields__["journey_partitions"].default  # the worker's default
-# every stage's figure is the CPU time of the bench's thread: the machine's other processes do not
-# count, nor the threads RocksDB and chDB work in beside the GIL
-cpu = time.thread_time
-CACHE_KEYS = Settings.__dataclass_fields__["store_cache_keys"].default
-APP_ID = "parcours"
 STAGES = ("ingest", "stitch", "sequencer", "journey", "core", "moments", "changelog", "outputs",
           "sink", "chdb")
-
-
-def _changelog_topic(name: str) -> SimpleNamespace:
-    topic = f"{APP_ID}-{TABLE_NAMES[name]}-changelog"
-    return SimpleNamespace(get_topic_name=lambda: topic)
-
-
-class _State:
-    """The worker's two tables as the cores see them: the sequencer's journal (`sequencer-state`,
-    partition 0) and one journal per shard (`shard-state`, partition i), on `kind` views. Memory:
-    one dict per table, as Faust's memory store keeps it. RocksDB: one database per table
-    partition, opened by Faust's `RocksDBOptions` with the worker's options under `root`."""
-
-    def __init__(self, kind: str, shards: int = SHARDS, root: Path | None = None):
-        self.kind = kind
-        self.dbs: list = []
-        seq_table = self._table("sequencer", 1, root)
-        shard_table = self._table("shards", shards, root)
-        self.sequencer = Journal(seq_table, 0, SEQUENCER_STORES, kind, CACHE_KEYS)
-        self.shards = [Journal(shard_table, i, SHARD_STORES, kind, CACHE_KEYS)
-                       for i in range(shards)]
-        self.offsets = [0] * (shards + 1)  # the changelog offsets "acknowledged" so far
-
-    def _table(self, name: str, partitions: int, root: Path | None) -> SimpleNamespace:
-        if self.kind == "memory":
-            data = SimpleNamespace(data={}, _key_partition={})
-        else:
-            from faust.stores.rocksdb import RocksDBOptions
-
-            options = {k: v for k, v in ROCKSDB_OPTIONS.items() if k != "driver"}
-            dbs = {p: RocksDBOptions(use_rocksdict=True, **options).open(
-                root / f"{TABLE_NAMES[name]}-{p}.db") for p in range(partitions)}
-            self.dbs.extend(dbs.values())
-            data = SimpleNamespace(_dbs=dbs)
-        return SimpleNamespace(data=data, changelog_topic=_changelog_topic(name))
-
-    def journals(self) -> list[Journal]:
-        return [self.sequencer, *self.shards]
-
-    def acked(self, records: list[list[tuple]]) -> None:
-        """The broker acknowledged each journal's drained records (in `journals()` order): RocksDB
-        writes them with the offset of the last one, as `Tables.acked` does."""
-        for i, (journal, drained) in enumerate(zip(self.journals(), records)):
-            if drained:
-                self.offsets[i] += len(drained)
-                journal.acked(self.offsets[i] - 1)
-
-    def close(self) -> None:
-        for db in self.dbs:
-            db.close()
-
-
-class _Journey:
-    """A sequencer and its shard cores over one `_State`, driven batch by batch as the shells
-    drive them; transfers a batch's shards send reach their shard with the next batch."""
-
-    def __init__(self, state: _State, rules, references: References):
-        self.state = state
-        self.sequencer = Sequencer(state.sequencer.views, shards=len(state.shards),
-                                   lateness_ms=rules.lateness_ms)
-        self.cores = [ShardCore(i, journal.views, rules=rules, references=references)
-                      for i, journal in enumerate(state.shards)]
-        self.inbox: dict[int, list] = {}  # shard -> transfers sent to it, for its next batch
-        self.stitch_offset = -1
-
-    def sequence(self, items: list[dict], messages: int):
-        """`SequencerShell._run` for a batch of touchpoints, and the stitch position it keeps."""
-        out = self.sequencer.process(items, flush=False)
-        self.stitch_offset += messages
-        self.sequencer.watermark.set_position(self.stitch_offset)
-        return out
-
-    def shard(self, work: dict[int, list], seconds: list[float] | None = None) -> dict:
-        """`ShardShell.run`'s cores: each shard with work takes its transfers, then its items;
-        `seconds[i]` gets shard i's CPU time."""
-        outs = {}
-        for shard in sorted(work.keys() | self.inbox.keys()):
-            started = cpu()
-            core = self.cores[shard]
-            out = core.transfer(self.inbox.pop(shard, []))
-            outs[shard] = core.process(work.get(shard, []), out)
-            if seconds is not None:
-                seconds[shard] += cpu() - started
-        return outs
-
-    def changelog(self, shards) -> list[list[tuple]]:
-        """Flush the sequencer and the shards that ran, and drain their framed records."""
-        self.sequencer.flush()
-        drained = [self.state.sequencer.drain()]
-        for i, core in enumerate(self.cores):
-            if i in shards:
-                core.flush()
-                drained.append(self.state.shards[i].drain())
-            else:
-                drained.append([])
-        return drained
-
-
-def _decode_work(journey: dict[int, list[bytes]]) -> dict[int, list]:
-    return {shard: [item for chunk in chunks for item in orjson.loads(chunk)]
-            for shard, chunks in journey.items()}
-
-
-def _encode_items(sequenced) -> dict[int, list[bytes]]:
-    return {shard: chunk_json_lists(items) for shard, items in sequenced.items.items() if items}
-
-
-def _transfers(outs: dict, journey: _Journey) -> list[bytes]:
-    """The shards' transfers through JSON to their shard's inbox (the shard shell's chunks);
-    returns the encoded chunks."""
-    by_shard: dict[int, list] = {}
-    for out in outs.values():
-        for shard, transfer in out.transfers:
-            by_shard.setdefault(shard, []).append(transfer)
-    chunks = []
-    for shard, transfers in by_shard.items():
-        encoded = chunk_json_lists(transfers)
-        chunks.extend(encoded)
-        journey.inbox.setdefault(shard, []).extend(t for c in encoded for t in orjson.loads(c))
-    return chunks
 
 
 class _TimedClient:
@@ -276,8 +154,8 @@ def _bench_stages(raws: list[bytes], batch: int, shards: int) -> dict:
     pack = load_default()
     references = References.of(pack)
     empty = dataclasses.replace(pack, rules=())
-    full = _Journey(_State("memory", shards), pack, references)
-    bare = _Journey(_State("memory", shards), empty, references)
+    full = Journey(State("memory", shards), pack, references)
+    bare = Journey(State("memory", shards), empty, references)
     shard_s = [0.0] * shards
     shard_events = [0] * shards
     n = produced = changelog_records = transfers = 0
@@ -300,20 +178,20 @@ def _bench_stages(raws: list[bytes], batch: int, shards: int) -> dict:
                 s, sequenced = _timed(lambda: full.sequence(items, len(chunks)))
                 seconds["sequencer"] += s
                 bare_sequenced = bare.sequence(bare_items, len(chunks))
-                s, (journey, work) = _timed(lambda: (journey := _encode_items(sequenced),
-                                                     _decode_work(journey)))
+                s, (journey, work) = _timed(lambda: (journey := encode_items(sequenced),
+                                                     decode_work(journey)))
                 seconds["journey"] += s
-                bare_work = _decode_work(_encode_items(bare_sequenced))
+                bare_work = decode_work(encode_items(bare_sequenced))
                 for shard, shard_items in work.items():
                     shard_events[shard] += sum(1 for item in shard_items if item["k"] == EVENT)
                 s_bare, bare_outs = _timed(lambda: bare.shard(bare_work))
                 s_full, outs = _timed(lambda: full.shard(work, shard_s))
                 seconds["core"] += s_bare
                 seconds["moments"] += s_full - s_bare  # signed: noise cancels over the batches
-                s, handed = _timed(lambda: _transfers(outs, full))
+                s, handed = _timed(lambda: send_transfers(outs, full))
                 seconds["journey"] += s
                 transfers += sum(len(out.transfers) for out in outs.values())
-                _transfers(bare_outs, bare)
+                send_transfers(bare_outs, bare)
                 now_ms = int(time.time() * 1000)
 
                 def outputs():
@@ -373,15 +251,15 @@ def _rocksdb_extra(raws: list[bytes], batch: int, shards: int, runs: int = 2) ->
     pack = load_default()
     references = References.of(pack)
 
-    def run(state: _State) -> tuple[float, float]:
-        journey = _Journey(state, pack, references)
+    def run(state: State) -> tuple[float, float]:
+        journey = Journey(state, pack, references)
         total = journal = 0.0
         for chunk in batches:
             items = orjson.loads(chunk)  # decoded afresh each run, outside the timing
             started = cpu()
-            work = _decode_work(_encode_items(journey.sequence(items, 1)))
+            work = decode_work(encode_items(journey.sequence(items, 1)))
             outs = journey.shard(work)
-            _transfers(outs, journey)
+            send_transfers(outs, journey)
             flushed = cpu()
             state.acked(journey.changelog(outs))
             done = cpu()
@@ -391,7 +269,7 @@ def _rocksdb_extra(raws: list[bytes], batch: int, shards: int, runs: int = 2) ->
 
     def rocksdb_run() -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as tmp:
-            state = _State("rocksdb", shards, Path(tmp))
+            state = State("rocksdb", shards, Path(tmp))
             try:
                 return run(state)
             finally:
@@ -402,7 +280,7 @@ def _rocksdb_extra(raws: list[bytes], batch: int, shards: int, runs: int = 2) ->
         order = ("memory", "rocksdb") if i % 2 == 0 else ("rocksdb", "memory")
         for kind in order:
             gc.collect()
-            timings[kind].append(run(_State("memory", shards)) if kind == "memory"
+            timings[kind].append(run(State("memory", shards)) if kind == "memory"
                                  else rocksdb_run())
     memory, rocksdb = min(timings["memory"]), min(timings["rocksdb"])
     per = 1e6 / max(1, n)
@@ -492,23 +370,13 @@ def print_stages(console, st: dict, kafka_us: float, produce_us: float) -> dict[
             "reorder_in_sequencer": st["reorder_us"]}
 
 
-def main() -> None:
+def _alone(console, raws: list[bytes]) -> tuple[dict, float, float]:
+    """This section with its baseline: the Kafka consume and produce costs on the broker."""
     import asyncio
 
-    from rich.console import Console
-
     from bench.kafka import bench_aiokafka, produce, produce_batches
-    from bench.run import make_events
     from streams.embedded.broker import EmbeddedKafka
-    from streams.worker import gc_tuning
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    args = parser.parse_args()
-    gc_tuning.tune()
-    console = Console(width=130)
-    started = time.perf_counter()
-    raws = make_events(args.events)
     console.print(f"the baseline: {len(raws):,} touchpoints through the embedded broker...")
     with EmbeddedKafka() as kafka:
         kafka.create_topics({TOPICS.touchpoints: 4, "bench.outputs": 1})
@@ -516,9 +384,11 @@ def main() -> None:
         raw_s = asyncio.run(bench_aiokafka(kafka.bootstrap, len(raws)))
         produce_s = asyncio.run(produce_batches(kafka.bootstrap, raws))
     console.print("CPU per touchpoint, stage by stage (pure core and chDB, no broker)...")
-    st = bench_stages(raws)
-    print_stages(console, st, raw_s / len(raws) * 1e6, produce_s / len(raws) * 1e6)
-    console.print(f"({time.perf_counter() - started:.1f} s with the input's generation)")
+    return bench_stages(raws), raw_s / len(raws) * 1e6, produce_s / len(raws) * 1e6
+
+
+def main() -> None:
+    run_alone(__doc__, _alone, lambda console, r: print_stages(console, *r))
 
 
 if __name__ == "__main__":

@@ -163,9 +163,11 @@ class Sequencing:
     def idle(self, source: str, *, at: int | None = None, flush: bool = True):
         """Input partition `source` is idle (all consumed; `at`: its log end offset then): the
         frontier stops waiting for it, and the events and timers it passes are processed."""
-        self._new_out()  # checks before the state changes (the sequencer's shard count)
+        out = self._new_out()
+        changed: dict[str, str | None] = {}
         self.watermark.mark_idle(str(source), at)
-        return self.release(flush=flush)
+        self._release(out, changed)
+        return self._done(out, changed, flush)
 
     def release(self, *, flush: bool = True):
         """Process what the frontier has passed (after the worker decided idle reports)."""

@@ -136,9 +136,7 @@ class SequencerShell:
         phase("pipeline")
         await self._emit(out, size, phase)
         self.note_positions(event.message for event in events)
-        # this batch's idle reports: decided now, what they release goes out now (without
-        # reports, the next batch's first check is soon enough: one ListOffsets a batch)
-        if seq.watermark.reported and await self._settle():
+        if await self._settle():  # this batch's idle reports: what they release goes out now
             await self._emit(seq.release(flush=False), 0, Phases("sequencer"))
         metrics.BATCH_SIZE.labels("sequencer").observe(size)
         metrics.BATCH_SECONDS.labels("sequencer").observe(time.perf_counter() - started)

@@ -46,21 +46,29 @@ class SequencerShell:
         self.log_ends = log_ends  # streams.kafka.log_ends.LogEnds (None: trust the reports)
         self.skipped = 0  # stitch messages read again after a restart, applied before
 
-    async def _settle(self) -> bool:
+    async def _settle(self, before: bool) -> None:
         """Decide the idle reports not decided yet, and check the partitions held as idle, against
         the input's log ends: a partition whose log grew past the end offset it was found idle
         at has records its ingest worker has not forwarded yet (that worker may be down,
         rebalancing, or slower than the ones forwarding the other partitions), so it holds the
         frontier (an idle one resumes, a report is dropped); the others' reports make them idle.
-        The decisions go to the changelog as their own committed run before anything they
-        release is sent: a batch read again after a crash meets the same decisions, whatever
-        the logs hold by then. True when something changed. When the ends cannot be read, the
-        idle partitions hold the frontier and the reports wait (late beats wrong)."""
+        When the ends cannot be read, the idle partitions hold the frontier and the reports wait
+        (late beats wrong).
+
+        A check is made before each batch is ordered (`before`) and after it (its idle reports),
+        and recorded with its decisions, found changed or not, as a changelog run of its own
+        before anything they release is sent. A batch read again after a crash meets the same
+        decisions whatever the logs hold by then: the check at that point of the stitch order
+        is not made again (were it, the batch could release other events and number its items
+        otherwise, and the shards would skip the new numbers as seen)."""
         wm = self.sequencer.watermark
+        # the checks' order: before batch k (position p), after it (position p' >= p), before
+        # batch k+1 (p'); a batch with nothing new (p' = p) is past its check already
+        key = 2 * wm.position + (1 if before else 0)
         idle_at, reported = dict(wm.idle_at), dict(wm.reported)
         asked = {**idle_at, **reported}
-        if self.log_ends is None or not asked:
-            return False
+        if self.log_ends is None or not asked or key <= wm.checked:
+            return
         try:
             grown = {str(p) for p in await self.log_ends.grown(
                 self.topics.touchpoints, {int(s): int(at) for s, at in asked.items()})}
@@ -76,11 +84,19 @@ class SequencerShell:
         if held:
             log.info("idle input partitions with records not forwarded yet hold the frontier: %s",
                      ", ".join(held))
-        if not held and not reported:
-            return False
+        wm.set_checked(key)
         self.sequencer.flush()
         await self.producer.send_all(self.changelog())
-        return True
+
+    async def _release(self) -> None:
+        """What the frontier has passed since the last decisions, out now. Also the first step of
+        every batch: decisions recorded just before a crash whose release was not are released
+        before anything newer is ordered, as they were the first time."""
+        seq = self.sequencer
+        out = seq.release(flush=False)
+        if (any(out.items.values()) or out.identity or out.identity_map or out.stitched
+                or out.late or any(state.pending for state in seq.states.values())):
+            await self._emit(out, 0, Phases("sequencer"))
 
     def _run(self, items: list[dict]) -> tuple[Sequenced, int]:
         """Touchpoints through the sequencer, control records (reports, erasures) in order. With
@@ -115,10 +131,11 @@ class SequencerShell:
     async def run(self, events) -> None:
         started = time.perf_counter()
         seq = self.sequencer
-        # what earlier batches left undecided (a crash between a batch and its decisions), and
-        # idle partitions that grew, before this batch is ordered
-        if await self._settle():
-            await self._emit(seq.release(flush=False), 0, Phases("sequencer"))
+        # what earlier decisions released, then idle partitions that grew and what earlier
+        # batches left undecided (a crash between a batch and its check), before this batch
+        await self._release()
+        await self._settle(before=True)
+        await self._release()
         applied = seq.watermark.position  # messages up to it are in the state already
         fresh = [event for event in events if event.message.offset > applied]
         self.skipped += len(events) - len(fresh)
@@ -136,8 +153,8 @@ class SequencerShell:
         phase("pipeline")
         await self._emit(out, size, phase)
         self.note_positions(event.message for event in events)
-        if await self._settle():  # this batch's idle reports: what they release goes out now
-            await self._emit(seq.release(flush=False), 0, Phases("sequencer"))
+        await self._settle(before=False)  # this batch's idle reports
+        await self._release()
         metrics.BATCH_SIZE.labels("sequencer").observe(size)
         metrics.BATCH_SECONDS.labels("sequencer").observe(time.perf_counter() - started)
 

@@ -68,7 +68,7 @@ def test_an_idle_partition_whose_log_grew_holds_the_frontier_before_its_records_
     """Partition 0 went idle at offset 10; its ingest worker dies before forwarding what came
     after. The other worker's newer records of partition 1 must not overtake them: the sequencer
     sees partition 0's log end past 10 and holds the frontier for it. Idle reports are decided
-    after their batch, and each decision is a changelog run of its own before what it releases."""
+    after their batch, and each check is a changelog run of its own before what it releases."""
     import orjson
 
     from streams.worker.shell import CONTROL
@@ -111,7 +111,7 @@ def test_an_idle_partition_whose_log_grew_holds_the_frontier_before_its_records_
     asyncio.run(run.run([Event(2, [event(2, 1, 30)])]))
     assert sequencer.watermark.idle == set()
     assert sequencer.watermark.clock <= base + 60_000
-    assert changelogs == ["run"] * 3  # the decision's run, what it released, the batch's
+    assert changelogs == ["run"] * 2  # the check's run (nothing to release then), the batch's
     # a report about a log that grew before it was decided is dropped
     run, sequencer = shell({0: 12})
     assert sequencer.watermark.idle == set() and sequencer.watermark.reported == {}
@@ -121,3 +121,62 @@ def test_an_idle_partition_whose_log_grew_holds_the_frontier_before_its_records_
     run.log_ends.ends = {0: 10}
     asyncio.run(run.run([]))
     assert sequencer.watermark.idle == {"0"}
+
+
+def test_a_batch_read_again_after_a_crash_meets_the_check_made_the_first_time():
+    """Partition 0 is idle at offset 10 and its log has not grown when partition 1's newer
+    record comes: the frontier moves on, and the items go out. The worker dies before the
+    batch's changelog. By the time the batch is read again, partition 0's log has grown; asked
+    again, the check would hold the frontier, release nothing and number the items otherwise
+    (the shards would skip them as seen). The check recorded before the outputs is kept."""
+    import copy
+
+    import orjson
+
+    from streams.worker.shell import CONTROL
+
+    topics = Topics()
+    base = 1_790_000_000_000
+
+    def event(i: int, partition: int, minute: int) -> dict:
+        return {"event_id": f"e{i}", "event_time": base + minute * 60_000, "type": "page_view",
+                "channel": "web", "ids": {"email": f"p{i}@example.com"}, "_src": partition,
+                "_off": i}
+
+    class Event:
+        def __init__(self, offset: int, items: list):
+            self.message = type("Message", (), {"offset": offset, "partition": 0,
+                                                "value": orjson.dumps(items)})()
+
+    stores: dict = {}
+    snapshots: list[dict] = []
+
+    def changelog() -> list:  # the state each changelog run makes durable
+        snapshots.append(copy.deepcopy(stores))
+        return []
+
+    def journey(producer) -> list:  # every shard's items, in the order sent
+        return [item for topic, _k, value, *_ in producer.records if topic == topics.journey
+                for item in orjson.loads(value)]
+
+    first = SequencerShell(Sequencer(stores, shards=2, lateness_ms=0, sources=2), topics,
+                           RecordingProducer(), changelog, log_ends=LogEnds({0: 10}))
+    asyncio.run(first.run([Event(0, [event(0, 0, 0), event(1, 1, 1)]),
+                           Event(1, [{CONTROL: "idle", "source": "0", "at": 10}])]))
+    first.producer.records.clear()
+    del snapshots[:]
+    asyncio.run(first.run([Event(2, [event(2, 1, 30)])]))
+    sent = journey(first.producer)
+    assert [item["t"]["event_id"] for item in sent if item["k"] == "e"] == ["e1"]
+    # the crash: the state is the one made durable before the batch's outputs (the check's run)
+    before_outputs = snapshots[0]
+    assert before_outputs["clock"]["watermark"]["k"] == 2 * 1 + 1
+    again = SequencerShell(Sequencer(copy.deepcopy(before_outputs), shards=2, lateness_ms=0,
+                                     sources=2),
+                           topics, RecordingProducer(), list, log_ends=LogEnds({0: 12}))
+    asyncio.run(again.run([Event(2, [event(2, 1, 30)])]))
+    numbered = [item for item in sent if "s" in item]  # ticks carry no number: sent again
+    assert [item for item in journey(again.producer) if "s" in item] == numbered
+    assert again.sequencer.watermark.clock == first.sequencer.watermark.clock
+    # asked once, after the batch (the check the crash came before): partition 0 holds again
+    assert again.log_ends.asked == [{0: 10}] and again.sequencer.watermark.idle == set()

@@ -24,6 +24,7 @@ ERASE_WHERE = {
     "attribution_credit": "has({profiles:Array(String)}, profile_id)",
     "triggers": "has({profiles:Array(String)}, profile_id)",
     "suppressions": "has({profiles:Array(String)}, profile_id)",
+    "experiment_exposures": "has({profiles:Array(String)}, profile_id)",
 }
 
 

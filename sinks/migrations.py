@@ -258,6 +258,55 @@ GROUP BY channel
 COMMENT 'parcours: conversions credited per channel under each heuristic model, side by side'
 """
 
+_EXPERIMENTS_V4 = [
+    "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS experiment LowCardinality(String) DEFAULT '' "
+    "COMMENT 'the rule''s experiment the profile entered (empty: none)'",
+    "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS arm LowCardinality(String) DEFAULT ''",
+    "ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS experiment LowCardinality(String) "
+    "DEFAULT '' COMMENT 'a control arm''s entry (reason holdout): its experiment'",
+    "ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS arm LowCardinality(String) DEFAULT ''",
+]
+
+_EXPERIMENT_EXPOSURES = f"""
+CREATE TABLE IF NOT EXISTS experiment_exposures (
+    experiment  LowCardinality(String),
+    profile_id  String,
+    arm         LowCardinality(String),
+    control     UInt8 COMMENT '1: the control arm (its entries are withheld)',
+    share       Float64 COMMENT 'the arm''s configured share of entries (sample-ratio check)',
+    rule        LowCardinality(String),
+    trigger_id  String COMMENT 'the trigger (or the withheld candidate) it entered with',
+    entered_at  DateTime64(3, 'UTC') COMMENT 'the first time the rule would send it a message',
+    converted   UInt8 COMMENT '1: a goal conversion in the window after the entry',
+    conversions UInt16 COMMENT 'goal conversions in the window',
+    revenue     Float64 COMMENT 'their revenue',
+    version     UInt64 COMMENT 'the entry''s changes: the latest row wins',
+    is_deleted  UInt8 COMMENT '1: merged into another profile''s entry'
+) ENGINE = ReplacingMergeTree(version, is_deleted)
+ORDER BY (experiment, profile_id)
+SETTINGS {DEDUP}
+COMMENT 'parcours: one row per profile and experiment entered (intention-to-treat), with its goal conversions; query with FINAL and is_deleted = 0'
+"""
+
+_EXPERIMENT_RESULTS = """
+CREATE VIEW IF NOT EXISTS experiment_results AS
+SELECT
+    experiment,
+    arm,
+    max(x.control)                   AS control,
+    any(x.share)                     AS share,
+    count()                          AS profiles,
+    sum(x.converted)                 AS conversions,
+    conversions / profiles           AS rate,
+    sum(x.revenue)                   AS revenue,
+    revenue / profiles               AS revenue_per_profile,
+    sum(x.revenue * x.revenue)       AS revenue_sq
+FROM experiment_exposures AS x FINAL
+WHERE x.is_deleted = 0
+GROUP BY experiment, arm
+COMMENT 'parcours: per experiment and arm, profiles entered, conversions, rate and revenue (what parcours experiments tests)'
+"""
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "initial tables", [
         _TOUCHPOINTS,
@@ -278,6 +327,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         _ATTRIBUTION_PATHS,
         _PUBLISHER_PAYOUTS,
         _MODEL_COMPARISON,
+    ]),
+    (4, "experiments: arms on triggers and suppressions, exposures, results per arm", [
+        *_EXPERIMENTS_V4,
+        _EXPERIMENT_EXPOSURES,
+        _EXPERIMENT_RESULTS,
     ]),
 ]
 

@@ -342,16 +342,17 @@ IDENTITY_EVENTS = _table(
 TRIGGERS = _table(
     "triggers",
     "trigger_id:str fired_at:time profile_id:str moment:str channel:str event_id:str code:str "
-    "payload:map rule:str story:str message:str matched:array reason:str",
+    "payload:map rule:str story:str message:str matched:array reason:str experiment:str arm:str",
     key="trigger_id",
     defaults={"event_id": "", "code": "", "payload": {}, "rule": "", "story": "", "message": "",
-              "matched": [], "reason": ""},
+              "matched": [], "reason": "", "experiment": "", "arm": ""},
 )
 SUPPRESSIONS = _table(
     "suppressions",
     "suppression_id:str at:time profile_id:str moment:str channel:str event_id:str reason:str "
-    "trigger_id:str rule:str detail:str",
-    key="suppression_id", defaults={"event_id": "", "trigger_id": "", "rule": "", "detail": ""},
+    "trigger_id:str rule:str detail:str experiment:str arm:str",
+    key="suppression_id", defaults={"event_id": "", "trigger_id": "", "rule": "", "detail": "",
+                                    "experiment": "", "arm": ""},
 )
 ATTRIBUTION_PATHS = _table(
     "attribution_paths",
@@ -373,6 +374,12 @@ ATTRIBUTION_CREDIT = _table(
     defaults={"campaign": None, "publisher": None, "revenue_credit": 0.0,
               "computed_at": utc_now_ms},
 )
+EXPERIMENT_EXPOSURES = _table(
+    "experiment_exposures",
+    "experiment:str profile_id:str arm:str control:int share:float rule:str trigger_id:str "
+    "entered_at:time converted:int conversions:int revenue:float version:int is_deleted:int",
+    key="experiment profile_id", defaults={"is_deleted": 0},
+)
 DEAD_LETTERS = _table(
     "dead_letters",
     "received_at:time error:str reason:str topic:str partition:int offset:int original:str",
@@ -383,5 +390,5 @@ DEAD_LETTERS = _table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     TOUCHPOINTS, IDENTITY_MAP, IDENTITY_EVENTS, TRIGGERS, SUPPRESSIONS, ATTRIBUTION_CREDIT,
-    DEAD_LETTERS, LATE_EVENTS, ATTRIBUTION_PATHS,
+    DEAD_LETTERS, LATE_EVENTS, ATTRIBUTION_PATHS, EXPERIMENT_EXPOSURES,
 )}

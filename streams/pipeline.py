@@ -30,6 +30,7 @@ from streams.attribution.config import AttributionConfig
 from streams.attribution.models import CreditRow
 from streams.attribution.paths import PathRecord
 from streams.attribution.stage import AttributionStage
+from streams.experiments.exposures import ExposureRow
 from streams.eventtime.timers import Timers
 from streams.identity.graph import IdentityConfig
 from streams.ingest.touchpoint import StitchedTouchpoint
@@ -91,6 +92,7 @@ class Emitted:
     suppressions: list[Suppression] = field(default_factory=list)
     late: list[LateEvent] = field(default_factory=list)  # behind the watermark: rules skipped
     paths: list[PathRecord] = field(default_factory=list)  # closed paths, for data-driven models
+    exposures: list[ExposureRow] = field(default_factory=list)  # experiment entries, conversions
 
     def extend(self, other: "Emitted") -> None:
         for name in self.__dataclass_fields__:
@@ -111,7 +113,7 @@ class Stage(Protocol):
 
     def on_event(self, tp: StitchedTouchpoint, out: Emitted) -> None: ...
 
-    def on_merge(self, survivor: str, absorbed: list) -> None: ...
+    def on_merge(self, survivor: str, absorbed: list, out: Emitted) -> None: ...
 
     def on_forget(self, profile_id: str) -> None: ...
 
@@ -177,7 +179,7 @@ class Pipeline(Sequencing):
         if res is not None:
             for merge in res.merges:
                 for stage in self.stages:
-                    stage.on_merge(merge.survivor, merge.absorbed)
+                    stage.on_merge(merge.survivor, merge.absorbed, out)
             profile_id = res.profile_id or ""
         else:
             profile_id = ""

@@ -24,7 +24,7 @@ class AttributionStage:
         if refused and out.late and out.late[-1]["event_id"] == tp["event_id"]:
             out.late[-1]["reason"] += f"; {refused}"
 
-    def on_merge(self, survivor: str, absorbed: list) -> None:
+    def on_merge(self, survivor: str, absorbed: list, out: Emitted) -> None:
         self.book.on_merge(survivor, absorbed)
 
     def on_forget(self, profile_id: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streams.experiments.model import Experiment
 from streams.moments.rules.model import Message, Rule
 from streams.moments.rules.syntax import PLACEHOLDER_RE
 
@@ -31,9 +32,19 @@ class Candidate:
     holdout_pct: float = 0.0  # this rule's holdout share (0..1)
     tz_hint: str | None = None  # the completing event's context.tz, if any
     bindings: dict = field(default_factory=dict)  # placeholder values: product_id, store_id, ...
+    experiment: Experiment | None = None  # the rule's arms (its `holdout` is one: a control arm)
+
+    def __post_init__(self) -> None:
+        if self.experiment is None and self.holdout_pct > 0:
+            self.experiment = Experiment.holdout(self.rule, self.holdout_pct)
 
     def reason(self) -> str:
         return f"rule {self.rule} matched {', '.join(self.matched)}"
+
+    def filled(self, template: dict) -> dict:
+        """`template` (an arm's payload) with its placeholders filled as the action's were."""
+        return _fill(template, {**self.bindings, "rule": self.rule,
+                                "profile_id": self.profile_id, "code": self.code or ""})
 
 
 def _fill(template: dict, values: dict) -> dict:
@@ -53,4 +64,4 @@ def candidate_for(rule: Rule, pid: str, tid: str, at: int, event_id: str, matche
                      payload=_fill(action.payload, values),
                      code=action.code, story=action.story, messages=messages,
                      cooldown_ms=rule.cooldown_ms, holdout_pct=rule.holdout_pct,
-                     tz_hint=bindings.get("tz"), bindings=bindings)
+                     tz_hint=bindings.get("tz"), bindings=bindings, experiment=rule.experiment)

@@ -4,7 +4,8 @@ The pipeline owns event time (watermark, timers): it hands this stage the timers
 (`on_timer`: absences that happened, deferred triggers whose quiet hours ended) and tells it which
 events are late (`skip`). Per event, `on_event`: the gate records consent, time zone and
 engagement; the engine evaluates the rules; every candidate goes through the gate: a trigger, a
-suppression with its reason, or a deferral.
+suppression with its reason, or a deferral; a candidate that enters its profile in the rule's
+experiment, and an event that converts an entry, give `experiment_exposures` rows.
 """
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ class MomentsStage:
                  refs, identifiers_of=None):
         self.references = refs
         self.engine = MomentEngine(pack, moments, timers, refs, identifiers_of)
-        self.gate = PreferenceGate(prefs, GateConfig.from_dict(pack.preferences))
+        self.gate = PreferenceGate(prefs, GateConfig.from_dict(pack.preferences),
+                                   {r.experiment.id: r.experiment for r in pack.rules
+                                    if r.experiment is not None})
         self._late_tp = None  # the event the pipeline found late: `on_event` skips its rules
 
     def skip(self, tp: dict) -> None:
@@ -65,6 +68,7 @@ class MomentsStage:
         if not tp["profile_id"]:
             return
         self.gate.observe(tp)
+        out.exposures.extend(self.gate.converted(tp))  # a goal counts when late too
         if self._late_tp is tp:
             self._late_tp = None
             return
@@ -79,10 +83,12 @@ class MomentsStage:
             out.suppressions.append(decision.suppression)
         if decision.defer_until is not None:
             self.engine.defer(cand, decision.defer_until)
+        if decision.exposure is not None:
+            out.exposures.append(decision.exposure)
 
-    def on_merge(self, survivor: str, absorbed: list) -> None:
+    def on_merge(self, survivor: str, absorbed: list, out: Emitted) -> None:
         self.engine.on_merge(survivor, absorbed)
-        self.gate.on_merge(survivor, absorbed)
+        out.exposures.extend(self.gate.on_merge(survivor, absorbed))
 
     def on_forget(self, profile_id: str) -> None:
         self.engine.on_forget(profile_id)

@@ -16,10 +16,14 @@ deferred). Checks, in this order; the first that fails names the suppression:
   e. frequency_cap         every opted-in channel is capped: sent triggers on the person's local
                            calendar day (tz: recorded, else the candidate's hint, else default_tz),
                            overall and per channel, and the rolling windows (c.at - window, c.at]
-  f. holdout               global holdout or the rule's holdout, by a stable hash of the profile id;
-                           recorded (for a/b) but not counted for caps
+  f. holdout               the global holdout, by a stable hash of the profile id; recorded but not
+                           counted for caps
   g. quiet_hours_deferred  (not when released) c.at is inside the person's quiet hours: recorded as
                            deferred, `defer_until` = end of the quiet window in UTC epoch ms
+  h. holdout               the rule's experiment (or its `holdout`: a control arm): the profile
+                           enters it here, once, in its arm (`streams.experiments.exposures`); a
+                           control arm's entry is withheld, recorded like f, with `experiment`
+                           and `arm`. The arm's overrides (channels, payload) apply from d on.
 
 Otherwise the best channel among the allowed, opted-in, uncapped ones is chosen (preference,
 engagement, cost; ties by the allowed order) and the trigger is recorded as sent.
@@ -37,6 +41,7 @@ State: one value per profile under key = profile_id (JSON plain data, short keys
           "h" held out; ascending by t, <= 50, kept while within max(2 days, longest rolling
           window, the record's own cooldown) of the newest record
     "st": {story: [message_id, ...]}      messages sent per story (not pruned by time)
+    "x":  {experiment: entry}             its experiment entries (streams.experiments.exposures)
 A key is absent until needed. Values read with `get()` are never mutated unless pending.
 """
 from __future__ import annotations
@@ -47,6 +52,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
+from streams.experiments.exposures import ExposureRow, enter, entry_arm, merge_entries, on_goal
+from streams.experiments.model import Experiment
 from streams.moments.candidate import Candidate
 from streams.preferences.config import (
     DAY_MS,
@@ -90,10 +97,12 @@ class Trigger(TypedDict):
     matched: list[str]  # the event ids that made the moment
     reason: str
     payload: dict[str, str]  # placeholders filled; with the code, when the rule has one
+    experiment: str  # the rule's experiment ("" when none): the profile entered it, in `arm`
+    arm: str
 
 
 class Suppression(TypedDict):
-    """A candidate the gate stopped, and why (`suppressions`): the checks a-g above."""
+    """A candidate the gate stopped, and why (`suppressions`): the checks a-h above."""
 
     suppression_id: str  # a hash of (trigger_id, reason)
     trigger_id: str
@@ -105,15 +114,19 @@ class Suppression(TypedDict):
     reason: str  # the check that stopped it: "duplicate", "opt_out", "quiet_hours_deferred", ...
     detail: str  # readable
     at: int  # epoch ms: the moment's event time
+    experiment: str  # a control arm's entry: its experiment and arm ("" otherwise)
+    arm: str
 
 
 @dataclass
 class Decision:
-    """Exactly one of trigger / suppression is set; defer_until only with quiet_hours_deferred."""
+    """Exactly one of trigger / suppression is set; defer_until only with quiet_hours_deferred;
+    exposure when the candidate entered the profile in its rule's experiment."""
 
     trigger: Trigger | None = None
     suppression: Suppression | None = None
     defer_until: int | None = None
+    exposure: ExposureRow | None = None
 
 
 def _local_ms(day: date, minutes: int, zone: ZoneInfo) -> int:
@@ -142,9 +155,12 @@ _DAY_REACH_MS = 27 * 3_600_000  # a local day lasts at most 25 h, offsets move b
 class PreferenceGate:
     """Per-profile preferences over a `BatchState` (see the module docstring for the layout)."""
 
-    def __init__(self, state: BatchState, config: GateConfig) -> None:
+    def __init__(self, state: BatchState, config: GateConfig,
+                 experiments: dict[str, Experiment] | None = None) -> None:
         self._state = state
         self.config = config
+        self.experiments = dict(experiments or {})  # by id: what the entries' goals are
+        self._goal_types = frozenset(t for e in self.experiments.values() for t in e.goal_types)
         self._horizon = max([2 * DAY_MS] + [w for w, _ in config.rolling])
         self._quiet_default = (quiet_window("-".join(config.quiet_hours))
                                if config.quiet_hours else None)
@@ -200,6 +216,21 @@ class PreferenceGate:
             if new != list(times):  # not a replay, not too old
                 self._own(pid, st).setdefault("e", {})[channel] = new
 
+    def converted(self, tp: dict) -> list[ExposureRow]:
+        """The rows of the profile's experiment entries this event converts (a goal in their
+        window): for every event, late ones too."""
+        if tp.get("type") not in self._goal_types or not tp.get("profile_id"):
+            return []
+        pid = tp["profile_id"]
+        st = self._state.get(pid)
+        if not st or not st.get("x"):
+            return []
+        entries = dict(st["x"])
+        rows = on_goal(entries, self.experiments, pid, tp)
+        if rows:
+            self._own(pid, st)["x"] = entries
+        return rows
+
     def _observe_consent(self, pid: str, tp: dict, tz: Any, t: int) -> None:
         props = tp.get("properties") or {}
         st = self._state.get(pid)
@@ -227,7 +258,7 @@ class PreferenceGate:
 
     # -- decide -------------------------------------------------------------------------------
     def decide(self, c: Candidate, *, released: bool = False) -> Decision:
-        """Apply the checks a-g of the module docstring to a candidate; records what it decides."""
+        """Apply the checks a-h of the module docstring to a candidate; records what it decides."""
         raw = self._state.get(c.profile_id)
         st = raw or {}
         recs = st.get("s", ())
@@ -248,6 +279,11 @@ class PreferenceGate:
                                       f"{len(c.messages)} messages sent")
             channels, message = nxt.channels, nxt.id
             payload.update(nxt.payload)
+        exp = c.experiment
+        arm = entry_arm(st.get("x"), exp, c.profile_id) if exp is not None else None
+        if arm is not None and arm.action:  # the arm's overrides of the action
+            channels = tuple(arm.action.get("channels", channels))
+            payload.update(c.filled(arm.action.get("payload", {})))
         consent, every = st.get("c", {}), st.get("c", {}).get("all")
         opted, why = [], []
         for ch in channels:  # d. opt-in
@@ -267,12 +303,11 @@ class PreferenceGate:
         if not free:
             return self._suppress(c, "frequency_cap", self._best(c, st, opted), detail)
         channel, pid = self._best(c, st, free), c.profile_id
-        for share, key, label in ((self.config.holdout, f"holdout:{pid}", "global"),  # f. holdout
-                                  (c.holdout_pct, f"holdout:{c.rule}:{pid}", f"rule {c.rule}")):
-            if share > 0 and int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") < (
-                    share * 2 ** 64):  # a stable hash of the profile mapped to [0, 1) < share
-                self._record(c, raw, "h", channel)
-                return self._suppress(c, "holdout", channel, f"{label} holdout {share * 100:g}%")
+        share = self.config.holdout  # f. the global holdout, by a stable hash of the profile
+        if share > 0 and int.from_bytes(hashlib.sha256(f"holdout:{pid}".encode()).digest()[:8],
+                                        "big") < share * 2 ** 64:
+            self._record(c, raw, "h", channel)
+            return self._suppress(c, "holdout", channel, f"global holdout {share * 100:g}%")
         q = st.get("q")  # g. quiet hours
         window = (quiet_window(q[1]) if q[1] else None) if q else self._quiet_default
         end = None if released or window is None else self._quiet_end(c.at, zone, *window)
@@ -281,6 +316,15 @@ class PreferenceGate:
             sup = self._suppress(c, "quiet_hours_deferred", channel, f"quiet hours "
                                  f"{hhmm(window)} {zname}, deferred to {_iso(end, zone)}")
             return Decision(None, sup.suppression, end)
+        exposure = None
+        if exp is not None:  # h. the experiment: the profile enters (once), in its arm
+            raw = self._own(pid, raw)
+            exposure = enter(raw.setdefault("x", {}), exp, arm, pid, c.rule, c.trigger_id, c.at)
+            if arm.control:
+                self._record(c, raw, "h", channel)
+                sup = self._suppress(c, "holdout", channel, f"experiment {exp.id}: control arm "
+                                     f"{arm.id} ({arm.share * 100:g}%)", exp.id, arm.id)
+                return Decision(suppression=sup.suppression, exposure=exposure)
         self._record(c, raw, "s", channel, message)
         if c.code:
             payload["code"] = c.code
@@ -288,7 +332,9 @@ class PreferenceGate:
             "trigger_id": c.trigger_id, "profile_id": pid, "moment": c.rule, "rule": c.rule,
             "channel": channel, "event_id": c.event_id, "fired_at": c.at, "code": c.code,
             "story": c.story or "", "message": message, "matched": list(c.matched),
-            "reason": c.reason(), "payload": {str(k): str(v) for k, v in payload.items()}})
+            "reason": c.reason(), "payload": {str(k): str(v) for k, v in payload.items()},
+            "experiment": exp.id if exp is not None else "",
+            "arm": arm.id if exp is not None else ""}, exposure=exposure)
 
     def _uncapped(self, c: Candidate, st: dict, opted: list, zname: str, zone: ZoneInfo):
         """(the channels of `opted` under every cap, a text of the caps reached)."""
@@ -352,24 +398,34 @@ class PreferenceGate:
             st["st"][c.story] = done if message in done else [*done, message]
 
     @staticmethod
-    def _suppress(c: Candidate, reason: str, channel: str, detail: str) -> Decision:
+    def _suppress(c: Candidate, reason: str, channel: str, detail: str, experiment: str = "",
+                  arm: str = "") -> Decision:
         sid = hashlib.sha256(f"{c.trigger_id}:{reason}".encode()).hexdigest()[:32]
         return Decision(suppression={
             "suppression_id": sid, "trigger_id": c.trigger_id, "profile_id": c.profile_id,
             "moment": c.rule, "rule": c.rule, "channel": channel, "event_id": c.event_id,
-            "reason": reason, "detail": detail, "at": c.at})
+            "reason": reason, "detail": detail, "at": c.at, "experiment": experiment,
+            "arm": arm})
 
     # -- identity events ----------------------------------------------------------------------
-    def on_merge(self, survivor: str, absorbed: list[str]) -> None:
-        """Fold the absorbed profiles' state into the survivor's, then delete the absorbed keys."""
-        others = []
+    def on_merge(self, survivor: str, absorbed: list[str]) -> list[ExposureRow]:
+        """Fold the absorbed profiles' state into the survivor's, then delete the absorbed keys.
+        Returns the experiment rows that change (streams.experiments.exposures.merge_entries)."""
+        others, entries = [], {}
         for pid in dict.fromkeys(absorbed):
             if pid != survivor and pid in self._state:
                 others.append(self._state.get(pid))
                 self._state.delete(pid)
+                if others[-1] and others[-1].get("x"):
+                    entries[pid] = others[-1]["x"]
         if not any(others):
-            return
+            return []
         st = self._own(survivor, self._state.get(survivor))
+        rows = []
+        if entries:
+            kept = dict(st.get("x", {}))
+            rows = merge_entries(survivor, kept, entries, self.experiments)
+            st["x"] = kept
         consent, eng = st.setdefault("c", {}), st.setdefault("e", {})
         stories = st.setdefault("st", {})
         for o in filter(None, others):
@@ -393,6 +449,7 @@ class PreferenceGate:
                 stories[story] = done + [i for i in ids if i not in done]
         for key in [k for k in ("c", "e", "st") if not st[k]]:
             del st[key]
+        return rows
 
     def export(self, profile_id: str) -> dict | None:
         """The profile's preferences, caps and engagement, removed from here (a hand-off)."""

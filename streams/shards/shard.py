@@ -234,7 +234,7 @@ class ShardCore:
                 stage.on_event(tp, out)
             self._fire(item["w"], out)  # a timer it set behind the watermark: now
         elif kind == MERGE:
-            if not self._merge(item):
+            if not self._merge(item, out):
                 return False
             self._absorbing = None
             # a reused id's items waited for this merge: they go once the survivor's queue
@@ -251,7 +251,7 @@ class ShardCore:
             raise ValueError(f"unknown journey item kind {kind!r}")
         return True
 
-    def _merge(self, item: Item) -> bool:
+    def _merge(self, item: Item, out: ShardOut) -> bool:
         survivor, seq = item["p"], item["s"]
         keys = [transfer_key(survivor, seq, absorbed) for absorbed, _shard in item["a"]]
         if not all(key in self.transfers for key in keys):
@@ -264,7 +264,7 @@ class ShardCore:
                 stage.adopt(profile_id, tr["x"].get(stage.name))
             absorbed.append(profile_id)
         for stage in self.stages:
-            stage.on_merge(survivor, absorbed)
+            stage.on_merge(survivor, absorbed, out)
         for profile_id in absorbed:
             self._drop_kinds(profile_id)
         self.kinds.set(survivor, item["ty"])

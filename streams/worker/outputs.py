@@ -22,7 +22,8 @@ Record = tuple[str, bytes | None, bytes]
 TABLE_OF = {"stitched": "touchpoints", "identity_map": "identity_map",
             "identity": "identity_events", "credits": "attribution_credit",
             "triggers": "triggers", "suppressions": "suppressions", "late": "late_events",
-            "paths": "attribution_paths", "dead_letters": "dead_letters"}
+            "paths": "attribution_paths", "exposures": "experiment_exposures",
+            "dead_letters": "dead_letters"}
 
 
 def _json(obj) -> bytes:
@@ -58,6 +59,8 @@ def journey_records(out: Emitted, topics: Topics, now_ms: int) -> tuple[list[Rec
         blocks["identity_map"] = [_json(row) for row in out.identity_map]
     if out.paths:
         blocks["paths"] = [_json(path) for path in out.paths]
+    if out.exposures:
+        blocks["exposures"] = [_json(row) for row in out.exposures]
     sink = [(topics.sink, None, block) for kind in TABLE_OF if kind in blocks
             for block in sink_blocks.encode(kind, blocks[kind], now_ms)]
     return records, sink

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from streams.experiments.model import Experiment
 from streams.moments.reference import Inventory, ReferenceDataError, Stores
 from streams.moments.rules import model as R
 from streams.moments.rules import syntax
@@ -134,6 +135,9 @@ class _Builder(ExperimentReader, NodeReader):
             if "experiment" in entries and "holdout" in entries:
                 self.error(entries["holdout"], f"{path}.holdout", "a rule with an experiment has "
                            "no holdout: its control arm is the holdout")
+            holdout = self.get(entries, "holdout", path, syntax.holdout, 0.0)
+            if experiment is None and holdout and rule_id is not None:
+                experiment = Experiment.holdout(rule_id, holdout)  # a control arm
             built.append(R.Rule(
                 id=rule_id, line=line,
                 pattern=self.when(entries.get("when"), f"{path}.when"),
@@ -141,7 +145,7 @@ class _Builder(ExperimentReader, NodeReader):
                 description=self.get(entries, "description", path, syntax.text, ""),
                 profile=self.profile(entries.get("profile"), f"{path}.profile"),
                 cooldown_ms=self.get(entries, "cooldown", path, parse_duration, 0),
-                holdout_pct=self.get(entries, "holdout", path, syntax.holdout, 0.0)))
+                holdout_pct=holdout))
         return tuple(built)
 
     # --- patterns and predicates ---

@@ -2,7 +2,7 @@
 reported at its line by the loader (and so by `parcours rules check`)."""
 from __future__ import annotations
 
-from streams.experiments import Arm
+from streams.experiments import Arm, Experiment
 from tests.unit.moments.rules_text import DAY, HEAD, _text, errors, rule
 
 
@@ -118,4 +118,8 @@ def test_a_holdout_alone_still_loads_as_before():
           action: {channels: [email]}
           holdout: 10%
         """)
-    assert r.holdout_pct == 0.1 and r.experiment is None
+    assert r.holdout_pct == 0.1
+    # it means a control arm, assigned with the hash the holdout always used
+    assert r.experiment == Experiment.holdout("cart_abandoned", 0.1)
+    assert [(a.id, a.share, a.control) for a in r.experiment.arms] == [
+        ("control", 0.1, True), ("treatment", 0.9, False)]

@@ -21,7 +21,8 @@ def test_sent_trigger_has_the_documented_shape():
         "trigger_id": "t1", "profile_id": "p1", "moment": "r", "rule": "r", "channel": "push",
         "event_id": "e-t1", "fired_at": T0, "code": "XPGJRL", "story": "", "message": "",
         "matched": ["e-t1"], "reason": "rule r matched e-t1",
-        "payload": {"offer": "today_only", "n": "3", "code": "XPGJRL"}}
+        "payload": {"offer": "today_only", "n": "3", "code": "XPGJRL"},
+        "experiment": "", "arm": ""}  # the rule has no experiment
 
 
 def test_duplicate_trigger_id_is_suppressed_with_a_deterministic_id():
@@ -32,7 +33,7 @@ def test_duplicate_trigger_id_is_suppressed_with_a_deterministic_id():
     assert d.trigger is None and s["reason"] == "duplicate" and s["channel"] == "push"
     assert s["suppression_id"] == hashlib.sha256(b"t1:duplicate").hexdigest()[:32]
     assert set(s) == {"suppression_id", "trigger_id", "profile_id", "moment", "rule", "channel",
-                      "event_id", "reason", "detail", "at"}
+                      "event_id", "reason", "detail", "at", "experiment", "arm"}
     assert s["at"] == T0 + 1000 and "already sent" in s["detail"]
 
 

@@ -74,6 +74,15 @@ def test_current_touchpoint_reads_data_written_with_v1():
     check_compatible(TOUCHPOINT_V1.read_text(), (SCHEMA_DIR / "touchpoint.avsc").read_text())
 
 
+@pytest.mark.parametrize("name", ["trigger", "suppression"])
+def test_triggers_and_suppressions_with_experiment_and_arm_read_what_was_written_before(name):
+    """Issue 15 added `experiment` and `arm` (default ""): a consumer on the new contract still
+    reads the records written before them (tests/data/<name>.v2.avsc, the contract until then)."""
+    data = Path(__file__).resolve().parents[2] / "data"
+    check_compatible((data / f"{name}.v2.avsc").read_text(),
+                     (SCHEMA_DIR / f"{name}.avsc").read_text())
+
+
 @pytest.mark.parametrize("name", list(DOCUMENTED_IDS))
 def test_every_schema_is_compatible_with_itself(name):
     check_compatible(registry.schema_json(name), registry.schema_json(name))

@@ -337,7 +337,7 @@ def test_changed_row_with_same_key_is_not_mistaken_for_a_replay(ch):
 
 
 def test_database_failure_keeps_rows_until_it_recovers(ch):
-    from sinks.migrations import _TRIGGERS, _TRIGGERS_V2
+    from sinks.migrations import _EXPERIMENTS_V4, _TRIGGERS, _TRIGGERS_V2
     errors = []
     sink = ClickHouseSink(ch, max_attempts=2, sleep=lambda s: None,
                           on_error=lambda table, exc: errors.append(table))
@@ -348,7 +348,7 @@ def test_database_failure_keeps_rows_until_it_recovers(ch):
                                         r"2 attempt\(s\): .*triggers"):
         sink.flush()
     assert sink.pending == 3 and errors == ["triggers", "triggers"]
-    for statement in [_TRIGGERS, *_TRIGGERS_V2]:
+    for statement in [_TRIGGERS, *_TRIGGERS_V2, *_EXPERIMENTS_V4]:
         ch.command(statement)
     assert sink.flush() == 3
     assert count(ch, "triggers") == 3

@@ -32,7 +32,7 @@ def _parse_day(value: str | None, flag: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _range(column: str, start: str | None, end: str | None) -> tuple[list[str], dict]:
+def date_range(column: str, start: str | None, end: str | None) -> tuple[list[str], dict]:
     where: list[str] = []
     params: dict = {}
     since, until = _parse_day(start, "--from"), _parse_day(end, "--to")
@@ -58,7 +58,7 @@ def credit_by(client, model: str, by: str = "channel", start: str | None = None,
             raise ReportError(f"model {model!r} credits channels (its states are channels): "
                               "use --by channel")
         return datadriven_credit(client, model, start, end, order=order)
-    where, params = _range("conversion_time", start, end)
+    where, params = date_range("conversion_time", start, end)
     where.append("model = {model:String}")
     params["model"] = model
     sql = (f"SELECT {by} AS key, sum(credit) AS conversions, sum(revenue_credit) AS revenue "
@@ -76,7 +76,7 @@ def datadriven_credit(client, model: str, start: str | None = None, end: str | N
     heuristic models do."""
     from streams.attribution.datadriven import markov_shares, shapley_credit
 
-    where, params = _range("closed_at", start, end)
+    where, params = date_range("closed_at", start, end)
     cond = " AND ".join(where) or "1"
     (touched, touched_revenue, untouched, untouched_revenue), = client.query(
         "SELECT sumIf(converted, touches > 0), sumIf(revenue, converted AND touches > 0), "

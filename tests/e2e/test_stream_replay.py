@@ -46,6 +46,9 @@ QUERIES = {
     "touchpoints": "SELECT event_id, event_time, profile_id FROM touchpoints FINAL",
     "late_events": "SELECT event_id FROM late_events FINAL",
     "dead_letters": "SELECT error, count() FROM dead_letters FINAL GROUP BY error",
+    "experiment_exposures": "SELECT experiment, profile_id, arm, control, rule, trigger_id, "
+                            "entered_at, converted, conversions, round(revenue, 6), version "
+                            "FROM experiment_exposures FINAL WHERE is_deleted = 0",
 }
 FUTURE, MALFORMED = 200, 20
 MARTIN_TOUCHES = ["martin-01", "martin-02", "martin-03", "martin-04", "martin-09", "martin-10"]

@@ -121,13 +121,61 @@ def with_payouts(rows: list[dict], by: str, pool: float) -> list[dict]:
 
 
 def compare(client, models: list[str], start: str | None = None,
-            end: str | None = None) -> list[dict]:
-    """[{"channel", "<model>": revenue credited, ...}] for every channel, side by side."""
+            end: str | None = None, lifts: list | None = None) -> list[dict]:
+    """[{"channel", "<model>": revenue credited, ..., "incremental_conversions",
+    "incremental_revenue"}] for every channel, side by side: the credit of each model, and
+    beside it what the rules with a control arm caused on that channel (`rule_lifts`; None
+    where no such rule sends)."""
+    from streams.experiments.incrementality import by_channel
+
     data = {m: {r["channel"]: r["revenue"] for r in credit_by(client, m, "channel", start, end)}
             for m in models}
-    channels = sorted({c for per in data.values() for c in per},
-                      key=lambda c: -max(per.get(c, 0.0) for per in data.values()))
-    return [{"channel": c, **{m: data[m].get(c, 0.0) for m in models}} for c in channels]
+    lifts = rule_lifts(client, start, end) if lifts is None else lifts
+    caused = by_channel(lifts, _triggers_per_channel(client, [lift.rule for lift in lifts]))
+    channels = sorted({c for per in data.values() for c in per} | set(caused),
+                      key=lambda c: (-max(per.get(c, 0.0) for per in data.values()), c))
+    return [{"channel": c, **{m: data[m].get(c, 0.0) for m in models},
+             "incremental_conversions": caused[c][0] if c in caused else None,
+             "incremental_revenue": caused[c][1] if c in caused else None} for c in channels]
+
+
+def rule_lifts(client, start: str | None = None, end: str | None = None) -> list:
+    """Per rule with a control arm, entries in [start, end): the treated arms against the
+    control (`streams.experiments.incrementality.RuleLift`)."""
+    from streams.experiments.incrementality import rule_lift
+
+    where, params = date_range("entered_at", start, end)
+    rows = client.query(
+        "SELECT rule, control, count(), sum(converted), sum(revenue) "
+        "FROM experiment_exposures FINAL "
+        f"WHERE {' AND '.join([*where, 'is_deleted = 0'])} GROUP BY rule, control",
+        parameters=params).result_rows
+    arms: dict[str, dict[int, tuple]] = {}
+    for rule, control, n, conv, revenue in rows:
+        arms.setdefault(rule, {})[int(control)] = (int(n), int(conv), float(revenue))
+    lifts = [rule_lift(rule, by[0], by[1]) for rule, by in sorted(arms.items())
+             if 0 in by and 1 in by]
+    return [lift for lift in lifts if lift is not None]
+
+
+def _triggers_per_channel(client, rules: list[str]) -> dict[str, dict[str, int]]:
+    if not rules:
+        return {}
+    rows = client.query("SELECT rule, channel, count() FROM triggers FINAL "
+                        "WHERE has({rules:Array(String)}, rule) AND experiment != '' "
+                        "GROUP BY rule, channel", parameters={"rules": rules}).result_rows
+    out: dict[str, dict[str, int]] = {}
+    for rule, channel, n in rows:
+        out.setdefault(rule, {})[channel] = int(n)
+    return out
+
+
+def lift_rows(lifts: list) -> list[dict]:
+    """The per-rule figures behind the comparison's incremental columns."""
+    return [{"rule": lift.rule, "treated": lift.treated, "treated_conversions":
+             lift.treated_conversions, "control": lift.control, "control_conversions":
+             lift.control_conversions, "incremental_conversions": lift.incremental_conversions,
+             "incremental_revenue": lift.incremental_revenue} for lift in lifts]
 
 
 def render(rows: list[dict], fmt: str, by: str = "channel", title: str = "") -> str:
@@ -158,6 +206,10 @@ def render(rows: list[dict], fmt: str, by: str = "channel", title: str = "") -> 
 def _cell(column: str, value, by: str) -> str:
     if column == by:
         return value or "(none)"
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return f"{value:,}"
     if column == "share":
         return f"{value:.1%}"
     if column == "conversions":
@@ -218,9 +270,15 @@ def run(args) -> int:
     client = open_clickhouse(settings.clickhouse_url)
     if args.compare:
         models = list(ALL_MODELS)
-        rows = compare(client, models, args.start, args.end)
+        lifts = rule_lifts(client, args.start, args.end)
+        rows = compare(client, models, args.start, args.end, lifts)
         print(render(rows, args.format, "channel",
-                     title="revenue credited per channel, by model").rstrip("\n"))
+                     title="revenue credited per channel, by model; beside it, what rules "
+                           "with a control arm caused there").rstrip("\n"))
+        if args.format == "table" and lifts:
+            print(render(lift_rows(lifts), "table", "rule",
+                         title="incremental conversions per rule: treated - control, scaled "
+                               "to the treated").rstrip("\n"))
         if args.plot:
             print(f"chart: {chart(rows, models, Path(args.plot))}")
         return 0

@@ -93,7 +93,26 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
     _print_landed(console, client, martin)
     png = chart(compare(client, CHART_MODELS), CHART_MODELS, out_dir / "attribution.png")
     console.print(f"[bold]chart[/] {png}")
+    _print_experiments(console, client, out_dir)
     return 0
+
+
+def _print_experiments(console: Console, client, out_dir: Path) -> None:
+    """The shipped pack's experiment (and the rules' holdouts), as `parcours experiments`."""
+    from streams.cli import experiments
+
+    try:
+        rows = experiments.results(client)
+    except experiments.ReportError as exc:
+        console.print(f"[bold]experiments[/] {exc}")
+        return
+    console.print(experiments.render(rows, "table").rstrip("\n"))
+    for line in experiments.warnings(rows):
+        console.print(line)
+    try:
+        console.print(f"[bold]chart[/] {experiments.plot(rows, out_dir / 'experiments.png')}")
+    except experiments.ReportError as exc:
+        console.print(f"[bold]experiments chart[/] not drawn: {exc}")
 
 
 def _record_key(topic: str, record) -> tuple:
@@ -166,7 +185,8 @@ def _print_triggers(console: Console, client, pid: str) -> None:
         "SELECT at, rule, channel, outcome, detail FROM ("
         " SELECT fired_at AS at, rule, channel, 'sent' AS outcome,"
         "  concat(if(code != '', concat('code ', code, ' '), ''), message, ' ',"
-        "   toString(payload)) AS detail"
+        "   toString(payload), if(experiment != '', concat(' (', experiment, ': arm ', arm, ')'),"
+        "   '')) AS detail"
         "  FROM triggers FINAL WHERE profile_id = {p:String}"
         " UNION ALL SELECT at, rule, channel, reason, detail FROM suppressions FINAL"
         "  WHERE profile_id = {p:String}) ORDER BY at", parameters={"p": pid}).result_rows

@@ -105,7 +105,8 @@ def test_simulate_replay_attribution_round_trip(tmp_path):
     assert compared.returncode == 0, compared.stderr
     table = json.loads(compared.stdout.split("\nchart: ")[0])
     assert set(table[0]) == {"channel", "first_touch", "last_touch", "last_non_direct", "linear",
-                             "time_decay", "position_based", "markov", "shapley"}
+                             "time_decay", "position_based", "markov", "shapley",
+                             "incremental_conversions", "incremental_revenue"}
     for model in ("linear", "markov", "shapley"):  # every model credits the same revenue in total
         assert sum(r[model] for r in table) == pytest.approx(sum(expected.values()))
     assert (tmp_path / "m.png").stat().st_size > 10_000

@@ -27,6 +27,7 @@ KEYS = {  # the ORDER BY of each table (sinks/migrations.py): what FINAL keeps o
     "credits": ("model", "conversion_id", "touchpoint_id"),
     "paths": ("path_id",),
     "late": ("event_id",),
+    "exposures": ("experiment", "profile_id"),  # ReplacingMergeTree(version): the highest wins
 }
 
 
@@ -49,7 +50,10 @@ class Final:
             rows = self.tables[name]
             for row in getattr(out, name):
                 clean = {k: v for k, v in row.items() if k not in WALL_CLOCK}
-                rows[tuple(clean[k] for k in key)] = orjson.loads(orjson.dumps(clean))
+                at = tuple(clean[k] for k in key)
+                if "version" in clean and at in rows and rows[at]["version"] > clean["version"]:
+                    continue
+                rows[at] = orjson.loads(orjson.dumps(clean))
         for tp in out.stitched:
             self.stitched[tp["event_id"]] = tp["profile_id"]
         for ev in out.identity:

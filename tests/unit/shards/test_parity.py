@@ -8,8 +8,8 @@ frequent. Some events arrive late, sources go idle and come back, people are era
 scheduler runs the sequencer and N in {1, 2, 3, 5} shards: it interleaves their batches, delays
 transfers, and crashes any of them after its outputs or after its state. Whatever it does, the
 triggers,
-suppressions, credits, closed paths, late events, stitched profiles, identity events, identity
-map and every profile's final state equal the sequential run's.
+suppressions, credits, closed paths, late events, experiment exposures, stitched profiles,
+identity events, identity map and every profile's final state equal the sequential run's.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ PEOPLE = list(simulate.in_time_order(
     simulate.Population(profiles=14, seed=11, start=START).events()))
 RULES = load_default()
 UNIVERSE = {"cookie": 4, "device": 3, "email": 3, "user": 2, "loyalty": 2, "phone": 2}
-TABLES = ("triggers", "suppressions", "credits", "paths", "late")
+TABLES = ("triggers", "suppressions", "credits", "paths", "late", "exposures")
 STATE = ("paths", "moments", "prefs", "timers")
 
 
@@ -174,7 +174,8 @@ def _check(log, sources, sharded: Sharded, *, exact_counts: bool) -> None:
     for stores in sharded.shard_stores:
         assert not stores["parked"] and not stores["transfers"]
     if exact_counts:  # no crash: every record exactly once, no duplicate
-        for name in ("triggers", "suppressions", "credits", "paths", "late", "stitched"):
+        for name in ("triggers", "suppressions", "credits", "paths", "late", "stitched",
+                     "exposures"):
             assert (_canonical(r for o in sharded.outs for r in getattr(o, name))
                     == _canonical(r for o in outs for r in getattr(o, name))), name
 
@@ -223,10 +224,14 @@ def test_the_schedules_exercise_hand_offs_parking_crashes_and_every_identity_cas
                 seen[kind] += 1
             for t in out.triggers:
                 seen[f"rule:{t['rule']}"] += 1
+            for row in out.exposures:
+                seen["exposure:" + ("merged" if row["is_deleted"] else
+                                    "converted" if row["converted"] else "entered")] += 1
 
     run()
     print(dict(seen))
     for what in ("transfers", "parked", "crashes", "forget", "late", "merge", "rename", "refused",
                  "rule:price_seen_then_left", "rule:cart_abandoned",  # absences
-                 "suppressed:quiet_hours_deferred"):
+                 "suppressed:quiet_hours_deferred", "exposure:entered", "exposure:converted",
+                 "exposure:merged"):
         assert seen[what] > 0, (what, dict(seen))

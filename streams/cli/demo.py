@@ -106,7 +106,7 @@ def _print_experiments(console: Console, client, out_dir: Path) -> None:
     except experiments.ReportError as exc:
         console.print(f"[bold]experiments[/] {exc}")
         return
-    console.print(experiments.render(rows, "table").rstrip("\n"))
+    console.print(experiments.table(rows))
     for line in experiments.warnings(rows):
         console.print(line)
     try:

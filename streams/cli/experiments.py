@@ -87,11 +87,19 @@ def render(rows: list[dict], fmt: str) -> str:
     if fmt != "table":
         raise ReportError(f"--format {fmt!r}: choose table, json or csv")
     from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=160, force_terminal=False).print(table(rows))
+    return buf.getvalue()
+
+
+def table(rows: list[dict]):
+    """The rows as a rich Table (what `--format table` prints)."""
     from rich.table import Table
 
     table = Table(title="experiments: conversions per arm (intention-to-treat)")
-    for col in ("experiment", "arm", "profiles", "conversions", "rate", "revenue/profile",
-                "lift", "95% interval", "p-value", "revenue p", "SRM p"):
+    for col in ("experiment", "arm", "profiles", "conv.", "rate", "rev./profile", "lift",
+                "95% interval", "p", "revenue p", "SRM p"):
         table.add_column(col, justify="left" if col in ("experiment", "arm") else "right")
     for row in rows:
         control = row["control"] and row["arm"] != "control"
@@ -100,9 +108,7 @@ def render(rows: list[dict], fmt: str) -> str:
                       _num(row["revenue_per_profile"]), _pct(row["lift"], sign=True),
                       _interval(row), _p(row["p_value"]), _p(row["revenue_p_value"]),
                       _p(row["srm_p_value"]))
-    buf = io.StringIO()
-    Console(file=buf, width=160, force_terminal=False).print(table)
-    return buf.getvalue()
+    return table
 
 
 def _pct(value, sign: bool = False) -> str:

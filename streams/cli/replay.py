@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("parcours.replay")
 
 OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit",
-                "late_events", "attribution_paths")
+                "late_events", "attribution_paths", "experiment_exposures")
 
 
 @dataclass
@@ -169,6 +169,7 @@ def _write_outputs(out: Emitted, dead: list, result: ReplayResult, writers: _Wri
     writers.write("attribution_credit", out.credits)
     writers.write("late_events", out.late)
     writers.write("attribution_paths", out.paths)
+    writers.write("experiment_exposures", out.exposures)
     for name, n in out.counts().items():
         result.counts[name] = result.counts.get(name, 0) + n
     if inserts is not None:

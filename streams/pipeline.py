@@ -30,8 +30,8 @@ from streams.attribution.config import AttributionConfig
 from streams.attribution.models import CreditRow
 from streams.attribution.paths import PathRecord
 from streams.attribution.stage import AttributionStage
-from streams.experiments.exposures import ExposureRow
 from streams.eventtime.timers import Timers
+from streams.experiments.exposures import ExposureRow
 from streams.identity.graph import IdentityConfig
 from streams.ingest.touchpoint import StitchedTouchpoint
 from streams.moments.rules.loader import load_default

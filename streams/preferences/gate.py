@@ -47,9 +47,8 @@ A key is absent until needed. Values read with `get()` are never mutated unless 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, TypedDict
+from datetime import datetime, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from streams.experiments.exposures import ExposureRow, enter, entry_arm, merge_entries, on_goal
@@ -65,6 +64,8 @@ from streams.preferences.config import (
     quiet_window,
     zone_info,
 )
+from streams.preferences.decision import Decision, Suppression, Trigger
+from streams.preferences.quiet import quiet_end
 from streams.state import BatchState
 
 __all__ = ["Decision", "GateConfig", "PreferenceGate", "Suppression", "Trigger", "Weights",
@@ -81,69 +82,6 @@ def _iso(ms: int, zone=timezone.utc) -> str:
 
 
 # -- the gate ----------------------------------------------------------------------------------
-class Trigger(TypedDict):
-    """A candidate the gate lets through, on its chosen channel (`triggers.<channel>`)."""
-
-    trigger_id: str  # deterministic: the same moment reprocessed gives the same id
-    profile_id: str
-    moment: str  # the rule's id (as `rule`)
-    rule: str
-    channel: str
-    event_id: str  # the completing event
-    fired_at: int  # epoch ms: the moment's event time
-    code: str | None
-    story: str  # "" when the rule has no story
-    message: str  # the story's message sent; "" when the rule has no story
-    matched: list[str]  # the event ids that made the moment
-    reason: str
-    payload: dict[str, str]  # placeholders filled; with the code, when the rule has one
-    experiment: str  # the rule's experiment ("" when none): the profile entered it, in `arm`
-    arm: str
-
-
-class Suppression(TypedDict):
-    """A candidate the gate stopped, and why (`suppressions`): the checks a-h above."""
-
-    suppression_id: str  # a hash of (trigger_id, reason)
-    trigger_id: str
-    profile_id: str
-    moment: str
-    rule: str
-    channel: str  # the channel it would have used; "" when none was left
-    event_id: str
-    reason: str  # the check that stopped it: "duplicate", "opt_out", "quiet_hours_deferred", ...
-    detail: str  # readable
-    at: int  # epoch ms: the moment's event time
-    experiment: str  # a control arm's entry: its experiment and arm ("" otherwise)
-    arm: str
-
-
-@dataclass
-class Decision:
-    """Exactly one of trigger / suppression is set; defer_until only with quiet_hours_deferred;
-    exposure when the candidate entered the profile in its rule's experiment."""
-
-    trigger: Trigger | None = None
-    suppression: Suppression | None = None
-    defer_until: int | None = None
-    exposure: ExposureRow | None = None
-
-
-def _local_ms(day: date, minutes: int, zone: ZoneInfo) -> int:
-    """UTC epoch ms of the local wall time `minutes` on `day`; the first instant after the gap when
-    that wall time does not exist (DST jump); the first occurrence when it exists twice."""
-    wall = datetime.combine(day, time(minutes // 60, minutes % 60))
-    s = int(wall.replace(tzinfo=zone).timestamp())
-    if datetime.fromtimestamp(s, zone).replace(tzinfo=None) == wall:
-        return s * 1000
-    lo, hi = int(wall.replace(tzinfo=zone, fold=1).timestamp()), s  # the jump lies in between
-    while lo < hi:  # the first second whose wall time is at or after `wall`
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if datetime.fromtimestamp(mid, zone).replace(tzinfo=None) >= wall else (
-            mid + 1, hi)
-    return lo * 1000
-
-
 def _consent_wins(new: list, cur: list | None) -> bool:
     """A consent [t, opt_in] replaces `cur` when newer; on equal times an opt-out wins."""
     return cur is None or new[0] > cur[0] or (new[0] == cur[0] and cur[1] and not new[1])
@@ -310,7 +248,7 @@ class PreferenceGate:
             return self._suppress(c, "holdout", channel, f"global holdout {share * 100:g}%")
         q = st.get("q")  # g. quiet hours
         window = (quiet_window(q[1]) if q[1] else None) if q else self._quiet_default
-        end = None if released or window is None else self._quiet_end(c.at, zone, *window)
+        end = None if released or window is None else quiet_end(c.at, zone, *window)
         if end is not None:
             self._record(c, raw, "d", channel)
             sup = self._suppress(c, "quiet_hours_deferred", channel, f"quiet hours "
@@ -374,18 +312,6 @@ class PreferenceGate:
             if best_score is None or score > best_score:
                 best, best_score = ch, score
         return best
-
-    @staticmethod
-    def _quiet_end(at: int, zone: ZoneInfo, start: int, end: int) -> int | None:
-        """UTC ms at which the quiet window containing `at` ends, or None when `at` is outside
-        (the window wraps midnight when start > end; start == end means no quiet hours)."""
-        local = datetime.fromtimestamp(at / 1000, zone)
-        minute, day = local.hour * 60 + local.minute, local.date()
-        if start < end and start <= minute < end or start > end and minute < end:
-            return _local_ms(day, end, zone)
-        if start > end and minute >= start:
-            return _local_ms(day + timedelta(days=1), end, zone)
-        return None
 
     def _record(self, c: Candidate, raw: dict | None, kind: str, channel: str,
                 message: str = "") -> None:

@@ -318,3 +318,13 @@ def test_forget_erases_the_whole_profile(kafka, tmp_path, ch_url):
     assert q("SELECT count() FROM attribution_credit WHERE conversion_id = 'martin-11'") == 0
     others = len([e for e in events if not e["event_id"].startswith("martin")])
     assert q("SELECT count() FROM touchpoints FINAL") == others
+    # Martin entered the shipped pack's experiment (the replay of the same events says so): his
+    # row is gone, the others' stay
+    source = tmp_path / "events.jsonl"
+    simulate.write_jsonl(events, source)
+    replay(source, tmp_path / "replay")
+    entered = [orjson.loads(line) for line in
+               (tmp_path / "replay" / "experiment_exposures.jsonl").read_bytes().splitlines()]
+    assert profile_id in {row["profile_id"] for row in entered}
+    assert q("SELECT count() FROM experiment_exposures WHERE profile_id = {p:String}") == 0
+    assert q("SELECT count() FROM experiment_exposures FINAL WHERE is_deleted = 0") > 0

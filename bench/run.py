@@ -226,8 +226,13 @@ def main() -> None:
     table.add_row("pipeline, empty rule pack (baseline)", f"{m['base_rate']:,.0f}", "1.000")
     table.add_row("pipeline, default rule pack", f"{m['rate']:,.0f}",
                   f"{m['rate'] / m['base_rate']:.3f}")
+    table.add_row("default pack without experiments or holdouts", f"{m['plain_rate']:,.0f}",
+                  f"{m['plain_rate'] / m['base_rate']:.3f}")
     table.add_row("moments stage alone (difference)", f"{m['moments_rate']:,.0f}", "")
     console.print(table)
+    console.print(f"experiments (entries, arms, goal conversions): "
+                  f"{m['experiments_us']:+.2f} us per touchpoint against the same pack without "
+                  "them (best of 3 each)")
     console.print(f"rule evaluations (touchpoint x rule): {m['evaluations_per_s']:,.0f}/s; "
                   f"{m['triggers']:,} triggers, {m['suppressions']:,} suppressions; moments state "
                   f"{m['state_bytes'] / max(1, m['profiles_with_state']):,.0f} B JSON per profile "

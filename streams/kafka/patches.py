@@ -1,5 +1,6 @@
 """Exact end offsets on brokers whose ListOffsets(latest) answer is wrong, and the Faust fix using
-them; with two smaller fixes of Faust's and aiokafka's internals (leave group, fetch wait).
+them; with three smaller fixes of Faust's and aiokafka's internals (leave group, fetch wait, and
+the seek back of partitions never committed).
 
 The broker bug (Tansu 0.6.0, the embedded broker): ListOffsets with timestamp -1 ("latest") answers
 `base offset of the last record batch + 1` instead of the log end offset. After one producer batch
@@ -58,7 +59,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.kafka.clients import KafkaClients
 
 __all__ = ["confirm_end_offsets", "install_faust_recovery_fix", "install_fetch_wait_fix",
-           "install_leave_group_fix", "true_end_offsets"]
+           "install_leave_group_fix", "install_seek_back_fix", "true_end_offsets"]
 
 TPLike = TypeVar("TPLike", bound=tuple)  # aiokafka TopicPartition, faust TP, or (topic, partition)
 Connection = KafkaClients | str | list[str]  # a KafkaClients, or the brokers alone
@@ -237,6 +238,55 @@ def install_leave_group_fix() -> bool:
 
     setattr(_maybe_leave_group, _PATCH_MARKER, True)
     GroupCoordinator._maybe_leave_group = _maybe_leave_group  # noqa: SLF001
+    return True
+
+
+def install_seek_back_fix() -> bool:
+    """Make Faust's seek back to the committed offsets rewind partitions never committed; idempotent.
+
+    Faust's consumer takes records of every assigned partition from aiokafka (which moves its
+    positions past them) and drops those it cannot deliver now: all of them when a rebalance
+    begins in the middle of a fetch, or those of a partition not active yet (`Consumer.getmany`).
+    It counts on `perform_seek` ("seek stream partitions to committed offsets", after each recovery
+    and whenever a fetch finds the flow stopped) to read them again. aiokafka's
+    `seek_to_committed` only moves partitions whose committed offset is above 0: a partition never
+    committed (or committed at 0) keeps its advanced position, and what was dropped is never
+    delivered. A partition of `parcours.transfer` often has no commit yet (a hand-off is rare), so
+    a transfer fetched just before its shard moved to another worker was lost there, and its
+    survivor stayed parked for good (tests/e2e/test_shards.py, 2 runs in about 20).
+
+    With the fix, every stream partition `seek_to_committed` finds without a committed offset, or
+    at 0, is sought to its beginning: where the consumer's `earliest` reset policy starts one
+    anyway. Changelog partitions are left alone (their positions are the tables' own), and so is a
+    consumer whose reset policy is not `earliest`. Returns True when this call installed it.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls = driver.AIOKafkaConsumerThread
+    current = thread_cls.seek_to_committed
+    if getattr(current, _PATCH_MARKER, False):
+        return False
+
+    async def seek_to_committed(self: Any) -> Mapping:
+        consumer = self._ensure_consumer()
+        if self.app.conf.consumer_auto_offset_reset != "earliest":
+            return await current(self)
+        changelogs = self.app.tables.changelog_topics
+
+        async def seek() -> Mapping:
+            committed = await consumer.seek_to_committed()
+            never = [tp for tp, offset in committed.items()
+                     if not offset and tp.topic not in changelogs]
+            if never:
+                await consumer.seek_to_beginning(*never)
+            return committed
+
+        return await self.call_thread(seek)
+
+    seek_to_committed.__doc__ = current.__doc__
+    seek_to_committed.__wrapped__ = current  # type: ignore[attr-defined]
+    setattr(seek_to_committed, _PATCH_MARKER, True)
+    thread_cls.seek_to_committed = seek_to_committed
     return True
 
 

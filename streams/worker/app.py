@@ -46,6 +46,7 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     patches.install_faust_recovery_fix()
     patches.install_leave_group_fix()
     patches.install_fetch_wait_fix(settings.fetch_max_wait_ms)
+    patches.install_seek_back_fix()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clients = KafkaClients.of(settings)
     app = faust_app(settings, clients)

@@ -242,7 +242,7 @@ def install_leave_group_fix() -> bool:
 
 
 def install_seek_back_fix() -> bool:
-    """Make Faust's seek back to the committed offsets rewind partitions never committed; idempotent.
+    """Make Faust's seek back to committed offsets rewind partitions never committed; idempotent.
 
     Faust's consumer takes records of every assigned partition from aiokafka (which moves its
     positions past them) and drops those it cannot deliver now: all of them when a rebalance

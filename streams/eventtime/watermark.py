@@ -27,10 +27,10 @@ several workers the one forwarding newer records of other partitions may not be 
 it (which may be down), so an idle report gives the partition's log end offset: the worker notes
 it (`report_idle`), checks the log end and `decide`s (idle, or not: the log grew), and resumes an
 idle partition whose log grew past its offset (`idle_at`). The idle set, the offsets and the
-undecided reports are part of the state: they survive a restart with the rest. So is the point
-of the stitch order where the worker last checked the log ends (`checked`): a batch read again
-after a crash meets the decisions made the first time (recorded before anything they released was
-sent) instead of asking the broker again, whose answer may have changed since.
+undecided reports are part of the state: they survive a restart with the rest. So is the part of
+the stitch order the worker's last check of the log ends decided for (`checked`): messages read
+again after a crash meet the decisions made for them the first time (recorded before anything they
+released was sent) instead of asking the broker again, whose answer may have changed since.
 
 The position of each partition (the last input offset applied) is kept with the marks, so an input
 record delivered again (ingest re-reading after a restart forwards it a second time) is recognised
@@ -53,7 +53,7 @@ ALL = 2 ** 62  # the frontier when every partition is idle: release everything h
 # what `arrive` answers: the record was applied before, or it is held (not older than the clock),
 # or it is behind (older than the clock); MOVED is added when the frontier may have moved
 SEEN, HOLD, BEHIND, MOVED = 0, 1, 2, 4
-_EMPTY = {"m": {}, "c": NEVER, "o": {}, "i": [], "s": -1, "a": {}, "r": {}, "k": NEVER}
+_EMPTY = {"m": {}, "c": NEVER, "o": {}, "i": [], "s": -1, "a": {}, "r": {}, "k": [NEVER, NEVER]}
 
 
 class Watermark:
@@ -222,14 +222,16 @@ class Watermark:
             self._writable()["r"][source] = at
 
     @property
-    def checked(self) -> int:
-        """Where in the stitch order the worker last checked the log ends (a key it derives from
-        `position`; NEVER: not yet)."""
-        return self._record()["k"]
+    def checked(self) -> tuple[int, int]:
+        """The part of the stitch order the worker's last check of the log ends decided for:
+        (position it was made at, last stitch offset of the batch it came before); (p, p) for a
+        check after a batch; (NEVER, NEVER) before any."""
+        start, stop = self._record()["k"]
+        return start, stop
 
-    def set_checked(self, key: int) -> None:
-        if self._record()["k"] != key:
-            self._writable()["k"] = key
+    def set_checked(self, start: int, stop: int) -> None:
+        if self._record()["k"] != [start, stop]:
+            self._writable()["k"] = [start, stop]
 
     def decide(self, source: str, idle: bool) -> None:
         """Settle `source`'s idle report: idle (unless a record at or after the offset it was

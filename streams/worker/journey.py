@@ -46,7 +46,7 @@ class SequencerShell:
         self.log_ends = log_ends  # streams.kafka.log_ends.LogEnds (None: trust the reports)
         self.skipped = 0  # stitch messages read again after a restart, applied before
 
-    async def _settle(self, before: bool) -> None:
+    async def _settle(self, before: bool, end: int | None = None) -> None:
         """Decide the idle reports not decided yet, and check the partitions held as idle, against
         the input's log ends: a partition whose log grew past the end offset it was found idle
         at has records its ingest worker has not forwarded yet (that worker may be down,
@@ -55,19 +55,23 @@ class SequencerShell:
         When the ends cannot be read, the idle partitions hold the frontier and the reports wait
         (late beats wrong).
 
-        A check is made before each batch is ordered (`before`) and after it (its idle reports),
-        and recorded with its decisions, found changed or not, as a changelog run of its own
-        before anything they release is sent. A batch read again after a crash meets the same
-        decisions whatever the logs hold by then: the check at that point of the stitch order
-        is not made again (were it, the batch could release other events and number its items
-        otherwise, and the shards would skip the new numbers as seen)."""
+        A check is made before each batch is ordered (`before`; `end`: the batch's last stitch
+        offset) and after it (its idle reports). It is recorded with its decisions, found changed
+        or not, as a changelog run of its own before anything they release is sent, with the part
+        of the stitch order it decided for (`Watermark.checked`): before a batch, the batch;
+        after it, that point alone. Messages read again after a crash, in whatever batches, are
+        ordered under the decisions made for them the first time, whatever the logs hold by then:
+        no check is made inside a part decided already (were it, the same messages could release
+        other events and number their items otherwise, and the shards would skip the new numbers
+        as seen); `run` stops a round at its end, so newer messages get a check of their own."""
         wm = self.sequencer.watermark
-        # the checks' order: before batch k (position p), after it (position p' >= p), before
-        # batch k+1 (p'); a batch with nothing new (p' = p) is past its check already
-        key = 2 * wm.position + (1 if before else 0)
+        position = wm.position
+        start, stop = wm.checked
+        if start <= position < stop or (not before and start == stop == position):
+            return  # decided for already (a post-check: made here already)
         idle_at, reported = dict(wm.idle_at), dict(wm.reported)
         asked = {**idle_at, **reported}
-        if self.log_ends is None or not asked or key <= wm.checked:
+        if self.log_ends is None or not asked:
             return
         try:
             grown = {str(p) for p in await self.log_ends.grown(
@@ -84,7 +88,7 @@ class SequencerShell:
         if held:
             log.info("idle input partitions with records not forwarded yet hold the frontier: %s",
                      ", ".join(held))
-        wm.set_checked(key)
+        wm.set_checked(position, max(position, end) if before and end is not None else position)
         self.sequencer.flush()
         await self.producer.send_all(self.changelog())
 
@@ -130,15 +134,33 @@ class SequencerShell:
 
     async def run(self, events) -> None:
         started = time.perf_counter()
+        size = 0
+        while True:  # one round, or more when a part of them was decided for before a crash
+            events, n = await self._round(events)
+            size += n
+            if not events:
+                break
+        metrics.BATCH_SIZE.labels("sequencer").observe(size)
+        metrics.BATCH_SECONDS.labels("sequencer").observe(time.perf_counter() - started)
+
+    async def _round(self, events) -> tuple[list, int]:
+        """Order the stitch messages of `events` that are new, up to the end of the part of the
+        stitch order a recorded check decided for (a crash came after it); the messages after
+        it are returned for the next round."""
         seq = self.sequencer
+        wm = seq.watermark
+        applied = wm.position  # messages up to it are in the state already
         # what earlier decisions released, then idle partitions that grew and what earlier
         # batches left undecided (a crash between a batch and its check), before this batch
         await self._release()
-        await self._settle(before=True)
+        await self._settle(before=True, end=max((e.message.offset for e in events), default=None))
         await self._release()
-        applied = seq.watermark.position  # messages up to it are in the state already
-        fresh = [event for event in events if event.message.offset > applied]
-        self.skipped += len(events) - len(fresh)
+        start, stop = wm.checked
+        limit = stop if start <= applied < stop else None
+        now = [e for e in events if limit is None or e.message.offset <= limit]
+        later = [e for e in events if limit is not None and e.message.offset > limit]
+        fresh = [event for event in now if event.message.offset > applied]
+        self.skipped += len(now) - len(fresh)
         items: list[dict] = []
         phase = Phases("sequencer")
         for event in fresh:
@@ -149,14 +171,13 @@ class SequencerShell:
                           event.message.offset, exc)
         out, size = self._run(items)
         if fresh:
-            seq.watermark.set_position(max(e.message.offset for e in fresh))
+            wm.set_position(max(e.message.offset for e in fresh))
         phase("pipeline")
         await self._emit(out, size, phase)
-        self.note_positions(event.message for event in events)
+        self.note_positions(event.message for event in now)
         await self._settle(before=False)  # this batch's idle reports
         await self._release()
-        metrics.BATCH_SIZE.labels("sequencer").observe(size)
-        metrics.BATCH_SECONDS.labels("sequencer").observe(time.perf_counter() - started)
+        return later, size
 
     async def _emit(self, out: Sequenced, size: int, phase: Phases) -> None:
         """A result's records out, then the state's changelog run."""

@@ -170,7 +170,8 @@ def test_a_batch_read_again_after_a_crash_meets_the_check_made_the_first_time():
     assert [item["t"]["event_id"] for item in sent if item["k"] == "e"] == ["e1"]
     # the crash: the state is the one made durable before the batch's outputs (the check's run)
     before_outputs = snapshots[0]
-    assert before_outputs["clock"]["watermark"]["k"] == 2 * 1 + 1
+    # the check before the batch decided for the stitch messages after position 1 up to 2
+    assert before_outputs["clock"]["watermark"]["k"] == [1, 2]
     again = SequencerShell(Sequencer(copy.deepcopy(before_outputs), shards=2, lateness_ms=0,
                                      sources=2),
                            topics, RecordingProducer(), list, log_ends=LogEnds({0: 12}))
@@ -180,3 +181,58 @@ def test_a_batch_read_again_after_a_crash_meets_the_check_made_the_first_time():
     assert again.sequencer.watermark.clock == first.sequencer.watermark.clock
     # asked once, after the batch (the check the crash came before): partition 0 holds again
     assert again.log_ends.asked == [{0: 10}] and again.sequencer.watermark.idle == set()
+
+
+def test_messages_after_the_part_decided_before_a_crash_get_a_check_of_their_own():
+    """The same crash, but the batch read again also holds a newer message (offset 3, partition
+    1, an hour later). The recorded decision orders offset 2 as the first time; offset 3 comes in
+    a round of its own, after a fresh check: partition 0's log has grown, it holds the frontier,
+    and the newer message does not push the watermark past partition 0's coming records."""
+    import copy
+
+    import orjson
+
+    from streams.worker.shell import CONTROL
+
+    topics = Topics()
+    base = 1_790_000_000_000
+
+    def event(i: int, partition: int, minute: int) -> dict:
+        return {"event_id": f"e{i}", "event_time": base + minute * 60_000, "type": "page_view",
+                "channel": "web", "ids": {"email": f"p{i}@example.com"}, "_src": partition,
+                "_off": i}
+
+    class Event:
+        def __init__(self, offset: int, items: list):
+            self.message = type("Message", (), {"offset": offset, "partition": 0,
+                                                "value": orjson.dumps(items)})()
+
+    stores: dict = {}
+    snapshots: list[dict] = []
+
+    def changelog() -> list:
+        snapshots.append(copy.deepcopy(stores))
+        return []
+
+    first = SequencerShell(Sequencer(stores, shards=2, lateness_ms=0, sources=2), topics,
+                           RecordingProducer(), changelog, log_ends=LogEnds({0: 10}))
+    asyncio.run(first.run([Event(0, [event(0, 0, 0), event(1, 1, 1)]),
+                           Event(1, [{CONTROL: "idle", "source": "0", "at": 10}])]))
+    first.producer.records.clear()
+    del snapshots[:]
+    asyncio.run(first.run([Event(2, [event(2, 1, 30)])]))
+    sent = [item for topic, _k, value, *_ in first.producer.records if topic == topics.journey
+            for item in orjson.loads(value) if "s" in item]
+    clock = first.sequencer.watermark.clock
+    again = SequencerShell(Sequencer(copy.deepcopy(snapshots[0]), shards=2, lateness_ms=0,
+                                     sources=2),
+                           topics, RecordingProducer(), list, log_ends=LogEnds({0: 12}))
+    asyncio.run(again.run([Event(2, [event(2, 1, 30)]), Event(3, [event(3, 1, 90)])]))
+    numbered = [item for topic, _k, value, *_ in again.producer.records if topic == topics.journey
+                for item in orjson.loads(value) if "s" in item]
+    assert numbered[:len(sent)] == sent  # offset 2: as the first time
+    wm = again.sequencer.watermark
+    # the check at the end of the decided part (after offset 2) found partition 0 grown: it holds
+    # the frontier before offset 3 is ordered, and the clock did not move on
+    assert again.log_ends.asked == [{0: 10}] and wm.idle == set() and wm.clock == clock
+    assert wm.position == 3 and wm.checked == (2, 2)

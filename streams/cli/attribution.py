@@ -12,7 +12,7 @@ import orjson
 
 from streams import config
 from streams.attribution import ALL_MODELS, PATH_MODELS
-from streams.cli.common import CliError, open_clickhouse
+from streams.cli.common import CliError, figure, open_clickhouse, save_figure
 from streams.errors import ConfigError
 
 GROUPINGS = ("channel", "campaign", "publisher")
@@ -219,13 +219,8 @@ def _cell(column: str, value, by: str) -> str:
 
 def chart(rows: list[dict], models: list[str], path: Path) -> Path:
     """A grouped bar chart of `compare` rows: revenue credited per channel under each model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     channels = [r["channel"] for r in rows]
-    fig, ax = plt.subplots(figsize=(11, 5))
+    fig, ax = figure(11, 5)
     width = 0.8 / max(1, len(models))
     for i, model in enumerate(models):
         xs = [j + i * width for j in range(len(channels))]
@@ -235,11 +230,7 @@ def chart(rows: list[dict], models: list[str], path: Path) -> Path:
     ax.set_ylabel("revenue credited")
     ax.set_title("parcours: revenue credited per channel and attribution model")
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def add_parser(sub) -> None:

@@ -1,4 +1,5 @@
-"""What the commands share: `CliError`, the rule pack, the broker check and ClickHouse, migrated.
+"""What the commands share: `CliError`, the rule pack, the broker check, ClickHouse (migrated) and
+the charts' figures.
 
 Every expected failure is a `ParcoursError` (streams/errors.py): `main` prints it as one line,
 `parcours: error: ...`, and exits 2.
@@ -66,3 +67,24 @@ def open_sink(url: str, **options):
     from sinks.writer import ClickHouseSink
 
     return ClickHouseSink(open_clickhouse(url), **options)
+
+
+def figure(width: float, height: float):
+    """A matplotlib (figure, axes), drawn off-screen (the Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def save_figure(fig, path):
+    """Lay `fig` out, write it to `path` (a Path; its folder made), free it; returns `path`."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

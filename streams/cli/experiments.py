@@ -17,7 +17,7 @@ import orjson
 
 from streams import config
 from streams.cli.attribution import ReportError, date_range
-from streams.cli.common import open_clickhouse
+from streams.cli.common import figure, open_clickhouse, save_figure
 
 FIELDS = ("experiment", "arm", "control", "profiles", "conversions", "rate",
           "revenue_per_profile", "lift", "lift_ci_low", "lift_ci_high", "p_value",
@@ -130,11 +130,6 @@ def _interval(row: dict) -> str:
 
 def plot(rows: list[dict], path: Path) -> Path:
     """Each non-control arm's lift with its 95% interval (a horizontal error bar per arm)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     arms = [r for r in rows if not r["control"] and r["lift"] is not None]
     if not arms:
         raise ReportError("--plot: no arm has a lift to draw (a control arm with conversions "
@@ -145,7 +140,7 @@ def plot(rows: list[dict], path: Path) -> Path:
             for r in arms]
     highs = [(r["lift_ci_high"] - r["lift"]) * 100 if r["lift_ci_high"] is not None else 0
              for r in arms]
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.6 * len(arms)))
+    fig, ax = figure(9, 1.2 + 0.6 * len(arms))
     ys = list(range(len(arms)))
     ax.errorbar(lifts, ys, xerr=[lows, highs], fmt="o", capsize=4)
     ax.axvline(0, color="grey", linewidth=1, linestyle="--")
@@ -154,11 +149,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("lift in conversion rate against control, % (95% interval)")
     ax.set_title("parcours: experiment lift per arm")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def add_parser(sub) -> None:

@@ -123,30 +123,40 @@ def test_an_idle_partition_whose_log_grew_holds_the_frontier_before_its_records_
     assert sequencer.watermark.idle == {"0"}
 
 
-def test_a_batch_read_again_after_a_crash_meets_the_check_made_the_first_time():
-    """Partition 0 is idle at offset 10 and its log has not grown when partition 1's newer
-    record comes: the frontier moves on, and the items go out. The worker dies before the
-    batch's changelog. By the time the batch is read again, partition 0's log has grown; asked
-    again, the check would hold the frontier, release nothing and number the items otherwise
-    (the shards would skip them as seen). The check recorded before the outputs is kept."""
-    import copy
+BASE = 1_790_000_000_000
 
+
+def _person(i: int, partition: int, minute: int) -> dict:
+    """Touchpoint e<i> of input partition `partition` (its offset: i), `minute` after BASE."""
+    return {"event_id": f"e{i}", "event_time": BASE + minute * 60_000, "type": "page_view",
+            "channel": "web", "ids": {"email": f"p{i}@example.com"}, "_src": partition, "_off": i}
+
+
+class _Stitched:
+    """A stitch message as the sequencer agent gets it (`event.message`)."""
+
+    def __init__(self, offset: int, items: list):
+        import orjson
+
+        self.message = type("Message", (), {"offset": offset, "partition": 0,
+                                            "value": orjson.dumps(items)})()
+
+
+def _numbered(producer, topics: Topics) -> list:
+    """The journey items sent with a sequence number, every shard's, in the order sent."""
     import orjson
 
+    return [item for topic, _k, value, *_ in producer.records if topic == topics.journey
+            for item in orjson.loads(value) if "s" in item]
+
+
+def _crash_after_the_check(topics: Topics):
+    """Partition 0 idle at offset 10 (its log not grown), then partition 1's record at minute 30
+    (stitch offset 2) goes through: (the shell, the state its first changelog run of that batch
+    made durable (the check's, before the outputs), the numbered items the batch sent)."""
+    import copy
+
     from streams.worker.shell import CONTROL
-
-    topics = Topics()
-    base = 1_790_000_000_000
-
-    def event(i: int, partition: int, minute: int) -> dict:
-        return {"event_id": f"e{i}", "event_time": base + minute * 60_000, "type": "page_view",
-                "channel": "web", "ids": {"email": f"p{i}@example.com"}, "_src": partition,
-                "_off": i}
-
-    class Event:
-        def __init__(self, offset: int, items: list):
-            self.message = type("Message", (), {"offset": offset, "partition": 0,
-                                                "value": orjson.dumps(items)})()
 
     stores: dict = {}
     snapshots: list[dict] = []
@@ -155,29 +165,31 @@ def test_a_batch_read_again_after_a_crash_meets_the_check_made_the_first_time():
         snapshots.append(copy.deepcopy(stores))
         return []
 
-    def journey(producer) -> list:  # every shard's items, in the order sent
-        return [item for topic, _k, value, *_ in producer.records if topic == topics.journey
-                for item in orjson.loads(value)]
-
     first = SequencerShell(Sequencer(stores, shards=2, lateness_ms=0, sources=2), topics,
                            RecordingProducer(), changelog, log_ends=LogEnds({0: 10}))
-    asyncio.run(first.run([Event(0, [event(0, 0, 0), event(1, 1, 1)]),
-                           Event(1, [{CONTROL: "idle", "source": "0", "at": 10}])]))
+    asyncio.run(first.run([_Stitched(0, [_person(0, 0, 0), _person(1, 1, 1)]),
+                           _Stitched(1, [{CONTROL: "idle", "source": "0", "at": 10}])]))
     first.producer.records.clear()
     del snapshots[:]
-    asyncio.run(first.run([Event(2, [event(2, 1, 30)])]))
-    sent = journey(first.producer)
+    asyncio.run(first.run([_Stitched(2, [_person(2, 1, 30)])]))
+    return first, copy.deepcopy(snapshots[0]), _numbered(first.producer, topics)
+
+
+def test_a_batch_read_again_after_a_crash_meets_the_check_made_the_first_time():
+    """Partition 0 is idle at offset 10 and its log has not grown when partition 1's newer
+    record comes: the frontier moves on, and the items go out. The worker dies before the
+    batch's changelog. By the time the batch is read again, partition 0's log has grown; asked
+    again, the check would hold the frontier, release nothing and number the items otherwise
+    (the shards would skip them as seen). The check recorded before the outputs is kept."""
+    topics = Topics()
+    first, before_outputs, sent = _crash_after_the_check(topics)
     assert [item["t"]["event_id"] for item in sent if item["k"] == "e"] == ["e1"]
-    # the crash: the state is the one made durable before the batch's outputs (the check's run)
-    before_outputs = snapshots[0]
     # the check before the batch decided for the stitch messages after position 1 up to 2
     assert before_outputs["clock"]["watermark"]["k"] == [1, 2]
-    again = SequencerShell(Sequencer(copy.deepcopy(before_outputs), shards=2, lateness_ms=0,
-                                     sources=2),
+    again = SequencerShell(Sequencer(before_outputs, shards=2, lateness_ms=0, sources=2),
                            topics, RecordingProducer(), list, log_ends=LogEnds({0: 12}))
-    asyncio.run(again.run([Event(2, [event(2, 1, 30)])]))
-    numbered = [item for item in sent if "s" in item]  # ticks carry no number: sent again
-    assert [item for item in journey(again.producer) if "s" in item] == numbered
+    asyncio.run(again.run([_Stitched(2, [_person(2, 1, 30)])]))
+    assert _numbered(again.producer, topics) == sent  # ticks carry no number: sent again
     assert again.sequencer.watermark.clock == first.sequencer.watermark.clock
     # asked once, after the batch (the check the crash came before): partition 0 holds again
     assert again.log_ends.asked == [{0: 10}] and again.sequencer.watermark.idle == set()
@@ -188,49 +200,13 @@ def test_messages_after_the_part_decided_before_a_crash_get_a_check_of_their_own
     1, an hour later). The recorded decision orders offset 2 as the first time; offset 3 comes in
     a round of its own, after a fresh check: partition 0's log has grown, it holds the frontier,
     and the newer message does not push the watermark past partition 0's coming records."""
-    import copy
-
-    import orjson
-
-    from streams.worker.shell import CONTROL
-
     topics = Topics()
-    base = 1_790_000_000_000
-
-    def event(i: int, partition: int, minute: int) -> dict:
-        return {"event_id": f"e{i}", "event_time": base + minute * 60_000, "type": "page_view",
-                "channel": "web", "ids": {"email": f"p{i}@example.com"}, "_src": partition,
-                "_off": i}
-
-    class Event:
-        def __init__(self, offset: int, items: list):
-            self.message = type("Message", (), {"offset": offset, "partition": 0,
-                                                "value": orjson.dumps(items)})()
-
-    stores: dict = {}
-    snapshots: list[dict] = []
-
-    def changelog() -> list:
-        snapshots.append(copy.deepcopy(stores))
-        return []
-
-    first = SequencerShell(Sequencer(stores, shards=2, lateness_ms=0, sources=2), topics,
-                           RecordingProducer(), changelog, log_ends=LogEnds({0: 10}))
-    asyncio.run(first.run([Event(0, [event(0, 0, 0), event(1, 1, 1)]),
-                           Event(1, [{CONTROL: "idle", "source": "0", "at": 10}])]))
-    first.producer.records.clear()
-    del snapshots[:]
-    asyncio.run(first.run([Event(2, [event(2, 1, 30)])]))
-    sent = [item for topic, _k, value, *_ in first.producer.records if topic == topics.journey
-            for item in orjson.loads(value) if "s" in item]
+    first, before_outputs, sent = _crash_after_the_check(topics)
     clock = first.sequencer.watermark.clock
-    again = SequencerShell(Sequencer(copy.deepcopy(snapshots[0]), shards=2, lateness_ms=0,
-                                     sources=2),
+    again = SequencerShell(Sequencer(before_outputs, shards=2, lateness_ms=0, sources=2),
                            topics, RecordingProducer(), list, log_ends=LogEnds({0: 12}))
-    asyncio.run(again.run([Event(2, [event(2, 1, 30)]), Event(3, [event(3, 1, 90)])]))
-    numbered = [item for topic, _k, value, *_ in again.producer.records if topic == topics.journey
-                for item in orjson.loads(value) if "s" in item]
-    assert numbered[:len(sent)] == sent  # offset 2: as the first time
+    asyncio.run(again.run([_Stitched(2, [_person(2, 1, 30)]), _Stitched(3, [_person(3, 1, 90)])]))
+    assert _numbered(again.producer, topics)[:len(sent)] == sent  # offset 2: as the first time
     wm = again.sequencer.watermark
     # the check at the end of the decided part (after offset 2) found partition 0 grown: it holds
     # the frontier before offset 3 is ordered, and the clock did not move on

@@ -253,7 +253,7 @@ def install_seek_back_fix() -> bool:
     committed (or committed at 0) keeps its advanced position, and what was dropped is never
     delivered. A partition of `parcours.transfer` often has no commit yet (a hand-off is rare), so
     a transfer fetched just before its shard moved to another worker was lost there, and its
-    survivor stayed parked for good (tests/e2e/test_shards.py, 2 runs in about 20).
+    survivor stayed parked for good (tests/e2e/test_shards.py, 2 runs in 29).
 
     With the fix, every stream partition `seek_to_committed` finds without a committed offset, or
     at 0, is sought to its beginning: where the consumer's `earliest` reset policy starts one

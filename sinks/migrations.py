@@ -283,9 +283,9 @@ CREATE TABLE IF NOT EXISTS experiment_exposures (
     version     UInt64 COMMENT 'the entry''s changes: the latest row wins',
     is_deleted  UInt8 COMMENT '1: merged into another profile''s entry'
 ) ENGINE = ReplacingMergeTree(version, is_deleted)
-ORDER BY (experiment, profile_id)
+ORDER BY (experiment, profile_id, trigger_id)
 SETTINGS {DEDUP}
-COMMENT 'parcours: one row per profile and experiment entered (intention-to-treat), with its goal conversions; query with FINAL and is_deleted = 0'
+COMMENT 'parcours: one row per entry (profile, experiment, the trigger it entered with; intention-to-treat), with its goal conversions; query with FINAL and is_deleted = 0: one live row per profile and experiment'
 """
 
 _EXPERIMENT_RESULTS = """

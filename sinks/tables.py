@@ -378,7 +378,7 @@ EXPERIMENT_EXPOSURES = _table(
     "experiment_exposures",
     "experiment:str profile_id:str arm:str control:int share:float rule:str trigger_id:str "
     "entered_at:time converted:int conversions:int revenue:float version:int is_deleted:int",
-    key="experiment profile_id", defaults={"is_deleted": 0},
+    key="experiment profile_id trigger_id", defaults={"is_deleted": 0},
 )
 DEAD_LETTERS = _table(
     "dead_letters",

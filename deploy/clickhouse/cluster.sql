@@ -272,12 +272,12 @@ CREATE TABLE IF NOT EXISTS experiment_exposures_local ON CLUSTER 'parcours' (
     version     UInt64 COMMENT 'the entry''s changes: the latest row wins',
     is_deleted  UInt8 COMMENT '1: merged into another profile''s entry'
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/experiment_exposures_local', '{replica}', version, is_deleted)
-ORDER BY (experiment, profile_id)
+ORDER BY (experiment, profile_id, trigger_id)
 SETTINGS replicated_deduplication_window = 1000
-COMMENT 'parcours: one row per profile and experiment entered (intention-to-treat), with its goal conversions; query with FINAL and is_deleted = 0';
+COMMENT 'parcours: one row per entry (profile, experiment, the trigger it entered with; intention-to-treat), with its goal conversions; query with FINAL and is_deleted = 0: one live row per profile and experiment';
 
 CREATE TABLE IF NOT EXISTS experiment_exposures ON CLUSTER 'parcours' AS experiment_exposures_local
-ENGINE = Distributed('parcours', currentDatabase(), experiment_exposures_local, cityHash64(experiment, profile_id));
+ENGINE = Distributed('parcours', currentDatabase(), experiment_exposures_local, cityHash64(experiment, profile_id, trigger_id));
 
 CREATE VIEW IF NOT EXISTS experiment_results ON CLUSTER 'parcours' AS
 SELECT

@@ -12,12 +12,15 @@ Held in the gate's state of the profile, under "x", as plain data:
     {experiment id: [entered_at, arm, rule, trigger_id, version, [[t, revenue, event_id], ...]]}
 
 with at most `MAX_GOALS` goal events per entry (the first ones: more in one window is not a
-person). `version` counts the entry's changes: it is the `experiment_exposures` row's version
+person). A row is keyed by (experiment, profile, the trigger it entered with): a profile id that
+is absorbed and later used again enters under another key, so its rows never race the tombstone
+of its old entry. `version` counts the entry's changes: it is the row's version
 (ReplacingMergeTree), deterministic, so a replay and the stream write the same rows.
 
 A merge keeps, per experiment, the earliest entry (then the smaller arm id) and the goal events
-of every merged entry that fall in its window; the absorbed profiles' rows are deleted
-(`is_deleted` rows). Erasure deletes the person's rows (sinks/erasure.py).
+of every merged entry that fall in its window; the absorbed profiles' rows, and the survivor's own
+when another entry is kept, are deleted (`is_deleted` rows). Erasure deletes the person's rows
+(sinks/erasure.py).
 """
 from __future__ import annotations
 
@@ -124,6 +127,9 @@ def merge_entries(survivor: str, kept: dict, absorbed: dict[str, dict],
             continue  # the survivor's entry stands as it was
         kept[exp_id] = entry
         if experiment is not None:
+            if mine is not None and mine[TRIGGER] != entry[TRIGGER]:  # its own row gives way
+                rows.append(row(experiment, survivor, [*mine[:VERSION], mine[VERSION] + 1,
+                                                       mine[GOALS]], deleted=True))
             rows.append(row(experiment, survivor, entry))
     return rows
 

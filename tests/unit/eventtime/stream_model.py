@@ -27,7 +27,7 @@ KEYS = {  # the ORDER BY of each table (sinks/migrations.py): what FINAL keeps o
     "credits": ("model", "conversion_id", "touchpoint_id"),
     "paths": ("path_id",),
     "late": ("event_id",),
-    "exposures": ("experiment", "profile_id"),  # ReplacingMergeTree(version): the highest wins
+    "exposures": ("experiment", "profile_id", "trigger_id"),  # the highest version wins
 }
 
 

@@ -98,8 +98,10 @@ def test_a_merge_keeps_the_earliest_entry_and_deletes_the_absorbed_row():
     g.decide(cand(T0 + H, "t2", pid=late, experiment=EXP))
     g.converted(ev("purchase", T0 + 2 * H, late, revenue=30.0))  # in both entries' windows
     rows = g.on_merge(late, [early])  # the later profile survives, the earlier entry stands
-    by_pid = {r["profile_id"]: r for r in rows}
-    assert by_pid[early]["is_deleted"] == 1
+    by_pid = {r["profile_id"]: r for r in rows if not r["is_deleted"]}
+    deleted = {(r["profile_id"], r["trigger_id"]) for r in rows if r["is_deleted"]}
+    # both old entries' rows go (the survivor's own gives way to the kept one): one live row
+    assert deleted == {(early, "t1"), (late, "t2")} and set(by_pid) == {late}
     kept = by_pid[late]
     assert (kept["arm"], kept["entered_at"], kept["trigger_id"], kept["conversions"],
             kept["revenue"], kept["is_deleted"]) == ("control", T0, "t1", 1, 30.0, 0)

@@ -28,7 +28,7 @@ from typing import Any, Callable, MutableMapping, Protocol, TypedDict
 
 from streams.attribution.config import AttributionConfig
 from streams.attribution.models import CreditRow
-from streams.attribution.paths import PathRecord
+from streams.attribution.paths import PathRecord, is_touch
 from streams.attribution.stage import AttributionStage
 from streams.eventtime.timers import Timers
 from streams.experiments.exposures import ExposureRow
@@ -40,9 +40,12 @@ from streams.moments.stage import MomentsStage, References
 from streams.preferences.gate import Suppression, Trigger
 from streams.sequencing import Sequencing
 from streams.state import BatchState
+from streams.traits.audiences import AudienceBook
+from streams.traits.records import AudienceRecord, TraitsRow
+from streams.traits.stage import TRAITS_TIMERS, TraitsStage
 
 # "clock" (the watermark's marks and the input positions) is the last store the worker writes
-STORES = ("ids", "profiles", "paths", "moments", "prefs", "timers", "pending", "clock")
+STORES = ("ids", "profiles", "paths", "traits", "moments", "prefs", "timers", "pending", "clock")
 ATTRIBUTION_TIMERS = frozenset({"path", "credit"})
 
 
@@ -93,6 +96,8 @@ class Emitted:
     late: list[LateEvent] = field(default_factory=list)  # behind the watermark: rules skipped
     paths: list[PathRecord] = field(default_factory=list)  # closed paths, for data-driven models
     exposures: list[ExposureRow] = field(default_factory=list)  # experiment entries, conversions
+    traits: list[TraitsRow] = field(default_factory=list)  # profiles changed: their traits now
+    audiences: list[AudienceRecord] = field(default_factory=list)  # audience entries and exits
 
     def extend(self, other: "Emitted") -> None:
         for name in self.__dataclass_fields__:
@@ -115,7 +120,7 @@ class Stage(Protocol):
 
     def on_merge(self, survivor: str, absorbed: list, out: Emitted) -> None: ...
 
-    def on_forget(self, profile_id: str) -> None: ...
+    def on_forget(self, profile_id: str, out: Emitted) -> None: ...
 
     def export(self, profile_id: str) -> Any: ...
 
@@ -143,13 +148,17 @@ class Pipeline(Sequencing):
         super().__init__(states, identity_config=identity_config, lateness_ms=rules.lateness_ms,
                          sources=sources, clock=clock)
         self.timers = Timers(self.states["timers"])
+        references = references if references is not None else References.of(rules)
+        attribution_config = attribution_config or AttributionConfig()
+        self.attribution = AttributionStage(self.states["paths"], attribution_config, self.timers)
+        self.traits = traits_stage(rules, self.states["traits"], self.timers, references,
+                                   attribution_config, self.identity.identifiers_of,
+                                   lambda pid: self.moments.gate.consent(pid))
         self.moments = MomentsStage(rules, self.states["moments"], self.states["prefs"],
-                                    self.timers,
-                                    references if references is not None else References.of(rules),
-                                    identifiers_of=self.identity.identifiers_of)
-        self.attribution = AttributionStage(self.states["paths"],
-                                            attribution_config or AttributionConfig(), self.timers)
-        self.stages: list[Stage] = [self.attribution, self.moments]
+                                    self.timers, references,
+                                    identifiers_of=self.identity.identifiers_of,
+                                    traits_of=self.traits.current)
+        self.stages: list[Stage] = [self.attribution, self.traits, self.moments]
 
     def _new_out(self) -> Emitted:
         return Emitted()
@@ -167,6 +176,8 @@ class Pipeline(Sequencing):
             kind = value["k"]
             if kind in ATTRIBUTION_TIMERS:
                 self.attribution.on_timer(value, out)
+            elif kind in TRAITS_TIMERS:
+                self.traits.on_timer(key, value, out)
             else:
                 self.moments.on_timer(key, value, out)
 
@@ -193,8 +204,21 @@ class Pipeline(Sequencing):
     def _erase(self, profile_id: str, identifiers: list[str], request_id: str | None,
                out: Emitted) -> None:
         for stage in self.stages:
-            stage.on_forget(profile_id)
+            stage.on_forget(profile_id, out)
+
+    def _done(self, out: Emitted, changed: dict, flush: bool) -> Emitted:
+        self.traits.rows(out)  # one row per profile the batch changed
+        return super()._done(out, changed, flush)
 
     def reset_caches(self) -> None:
         super().reset_caches()
         self.timers.reset()
+        self.traits.reset()
+
+
+def traits_stage(rules: RulePack, state: BatchState, timers: Timers, references,
+                 attribution_config: AttributionConfig, identifiers_of, consent_of) -> TraitsStage:
+    """The traits stage of a pack (`Pipeline` and `streams.shards.ShardCore` build it alike)."""
+    return TraitsStage(state, rules.traits, AudienceBook(rules.audiences, references), timers,
+                       is_touch=lambda tp: is_touch(tp, attribution_config),
+                       identifiers_of=identifiers_of, consent_of=consent_of)

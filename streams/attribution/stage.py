@@ -27,7 +27,7 @@ class AttributionStage:
     def on_merge(self, survivor: str, absorbed: list, out: Emitted) -> None:
         self.book.on_merge(survivor, absorbed)
 
-    def on_forget(self, profile_id: str) -> None:
+    def on_forget(self, profile_id: str, out: Emitted | None = None) -> None:
         self.book.on_forget(profile_id)
 
     def on_timer(self, value: dict, out: Emitted) -> None:

@@ -36,7 +36,10 @@ from streams.moments.rules.model import (
     SequencePattern,
 )
 from streams.moments.rules.predicates import Matcher, compile_predicate, field_getter
+from streams.moments.rules.syntax import TRAIT_PLACEHOLDER
 from streams.state import BatchState
+from streams.traits.audiences import trait_check
+from streams.traits.records import payload_traits, placeholder_text
 
 IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
 INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})
@@ -65,11 +68,15 @@ class _Compiled:
 
 class MomentEngine:
     def __init__(self, pack: RulePack, moments: BatchState, timers: Timers, refs,
-                 identifiers_of: Callable[[str], list] | None = None):
+                 identifiers_of: Callable[[str], list] | None = None,
+                 traits_of: Callable[[str], dict] | None = None):
         self.pack = pack
         self.moments = moments
         self.timers = timers
         self.identifiers_of = identifiers_of or (lambda _pid: [])
+        self.traits_of = traits_of or (lambda _pid: {})
+        self.trait_tests: dict[str, Callable] = {}  # rule -> its profile's trait test
+        self.trait_names: dict[str, tuple[str, ...]] = {}  # rule -> traits its payloads show
         self.rules: dict[str, _Compiled] = {}
         self.by_type: dict[str, list[tuple[_Compiled, int]]] = {}
         self.any_type: list[tuple[_Compiled, int]] = []
@@ -95,6 +102,11 @@ class MomentEngine:
         for pred in preds:
             if pred.in_stock is not None and pred.in_stock.store == "nearest":
                 self.uses_location = True
+        if rule.profile is not None and rule.profile.trait is not None:
+            self.trait_tests[rule.id] = trait_check(rule.profile.trait)
+        names = payload_traits(rule)
+        if names:
+            self.trait_names[rule.id] = names
         compiled = _Compiled(rule, p.kind, tuple(compile_predicate(x, refs) for x in preds),
                              tuple(field_getter(f) for f in same))
         self.rules[rule.id] = compiled
@@ -298,6 +310,10 @@ class MomentEngine:
         b = dict(bound) if tp is None else self._bindings(tp, bound)
         if rule.profile is not None and not self._profile_ok(rule, pid, at, b.get("product_id")):
             return
+        names = self.trait_names.get(rule.id)
+        if names:  # kept in the bindings: a deferred trigger shows what it was made with
+            values = self.traits_of(pid)
+            b.update((TRAIT_PLACEHOLDER + name, placeholder_text(values, name)) for name in names)
         out.append(candidate_for(rule, pid, trigger_id(rule.id, pid, window), at,
                                  event_id or (tp["event_id"] if tp else matched[-1]),
                                  list(matched), b))
@@ -308,6 +324,12 @@ class MomentEngine:
             known = any(key.partition(":")[0] in IDENTIFIED_TYPES
                         for key in self.identifiers_of(pid))
             if known != cond.identified:
+                return False
+        if cond.audiences or cond.trait is not None:
+            values = self.traits_of(pid)
+            if not set(cond.audiences) <= set(values.get("audiences", ())):
+                return False
+            if cond.trait is not None and not self.trait_tests[rule.id](values, {}, at):
                 return False
         if cond.min_interest > 0:
             since = at - cond.interest_window_ms

@@ -42,9 +42,9 @@ class MomentsStage:
     name = "moments"
 
     def __init__(self, pack: RulePack, moments: BatchState, prefs: BatchState, timers: Timers,
-                 refs, identifiers_of=None):
+                 refs, identifiers_of=None, traits_of=None):
         self.references = refs
-        self.engine = MomentEngine(pack, moments, timers, refs, identifiers_of)
+        self.engine = MomentEngine(pack, moments, timers, refs, identifiers_of, traits_of)
         self.gate = PreferenceGate(prefs, GateConfig.from_dict(pack.preferences),
                                    {r.experiment.id: r.experiment for r in pack.rules
                                     if r.experiment is not None})
@@ -90,7 +90,7 @@ class MomentsStage:
         self.engine.on_merge(survivor, absorbed)
         out.exposures.extend(self.gate.on_merge(survivor, absorbed))
 
-    def on_forget(self, profile_id: str) -> None:
+    def on_forget(self, profile_id: str, out: Emitted | None = None) -> None:
         self.engine.on_forget(profile_id)
         self.gate.on_forget(profile_id)
 

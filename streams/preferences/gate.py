@@ -64,6 +64,7 @@ from streams.preferences.config import (
     quiet_window,
     zone_info,
 )
+from streams.preferences.consent import consent_of, opted_in
 from streams.preferences.decision import Decision, Suppression, Trigger
 from streams.preferences.quiet import quiet_end
 from streams.state import BatchState
@@ -222,15 +223,9 @@ class PreferenceGate:
         if arm is not None and arm.action:  # the arm's overrides of the action
             channels = tuple(arm.action.get("channels", channels))
             payload.update(c.filled(arm.action.get("payload", {})))
-        consent, every = st.get("c", {}), st.get("c", {}).get("all")
-        opted, why = [], []
+        consent, opted, why = st.get("c", {}), [], []
         for ch in channels:  # d. opt-in
-            own = consent.get(ch)
-            cur = every if every is not None and (own is None or every[0] > own[0]) else own
-            if cur is None:
-                ok, note = self.config.default_opt_in.get(ch, False), "no consent"
-            else:
-                ok, note = cur[1], "opted out (all)" if cur is every else "opted out"
+            ok, note = opted_in(consent, ch, self.config.default_opt_in)
             opted.append(ch) if ok else why.append(f"{ch}: {note}")
         if not opted:
             return self._suppress(c, "opt_out", "", "; ".join(why) or "no allowed channel")
@@ -376,6 +371,10 @@ class PreferenceGate:
         for key in [k for k in ("c", "e", "st") if not st[k]]:
             del st[key]
         return rows
+
+    def consent(self, profile_id: str) -> dict[str, bool]:
+        """The person's consent per channel (`streams.preferences.consent`)."""
+        return consent_of(self._state.get(profile_id), self.config.default_opt_in)
 
     def export(self, profile_id: str) -> dict | None:
         """The profile's preferences, caps and engagement, removed from here (a hand-off)."""

@@ -52,13 +52,15 @@ from streams.eventtime.timers import Timers
 from streams.moments.rules.loader import load_default
 from streams.moments.rules.model import RulePack
 from streams.moments.stage import MomentsStage, References
-from streams.pipeline import ATTRIBUTION_TIMERS, Emitted, Stage
+from streams.pipeline import ATTRIBUTION_TIMERS, Emitted, Stage, traits_stage
 from streams.shards.items import EVENT, FORGET, HANDOFF, MERGE, TICK, Item, Transfer, transfer_key
 from streams.state import BatchState
+from streams.traits.stage import TRAITS_TIMERS
 
 __all__ = ["SHARD_STORES", "ShardCore", "ShardOut"]
 
-SHARD_STORES = ("paths", "moments", "prefs", "timers", "kinds", "parked", "transfers", "clock")
+SHARD_STORES = ("paths", "traits", "moments", "prefs", "timers", "kinds", "parked", "transfers",
+                "clock")
 CLOCK_KEY = "shard"  # + the shard's number: one key per shard, whatever the store
 _NEVER = -(2 ** 62)
 
@@ -87,13 +89,16 @@ class ShardCore:
         self.kinds = self.states["kinds"]
         self.parked = self.states["parked"]
         self.transfers = self.states["transfers"]
+        references = references if references is not None else References.of(rules)
+        attribution_config = attribution_config or AttributionConfig()
+        self.attribution = AttributionStage(self.states["paths"], attribution_config, self.timers)
+        self.traits = traits_stage(rules, self.states["traits"], self.timers, references,
+                                   attribution_config, self._identifiers_of,
+                                   lambda pid: self.moments.gate.consent(pid))
         self.moments = MomentsStage(rules, self.states["moments"], self.states["prefs"],
-                                    self.timers,
-                                    references if references is not None else References.of(rules),
-                                    identifiers_of=self._identifiers_of)
-        self.attribution = AttributionStage(self.states["paths"],
-                                            attribution_config or AttributionConfig(), self.timers)
-        self.stages: list[Stage] = [self.attribution, self.moments]
+                                    self.timers, references, identifiers_of=self._identifiers_of,
+                                    traits_of=self.traits.current)
+        self.stages: list[Stage] = [self.attribution, self.traits, self.moments]
         self._clock = clock
         self._rec: dict | None = None  # {"h": highest number taken, "w": threshold}
         self._waiting: set[str] | None = None  # parked profiles (from the parked state)
@@ -182,6 +187,7 @@ class ShardCore:
                 self._fire(w, out)
             if not self._run(item, out):
                 self._park(profile_id, [item], out)
+        self.traits.rows(out)
         return out
 
     def transfer(self, transfers: list[Transfer], out: ShardOut | None = None) -> ShardOut:
@@ -189,6 +195,7 @@ class ShardCore:
         out = out if out is not None else ShardOut()
         for tr in transfers:
             self._take(tr, out)
+        self.traits.rows(out)
         return out
 
     def _take(self, tr: Transfer, out: ShardOut) -> None:
@@ -215,6 +222,8 @@ class ShardCore:
         for key, value in timers.due(w, hold):
             if value["k"] in ATTRIBUTION_TIMERS:
                 self.attribution.on_timer(value, out)
+            elif value["k"] in TRAITS_TIMERS:
+                self.traits.on_timer(key, value, out)
             else:
                 self.moments.on_timer(key, value, out)
 
@@ -244,7 +253,7 @@ class ShardCore:
             self._handoff(item, out)
         elif kind == FORGET:
             for stage in self.stages:
-                stage.on_forget(item["p"])
+                stage.on_forget(item["p"], out)
             self._drop_kinds(item["p"])
             out.erased.append((item.get("r"), item["p"], item.get("i") or []))
         else:
@@ -263,11 +272,12 @@ class ShardCore:
             for stage in self.stages:
                 stage.adopt(profile_id, tr["x"].get(stage.name))
             absorbed.append(profile_id)
+        self.kinds.set(survivor, item["ty"])  # the merged profile's types, as its stages see it
         for stage in self.stages:
             stage.on_merge(survivor, absorbed, out)
         for profile_id in absorbed:
-            self._drop_kinds(profile_id)
-        self.kinds.set(survivor, item["ty"])
+            if profile_id != survivor:
+                self._drop_kinds(profile_id)
         return True
 
     def _handoff(self, item: Item, out: ShardOut) -> None:
@@ -345,3 +355,4 @@ class ShardCore:
         self._absorbing = None
         self._released = []
         self.timers.reset()
+        self.traits.reset()

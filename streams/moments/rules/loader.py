@@ -30,6 +30,7 @@ from streams.moments.rules import model as R
 from streams.moments.rules import syntax
 from streams.moments.rules.experiment_reader import ExperimentReader
 from streams.moments.rules.syntax import PLACEHOLDERS, parse_distance, parse_duration
+from streams.moments.rules.traits_reader import TraitsReader
 from streams.moments.rules.yaml_reader import NodeReader, RuleError, RulePackError, compose
 
 __all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_main",
@@ -37,14 +38,15 @@ __all__ = ["DEFAULT_PACK", "PLACEHOLDERS", "RuleError", "RulePackError", "check_
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "pack" / "default.yaml"
 
-_TOP_KEYS = ("version", "settings", "reference", "preferences", "rules")
+_TOP_KEYS = ("version", "settings", "reference", "preferences", "traits", "audiences", "rules")
 _RULE_KEYS = ("id", "description", "when", "profile", "cooldown", "holdout", "action",
               "experiment")
 _PREDICATE_KEYS = ("type", "channel", "campaign", "publisher", "properties", "context", "geofence",
                    "in_stock")
+_DOTTED = re.compile(r"^(properties|context)\.[A-Za-z0-9_][A-Za-z0-9_-]*$")  # properties.NAME
 
 
-class _Builder(ExperimentReader, NodeReader):
+class _Builder(TraitsReader, ExperimentReader, NodeReader):
     """Walks the composed YAML nodes (which carry line numbers) and builds the pack, recording an
     error for each mistake. Objects may be built with None parts; they are only returned when no
     error was recorded."""
@@ -54,6 +56,7 @@ class _Builder(ExperimentReader, NodeReader):
         self.base_dir = base_dir
         self.stores: Stores | None = None
         self.named: set[str] = set()  # the reference files given (they may have failed to load)
+        self.audience_ids: set[str] | None = None  # the pack's audiences, once read
 
     # --- the pack ---
 
@@ -69,13 +72,17 @@ class _Builder(ExperimentReader, NodeReader):
         history = self.get(settings, "history", "settings", parse_duration)
         files = self.reference(top.get("reference"))
         preferences = self.preferences(top.get("preferences"))
+        traits = self.traits(top.get("traits"))
+        audiences = self.audiences(top.get("audiences")) if "audiences" in top else ()
+        self.audience_ids = {a.id for a in audiences if a.id is not None}
         rules = self.rules(top.get("rules"))
         if self.errors:
             return None
         if not history:  # absent or 0: derived from the rules
             history = _history_ms(rules, lateness)
         return R.RulePack(rules=rules, lateness_ms=lateness, history_ms=history,
-                          preferences=preferences, stores_file=files.get("stores"),
+                          preferences=preferences, traits=traits, audiences=audiences,
+                          stores_file=files.get("stores"),
                           inventory_file=files.get("inventory"), source=self.source)
 
     def reference(self, node: yaml.Node | None) -> dict[str, str]:
@@ -191,7 +198,10 @@ class _Builder(ExperimentReader, NodeReader):
                               self.get(parts, "at_least", path, syntax.whole(2)), within, same)
 
     def predicate(self, node: yaml.Node | None, path: str) -> R.Predicate | None:
-        entries = self.mapping(node, path, _PREDICATE_KEYS)
+        dotted = tuple(k.value for k, _v in getattr(node, "value", ())
+                       if isinstance(node, yaml.MappingNode) and isinstance(k, yaml.ScalarNode)
+                       and isinstance(k.value, str) and _DOTTED.match(k.value))
+        entries = self.mapping(node, path, (*_PREDICATE_KEYS, *dotted))
         if entries is None:
             return None
         if not node.value:
@@ -202,6 +212,8 @@ class _Builder(ExperimentReader, NodeReader):
             if key in ("properties", "context"):
                 for name, value in (self.mapping(sub, f"{path}.{key}") or {}).items():
                     conditions += self.conditions(f"{key}.{name}", value, f"{path}.{key}.{name}")
+            elif key in dotted:  # properties.category: suv
+                conditions += self.conditions(key, sub, f"{path}.{key}")
             elif key == "geofence":
                 geofence = self.geofence(sub, f"{path}.geofence")
             elif key == "in_stock":
@@ -257,10 +269,12 @@ class _Builder(ExperimentReader, NodeReader):
                            min_quantity=self.get(entries, "min_quantity", path, syntax.whole(1), 1))
 
     def profile(self, node: yaml.Node | None, path: str) -> R.ProfileCondition | None:
-        entries = self.mapping(node, path, ("identified", "min_interest", "interest_window"))
+        entries = self.mapping(node, path, (*R.PROFILE_KEYS, "within", *R.OPS))
         if entries is None:
             return None
+        audiences, trait = self.profile_traits(entries, node, path, self.audience_ids)
         return R.ProfileCondition(
+            audiences=audiences, trait=trait,
             identified=self.get(entries, "identified", path, syntax.boolean),
             min_interest=self.get(entries, "min_interest", path, syntax.whole(0), 0),
             interest_window_ms=self.get(entries, "interest_window", path,

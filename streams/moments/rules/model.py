@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streams.traits.model import Audience, TraitsConfig, TraitTest
+
 if TYPE_CHECKING:
     from streams.experiments.model import Experiment
 
 OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "prefix", "contains")
 PATTERN_KINDS = ("event", "sequence", "absence", "count")
+PROFILE_KEYS = ("identified", "min_interest", "interest_window", "audience", "trait")
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,15 @@ Pattern = EventPattern | SequencePattern | AbsencePattern | CountPattern
 class ProfileCondition:
     """Checked on the person when the pattern completes. `identified`: the profile holds a known
     identifier (email, phone, user or loyalty) or not. `min_interest`: at least that many
-    product_view / price_view events of the moment's product within `interest_window_ms`."""
+    product_view / price_view events of the moment's product within `interest_window_ms`.
+    `audiences`: the profile is in each of them now; `trait`: one trait test
+    (streams.traits.model.TraitTest) on the profile's traits now."""
 
     identified: bool | None = None
     min_interest: int = 0
     interest_window_ms: int = 7 * 86_400_000
+    audiences: tuple[str, ...] = ()
+    trait: TraitTest | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,8 @@ class RulePack:
     lateness_ms: int = 5 * 60_000  # out-of-order tolerance on event time
     history_ms: int = 0  # how long events are kept per profile (0: derived from the rules)
     preferences: dict = field(default_factory=dict)  # GateConfig.from_dict input
+    traits: TraitsConfig = field(default_factory=TraitsConfig)
+    audiences: tuple[Audience, ...] = ()
     stores_file: str | None = None  # absolute paths, resolved by the loader
     inventory_file: str | None = None
     source: str = ""

@@ -61,10 +61,15 @@ def _bool_eq(value: bool) -> Callable[[Any], bool]:
     return lambda v: v is value  # true/false never equal 1/0 here
 
 
+def value_test(op: str, value: Any) -> Callable[[Any], bool]:
+    """The test `op value` on one value, as rule conditions apply it (true/false equal only
+    themselves)."""
+    return _bool_eq(value) if op == "eq" and isinstance(value, bool) else _test(op, value)
+
+
 def _condition(cond: Condition) -> Callable[[dict], bool]:
     get = field_getter(cond.field)
-    test = (_bool_eq(cond.value) if cond.op == "eq" and isinstance(cond.value, bool)
-            else _test(cond.op, cond.value))
+    test = value_test(cond.op, cond.value)
     return lambda tp: test(get(tp))
 
 

@@ -15,10 +15,10 @@ import re
 from typing import Any, Callable
 
 __all__ = [
-    "ID_RE", "OP_CHECKS", "PLACEHOLDERS", "PLACEHOLDER_RE", "UNITS_MS", "boolean", "channel",
-    "field_path", "holdout", "number", "one_of", "parse_distance", "parse_duration",
-    "payload_value", "positive", "rule_id", "scalar", "scalars", "suggest", "text", "version",
-    "whole",
+    "ID_RE", "OP_CHECKS", "PLACEHOLDERS", "PLACEHOLDER_RE", "TRAIT_PLACEHOLDER", "UNITS_MS",
+    "boolean", "channel", "field_path", "holdout", "number", "one_of", "parse_distance",
+    "parse_duration", "payload_value", "positive", "rule_id", "scalar", "scalars", "suggest",
+    "text", "version", "whole",
 ]
 
 PLACEHOLDERS = ("product_id", "store_id", "code", "rule", "event_id", "profile_id")
@@ -29,7 +29,8 @@ _DISTANCE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|km)\s*$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _CHANNEL_RE = re.compile(r"^[a-z0-9_-]+$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")  # as the engine substitutes them; other braces are text
+PLACEHOLDER_RE = re.compile(r"\{(\w+(?:\.\w+)?)\}")  # as the engine fills them; other braces: text
+TRAIT_PLACEHOLDER = "trait."  # {trait.top_channel}: the profile's trait when the moment fires
 # Roots of a field path, and whether they need a sub-key (properties.price, not properties).
 _FIELD_ROOTS = {"type": False, "channel": False, "campaign": False, "publisher": False,
                 "event_id": False, "event_time": False, "profile_id": False,
@@ -176,10 +177,16 @@ def payload_value(value: Any, has_code: bool) -> str:
         raise ValueError(f"{_show(value)} is not a payload value (use a text or a number)")
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     for name in PLACEHOLDER_RE.findall(text):
+        if name.startswith(TRAIT_PLACEHOLDER):
+            from streams.moments.rules.traits_reader import trait_name
+
+            trait_name(name[len(TRAIT_PLACEHOLDER):])
+            continue
         if name not in PLACEHOLDERS:
             close = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
             hint = (f"did you mean {{{close[0]}}}?" if close
-                    else "use " + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
+                    else "use " + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+                    + " or {trait.NAME}")
             raise ValueError(f"unknown placeholder {{{name}}} in {text!r} ({hint})")
         if name == "code" and not has_code:
             raise ValueError(f"{text!r} uses {{code}} but the action has no code")

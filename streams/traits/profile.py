@@ -1,0 +1,258 @@
+"""One profile's trait state, as plain data, and the traits it gives as of a time.
+
+The state of a profile (one value per profile id, short keys; lists are replaced, never changed
+in place, so a stored value can be shared):
+
+    "b":  event id              the event that started this record (part of the row's key)
+    "v":  int                   changes so far: the row's version
+    "at": ms                    as of when the traits were last evaluated (never goes back)
+    "fs", "ls": ms              event time of the first and last accepted touchpoint
+    "n", "r", "lp":             distinct purchases, their revenue, the last one's time
+    "po": [[t, order, revenue], ...]   the newest purchases (order id, else event id), to count
+                                       each once
+    "tc": [[t, channel, event_id], ...]  attribution touches inside the top-channel window
+    "d":  {name: [value, t, event_id]}   declared traits (identify); the newest wins
+    "cn": {count key: [[t, event_id], ...]}   events an audience counts, inside its window
+    "a":  [audience id, ...]    the audiences the profile is in (sorted)
+    "s":  int                   audience transitions so far (their record ids)
+    "lc": [[t, lifecycle], ...] when each lifecycle stage began (the newest few)
+    "tk": timer key             the profile's "traits" timer: the next time a trait or an
+                                audience can change without an event
+
+Everything here is order-free where the stream needs it to be: first/last seen are a min and a
+max, a purchase or touch delivered twice counts once, and the newest declared value wins by
+(event time, event id).
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Any
+
+from streams.traits.model import Rfm, TraitsConfig
+
+__all__ = ["IDENTIFIED_TYPES", "MAX_PURCHASES", "MAX_TOUCHES", "apply_event", "derive",
+           "lifecycle_of", "merge_states", "next_change", "rfm_of", "top_channel_of"]
+
+IDENTIFIED_TYPES = frozenset({"email", "phone", "user", "loyalty"})
+MAX_PURCHASES = 100  # purchase ids kept to count each once (a repeat of an older one counts again)
+MAX_TOUCHES = 200  # touches kept for top_channel (the newest, inside its window)
+MAX_COUNTED = 256  # events kept per audience count
+MAX_HISTORY = 10
+
+
+def _revenue(tp: dict) -> float:
+    value = (tp.get("properties") or {}).get("revenue")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def order_of(tp: dict) -> str:
+    """A purchase's identity: its order id (one order reported twice counts once), else its
+    event id."""
+    order = (tp.get("properties") or {}).get("order_id")
+    return order if isinstance(order, str) and order else tp["event_id"]
+
+
+def apply_event(st: dict, tp: dict, config: TraitsConfig, touch: bool) -> None:
+    """Fold one accepted touchpoint into `st` (a writable state, changed in place)."""
+    t, eid = tp["event_time"], tp["event_id"]
+    if "b" not in st:
+        st["b"], st["fs"], st["ls"] = eid, t, t
+    else:
+        if t < st["fs"]:
+            st["fs"] = t
+        if t > st["ls"]:
+            st["ls"] = t
+    kind = tp["type"]
+    if kind in config.purchase_types:
+        _purchase(st, t, order_of(tp), _revenue(tp))
+    if touch and tp.get("channel"):
+        st["tc"] = _insert(st.get("tc") or [], [t, tp["channel"], eid], MAX_TOUCHES)
+    if kind == "identify":
+        declared = (tp.get("properties") or {}).get("traits")
+        if isinstance(declared, dict) and declared:
+            mine = dict(st.get("d") or {})
+            for name, value in declared.items():
+                cur = mine.get(name)
+                if cur is None or (t, eid) > (cur[1], cur[2]):
+                    mine[name] = [value, t, eid]
+            st["d"] = mine
+
+
+def _purchase(st: dict, t: int, order: str, revenue: float) -> None:
+    kept = st.get("po") or []
+    if any(p[1] == order for p in kept):
+        return
+    st["n"] = st.get("n", 0) + 1
+    st["r"] = st.get("r", 0.0) + revenue
+    st["lp"] = max(st.get("lp", t), t)
+    st["po"] = sorted([*kept, [t, order, revenue]])[-MAX_PURCHASES:]
+
+
+def _insert(items: list, entry: list, limit: int) -> list:
+    """`items` (sorted by time) with `entry` [t, ..., event_id] in its place; the same event id
+    at the same time is kept once."""
+    t, eid = entry[0], entry[-1]
+    at = bisect_right(items, t, key=lambda x: x[0])
+    for x in items[:at][::-1]:
+        if x[0] != t:
+            break
+        if x[-1] == eid:
+            return items
+    return [*items[:at], entry, *items[at:]][-limit:]
+
+
+def add_counted(st: dict, key: str, t: int, eid: str) -> None:
+    counted = dict(st.get("cn") or {})
+    counted[key] = _insert(counted.get(key) or [], [t, eid], MAX_COUNTED)
+    st["cn"] = counted
+
+
+def prune(st: dict, as_of: int, config: TraitsConfig, windows: dict[str, int]) -> None:
+    """Drop the touches and counted events that have left their windows as of `as_of`."""
+    tc = st.get("tc")
+    if tc and tc[0][0] + config.top_channel_window_ms <= as_of:
+        st["tc"] = [x for x in tc if x[0] + config.top_channel_window_ms > as_of]
+    counted = st.get("cn")
+    if counted:
+        kept = {}
+        for key, items in counted.items():
+            within = windows.get(key)
+            if within is None:
+                continue  # an audience no longer in the pack
+            if items and items[0][0] + within <= as_of:
+                items = [x for x in items if x[0] + within > as_of]
+            if items:
+                kept[key] = items
+        if kept != counted:
+            st["cn"] = kept
+
+
+# -- what the state gives, as of a time ----------------------------------------
+def lifecycle_of(st: dict, known: bool, as_of: int, config: TraitsConfig) -> str:
+    purchases = st.get("n", 0)
+    if not purchases:
+        return "known" if known else "anonymous"
+    if as_of - st["lp"] >= config.lapse_after_ms:
+        return "lapsed"
+    return "customer" if purchases == 1 else "repeat"
+
+
+def top_channel_of(st: dict, as_of: int, config: TraitsConfig) -> str | None:
+    """The channel with the most touches in the window before `as_of`; ties alphabetically."""
+    since = as_of - config.top_channel_window_ms
+    counts: dict[str, int] = {}
+    for t, channel, _eid in st.get("tc") or ():
+        if since < t <= as_of:
+            counts[channel] = counts.get(channel, 0) + 1
+    if not counts:
+        return None
+    best = max(counts.values())
+    return min(ch for ch, n in counts.items() if n == best)
+
+
+def rfm_of(st: dict, as_of: int, rfm: Rfm) -> tuple[int, int, int] | None:
+    """(R, F, M), each 1 to 5, or None before the first purchase."""
+    purchases = st.get("n", 0)
+    if not purchases:
+        return None
+    age = as_of - st["lp"]
+    return (5 - sum(age >= cut for cut in rfm.recency_ms),
+            1 + sum(purchases >= cut for cut in rfm.frequency),
+            1 + sum(st["r"] >= cut for cut in rfm.monetary))
+
+
+def derive(st: dict, known: bool, as_of: int, config: TraitsConfig) -> dict[str, Any]:
+    """The traits, by name (times in epoch ms), with the declared ones: what audiences and rules
+    test, and what rows and the profile view show."""
+    rfm = rfm_of(st, as_of, config.rfm)
+    values: dict[str, Any] = {name: value for name, (value, _t, _e) in (st.get("d") or {}).items()
+                              if value is not None}
+    values.update({
+        "first_seen": st["fs"], "last_seen": st["ls"], "purchases": st.get("n", 0),
+        "revenue": st.get("r", 0.0), "last_purchase_at": st.get("lp"),
+        "lifecycle": lifecycle_of(st, known, as_of, config),
+        "top_channel": top_channel_of(st, as_of, config),
+        "rfm": None if rfm is None else "".join(map(str, rfm)),
+        "rfm.r": None if rfm is None else rfm[0], "rfm.f": None if rfm is None else rfm[1],
+        "rfm.m": None if rfm is None else rfm[2],
+    })
+    return values
+
+
+def next_change(st: dict, as_of: int, config: TraitsConfig, windows: dict[str, int]) -> int | None:
+    """The next time after `as_of` a computed trait or a counted window changes with no event:
+    a lapse, an RFM recency cut, a touch or a counted event leaving its window."""
+    times = []
+    lp = st.get("lp")
+    if lp is not None:
+        times.append(lp + config.lapse_after_ms)
+        times.extend(lp + cut for cut in config.rfm.recency_ms)
+    tc = st.get("tc")
+    if tc:
+        times.append(tc[0][0] + config.top_channel_window_ms)
+    for key, items in (st.get("cn") or {}).items():
+        if items and key in windows:
+            times.append(items[0][0] + windows[key])
+    later = [t for t in times if t > as_of]
+    return min(later) if later else None
+
+
+# -- merges ----------------------------------------
+def merge_states(kept: dict, other: dict) -> dict:
+    """The survivor's state with an absorbed profile's folded in (a new dict)."""
+    if not kept:  # the survivor had no record: it takes the absorbed one's, as its own
+        st = {**other, "v": other.get("v", 0) + 1, "a": [], "s": 0}
+        st.pop("tk", None)
+        return st
+    st = dict(kept)
+    st["fs"], st["ls"] = min(kept["fs"], other["fs"]), max(kept["ls"], other["ls"])
+    st["at"] = max(kept.get("at", 0), other.get("at", 0))
+    st["v"] = max(kept.get("v", 0), other.get("v", 0)) + 1
+    mine = {p[1] for p in kept.get("po") or ()}
+    fresh = [p for p in other.get("po") or () if p[1] not in mine]
+    twice = len(other.get("po") or ()) - len(fresh)  # one order seen by both profiles
+    if other.get("n"):
+        shared_revenue = sum(p[2] for p in other["po"] if p[1] in mine)
+        st["n"] = kept.get("n", 0) + other["n"] - twice
+        st["r"] = kept.get("r", 0.0) + other["r"] - shared_revenue
+        st["lp"] = max(kept.get("lp", other["lp"]), other["lp"])
+        st["po"] = sorted([*(kept.get("po") or ()), *fresh])[-MAX_PURCHASES:]
+    for name, limit in (("tc", MAX_TOUCHES),):
+        if other.get(name):
+            st[name] = _union(kept.get(name) or [], other[name], limit)
+    if other.get("cn"):
+        counted = dict(kept.get("cn") or {})
+        for key, items in other["cn"].items():
+            counted[key] = _union(counted.get(key) or [], items, MAX_COUNTED)
+        st["cn"] = counted
+    if other.get("d"):
+        declared = dict(kept.get("d") or {})
+        for name, entry in other["d"].items():
+            cur = declared.get(name)
+            if cur is None or (entry[1], entry[2]) > (cur[1], cur[2]):
+                declared[name] = entry
+        st["d"] = declared
+    if other.get("lc"):
+        st["lc"] = _history([*(kept.get("lc") or ()), *other["lc"]])
+    return st
+
+
+def _union(a: list, b: list, limit: int) -> list:
+    seen = {(x[0], x[-1]) for x in a}
+    return sorted([*a, *(x for x in b if (x[0], x[-1]) not in seen)],
+                  key=lambda x: (x[0], x[-1]))[-limit:]
+
+
+def _history(entries: list) -> list:
+    """Lifecycle stages in time order, a repeat of the stage before dropped, the newest few."""
+    out: list = []
+    for t, stage in sorted(entries, key=lambda e: (e[0], e[1])):
+        if not out or out[-1][1] != stage:
+            out.append([t, stage])
+    return out[-MAX_HISTORY:]
+
+
+def note_lifecycle(st: dict, stage: str, at: int) -> None:
+    history = st.get("lc") or []
+    if not history or history[-1][1] != stage:
+        st["lc"] = [*history, [at, stage]][-MAX_HISTORY:]

@@ -5,7 +5,7 @@ Each contract is `schemas/<name>.avsc`, shipped as package data. The Confluent w
 schema registry service those numbers come from `schemas/registry.json`:
 
     1 touchpoint   2 stitched_touchpoint   3 dead_letter   4 identity_event
-    5 attribution_credit   6 trigger   7 suppression
+    5 attribution_credit   6 trigger   7 suppression   8 late_event   9 audience_record
 
 An id is part of the wire contract: never renumber or reuse one, give a new schema the next free id.
 

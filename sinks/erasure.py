@@ -25,6 +25,8 @@ ERASE_WHERE = {
     "triggers": "has({profiles:Array(String)}, profile_id)",
     "suppressions": "has({profiles:Array(String)}, profile_id)",
     "experiment_exposures": "has({profiles:Array(String)}, profile_id)",
+    "profile_traits": "has({profiles:Array(String)}, profile_id)",
+    "audience_membership": "has({profiles:Array(String)}, profile_id)",
 }
 
 

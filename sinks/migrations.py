@@ -307,6 +307,64 @@ GROUP BY experiment, arm
 COMMENT 'parcours: per experiment and arm, profiles entered, conversions, rate and revenue (what parcours experiments tests)'
 """
 
+_PROFILE_TRAITS = f"""
+CREATE TABLE IF NOT EXISTS profile_traits (
+    profile_id        String,
+    created_by        String COMMENT 'the event that started the record: a profile id absorbed by a merge and used again keeps its old, deleted row apart',
+    first_seen        DateTime64(3, 'UTC'),
+    last_seen         DateTime64(3, 'UTC'),
+    purchases         UInt32,
+    revenue           Float64,
+    last_purchase_at  Nullable(DateTime64(3, 'UTC')) COMMENT 'NULL before the first purchase',
+    lifecycle         LowCardinality(String),
+    lifecycle_history String COMMENT 'JSON text: [[epoch ms, stage], ...], the stages in time order',
+    top_channel       LowCardinality(String) COMMENT 'empty: no touch in the window',
+    rfm               LowCardinality(String) COMMENT 'the RFM digits; empty before the first purchase',
+    rfm_r             UInt8 COMMENT '0 before the first purchase',
+    rfm_f             UInt8,
+    rfm_m             UInt8,
+    declared          Map(String, String) COMMENT 'declared trait -> its value as JSON text',
+    audiences         Array(String) COMMENT 'the audiences the profile is in',
+    consent           Map(String, UInt8) COMMENT 'channel -> 1 opted in, 0 opted out (explicit choices and the pack''s defaults)',
+    as_of             DateTime64(3, 'UTC') COMMENT 'the event time the traits hold at',
+    version           UInt64 COMMENT 'the record''s changes: the latest row wins',
+    is_deleted        UInt8 COMMENT '1: merged into another profile',
+    updated_at        DateTime64(3, 'UTC') COMMENT 'when the row was written'
+) ENGINE = ReplacingMergeTree(version, is_deleted)
+ORDER BY (profile_id, created_by)
+SETTINGS {DEDUP}
+COMMENT 'parcours: computed and declared traits per profile, a row per batch that changed it; query with FINAL and is_deleted = 0: one live row per profile'
+"""
+
+_AUDIENCE_MEMBERSHIP = f"""
+CREATE TABLE IF NOT EXISTS audience_membership (
+    record_id   String COMMENT 'deterministic (profile, record, transition number): a replay writes the same id',
+    kind        LowCardinality(String) COMMENT 'audience_entered or audience_exited',
+    audience    LowCardinality(String),
+    profile_id  String,
+    at          DateTime64(3, 'UTC') COMMENT 'event time of the change',
+    event_id    String COMMENT 'the event that caused it (empty for time and merge)',
+    cause       LowCardinality(String) COMMENT 'event, time (a window or a lapse passed), merge',
+    seq         UInt32 COMMENT 'the profile''s transition number: orders its records',
+    ingested_at DateTime64(3, 'UTC') COMMENT 'when the row was written'
+) ENGINE = ReplacingMergeTree
+ORDER BY (audience, profile_id, record_id)
+SETTINGS {DEDUP}
+COMMENT 'parcours: audience entries and exits (topic audiences, but for an erasure''s), one row per record_id; query with FINAL'
+"""
+
+_AUDIENCE_MEMBERS = """
+CREATE VIEW IF NOT EXISTS audience_members AS
+SELECT
+    audience,
+    profile_id,
+    max(at) AS since
+FROM audience_membership FINAL
+GROUP BY audience, profile_id
+HAVING argMax(kind, (at, seq)) = 'audience_entered'
+COMMENT 'parcours: the profiles in each audience now (their newest record by (at, seq) an entry), since when'
+"""
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "initial tables", [
         _TOUCHPOINTS,
@@ -332,6 +390,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         *_EXPERIMENTS_V4,
         _EXPERIMENT_EXPOSURES,
         _EXPERIMENT_RESULTS,
+    ]),
+    (5, "traits: profile traits, audience entries and exits, members per audience", [
+        _PROFILE_TRAITS,
+        _AUDIENCE_MEMBERSHIP,
+        _AUDIENCE_MEMBERS,
     ]),
 ]
 

@@ -2,16 +2,19 @@
 
 A `Table` turns the plain dicts the pipeline produces into insert rows, column by column, by kind:
 
-| kind    | ClickHouse type                  | accepts                                            |
-|---------|----------------------------------|----------------------------------------------------|
-| `str`   | String / LowCardinality(String)  | str                                                |
-| `str?`  | LowCardinality(Nullable(String)) | str or None                                        |
-| `time`  | DateTime64(3, 'UTC')             | epoch ms (int) or datetime (naive = UTC) -> ms     |
-| `json`  | String holding JSON text         | dict / list (serialised, sorted keys), str, None   |
-| `map`   | Map(String, String)              | mapping (keys, values -> str; None values dropped) |
-| `array` | Array(String)                    | list / tuple of str                                |
-| `float` | Float64                          | int or float                                       |
-| `int`   | UInt8 / Int32 / Int64            | int                                                |
+| kind     | ClickHouse type                  | accepts                                            |
+|----------|----------------------------------|----------------------------------------------------|
+| `str`    | String / LowCardinality(String)  | str                                                |
+| `str?`   | LowCardinality(Nullable(String)) | str or None                                        |
+| `time`   | DateTime64(3, 'UTC')             | epoch ms (int) or datetime (naive = UTC) -> ms     |
+| `time?`  | Nullable(DateTime64(3, 'UTC'))   | what `time` accepts, or None (NULL)                |
+| `json`   | String holding JSON text         | dict / list (serialised, sorted keys), str, None   |
+| `map`    | Map(String, String)              | mapping (keys, values -> str; None values dropped) |
+| `intmap` | Map(String, UInt8 / Int*)        | mapping of int, not bool (keys -> str; None values |
+|          |                                  | dropped), e.g. consent flags {channel: 0 / 1}      |
+| `array`  | Array(String)                    | list / tuple of str                                |
+| `float`  | Float64                          | int or float                                       |
+| `int`    | UInt8 / Int32 / Int64            | int                                                |
 
 A row may omit a column only when `defaults` has it (a callable default is called per row, e.g. the
 ingestion time); None counts as omitted. `key` is the ReplacingMergeTree ORDER BY (the identity that
@@ -74,6 +77,23 @@ def to_str_map(value: Any) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items() if v is not None}
 
 
+def to_optional_epoch_ms(value: Any) -> int | None:
+    return None if value is None else to_epoch_ms(value)
+
+
+def to_int_map(value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a mapping, got {type(value).__name__}")
+    out = {}
+    for k, v in value.items():
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"expected a mapping of int, got a {type(v).__name__} value")
+        out[str(k)] = v
+    return out
+
+
 def to_str_list(value: Any) -> list[str]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise TypeError(f"expected a list of str, got {type(value).__name__}")
@@ -111,8 +131,9 @@ def _rows(value: Any) -> list[list]:
 
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "str": _str, "str?": _optional_str, "time": to_epoch_ms, "json": to_json_text,
-    "map": to_str_map, "array": to_str_list, "float": _float, "int": _int, "rows": _rows,
+    "str": _str, "str?": _optional_str, "time": to_epoch_ms, "time?": to_optional_epoch_ms,
+    "json": to_json_text, "map": to_str_map, "intmap": to_int_map, "array": to_str_list,
+    "float": _float, "int": _int, "rows": _rows,
 }
 _MISSING = object()
 
@@ -216,11 +237,11 @@ class Table:
     @cached_property
     def _column_plan(self) -> tuple[tuple[str, Any, frozenset[type]], ...]:
         """(kind, default, the value types taken as they are) per column; None is plain only for
-        an optional column whose default is None."""
+        an optional column (`str?`, `time?`) whose default is None."""
         plan = []
         for name, kind in self.columns:
             default = self.defaults.get(name, _MISSING)
-            plain = _PLAIN[kind] if kind != "str?" or default is None else _STR
+            plain = _PLAIN[kind] if default is None else _PLAIN[kind] - {_NONE}
             plan.append((kind, default, plain))
         return tuple(plan)
 
@@ -255,10 +276,16 @@ _FAST_KIND: dict[str, tuple[str, ...]] = {
     "str": ("if v.__class__ is not str: return None",),
     "str?": ("if v is not None and v.__class__ is not str: return None",),
     "time": ("if v.__class__ is not int: return None",),
+    "time?": ("if v is not None and v.__class__ is not int: return None",),
     "json": ("if v.__class__ is not str: v = _json(v)",),
     "map": ("if v.__class__ is not dict: return None",
             "v = {(k if k.__class__ is str else str(k)): (x if x.__class__ is str else str(x)) "
             "for k, x in v.items() if x is not None}"),
+    "intmap": ("if v.__class__ is not dict: return None",
+               "for k, x in v.items():",
+               "    if k.__class__ is not str or (x is not None and x.__class__ is not int): "
+               "return None",
+               "v = {k: x for k, x in v.items() if x is not None}"),
     "array": ("if v.__class__ is not list: return None",
               "for x in v:",
               "    if x.__class__ is not str: return None",
@@ -279,10 +306,12 @@ _NONE = type(None)
 # The value types a column of each kind takes as they are (bool is not int: type() is exact).
 _PLAIN: dict[str, frozenset[type]] = {
     "str": frozenset({str}), "str?": frozenset({str, _NONE}), "time": frozenset({int}),
-    "json": frozenset({str}), "map": frozenset({dict}), "array": frozenset({list}),
+    "time?": frozenset({int, _NONE}), "json": frozenset({str}), "map": frozenset({dict}),
+    "intmap": frozenset({dict}), "array": frozenset({list}),
     "float": frozenset({float}), "int": frozenset({int}), "rows": frozenset({list}),
 }
 _STR = frozenset({str})
+_INT = frozenset({int})
 _ROW = frozenset({list, tuple})
 
 
@@ -291,6 +320,9 @@ def _plain_nested(kind: str, column) -> bool:
     if kind == "map":
         return (set(map(type, chain.from_iterable(map(dict.keys, column)))) <= _STR
                 and set(map(type, chain.from_iterable(map(dict.values, column)))) <= _STR)
+    if kind == "intmap":
+        return (set(map(type, chain.from_iterable(map(dict.keys, column)))) <= _STR
+                and set(map(type, chain.from_iterable(map(dict.values, column)))) <= _INT)
     if kind == "array":
         return set(map(type, chain.from_iterable(column))) <= _STR
     if kind == "rows":
@@ -380,6 +412,24 @@ EXPERIMENT_EXPOSURES = _table(
     "entered_at:time converted:int conversions:int revenue:float version:int is_deleted:int",
     key="experiment profile_id trigger_id", defaults={"is_deleted": 0},
 )
+PROFILE_TRAITS = _table(
+    "profile_traits",
+    "profile_id:str created_by:str first_seen:time last_seen:time purchases:int revenue:float "
+    "last_purchase_at:time? lifecycle:str lifecycle_history:json top_channel:str rfm:str "
+    "rfm_r:int rfm_f:int rfm_m:int declared:map audiences:array consent:intmap as_of:time "
+    "version:int is_deleted:int updated_at:time",
+    key="profile_id created_by", volatile="updated_at",
+    defaults={"last_purchase_at": None, "lifecycle_history": [], "top_channel": "", "rfm": "",
+              "rfm_r": 0, "rfm_f": 0, "rfm_m": 0, "declared": {}, "audiences": [],
+              "consent": {}, "is_deleted": 0, "updated_at": utc_now_ms},
+)
+AUDIENCE_MEMBERSHIP = _table(
+    "audience_membership",
+    "record_id:str kind:str audience:str profile_id:str at:time event_id:str cause:str seq:int "
+    "ingested_at:time",
+    key="audience profile_id record_id", volatile="ingested_at",
+    defaults={"event_id": "", "ingested_at": utc_now_ms},
+)
 DEAD_LETTERS = _table(
     "dead_letters",
     "received_at:time error:str reason:str topic:str partition:int offset:int original:str",
@@ -390,5 +440,6 @@ DEAD_LETTERS = _table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     TOUCHPOINTS, IDENTITY_MAP, IDENTITY_EVENTS, TRIGGERS, SUPPRESSIONS, ATTRIBUTION_CREDIT,
-    DEAD_LETTERS, LATE_EVENTS, ATTRIBUTION_PATHS, EXPERIMENT_EXPOSURES,
+    DEAD_LETTERS, LATE_EVENTS, ATTRIBUTION_PATHS, EXPERIMENT_EXPOSURES, PROFILE_TRAITS,
+    AUDIENCE_MEMBERSHIP,
 )}

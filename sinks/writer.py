@@ -276,6 +276,8 @@ class ClickHouseTableWriter(BatchingWriter):
         self._column_names = list(self.table.column_names)
         self._times = frozenset(i for i, (_, kind) in enumerate(self.table.columns)
                                 if kind == "time")
+        self._optional_times = frozenset(i for i, (_, kind) in enumerate(self.table.columns)
+                                         if kind == "time?")
         self._volatile = tuple(i not in self.table.token_positions
                                for i in range(len(self.table.columns)))
 
@@ -296,9 +298,12 @@ class ClickHouseTableWriter(BatchingWriter):
     def encode_columns(self, rows: Columns) -> list[bytes]:
         """Each column as one JSON array: the parts of a JSONCompactColumns block. Time columns
         hold epoch ms and are sent as seconds with 3 decimals, which ClickHouse reads exactly into
-        DateTime64(3)."""
+        DateTime64(3) (None, of a nullable time, as null)."""
         dumps = orjson.dumps
-        return [dumps([ms / 1000 for ms in column]) if i in self._times else dumps(column)
+        optional = self._optional_times
+        return [dumps([ms / 1000 for ms in column]) if i in self._times
+                else dumps([None if ms is None else ms / 1000 for ms in column])
+                if i in optional else dumps(column)
                 for i, column in enumerate(rows.columns)]
 
 

@@ -34,6 +34,7 @@ class Topics:
     identity: str = "identity"
     credit: str = "attribution.credit"
     suppressions: str = "suppressions"
+    audiences: str = "audiences"  # audience_entered / audience_exited records, keyed by profile
     late: str = "touchpoints.late"  # events behind the watermark (moment rules skipped)
     inventory: str = "reference.inventory"  # compacted: stock per store and product (rules' joins)
     preferences: str = "preferences"  # preference-centre records (consent, quiet hours, caps)

@@ -2,8 +2,9 @@
 
 Embedded Tansu broker -> `parcours worker` (its own process, Faust) -> chDB. Plays the Martin
 journey, a synthetic population and a few malformed records, waits until every record came out the
-other side (stitched or dead-lettered), stops the worker, then prints what landed in ClickHouse and
-writes a chart. `add_parser` and `run` are the command.
+other side (stitched or dead-lettered), stops the worker, then prints what landed in ClickHouse,
+writes a chart, and ends on Martin's profile as `parcours profile` shows it (his lifecycle from
+known to customer). `add_parser` and `run` are the command.
 """
 from __future__ import annotations
 
@@ -94,7 +95,25 @@ def run_demo(profiles: int = 2000, out_dir: Path = Path("out/demo")) -> int:
     png = chart(compare(client, CHART_MODELS), CHART_MODELS, out_dir / "attribution.png")
     console.print(f"[bold]chart[/] {png}")
     _print_experiments(console, client, out_dir)
+    _print_profile(console, client)
     return 0
+
+
+def _print_profile(console: Console, client) -> None:
+    """Martin's profile, as `parcours profile --identifier loyalty:L-77` shows it: his traits,
+    audiences and lifecycle history (known from his first e-mail, customer since martin-11)."""
+    from streams.cli import profile
+    from streams.simulate.martin import MARTIN_IDS
+
+    view = profile.profile_view(client, "loyalty", MARTIN_IDS["loyalty"])
+    if view is None:
+        console.print(f"[bold]profile[/] no profile holds loyalty {MARTIN_IDS['loyalty']}")
+        return
+    console.print(f"[bold]Martin's profile[/] (parcours profile --identifier "
+                  f"loyalty:{MARTIN_IDS['loyalty']}): "
+                  f"{profile.lifecycle_line(view['lifecycle_history'])}")
+    for part in profile.renderables(view):
+        console.print(part)
 
 
 def _print_experiments(console: Console, client, out_dir: Path) -> None:

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("parcours.replay")
 
 OUTPUT_FILES = ("triggers", "suppressions", "identity", "dead_letter", "attribution_credit",
-                "late_events", "attribution_paths", "experiment_exposures")
+                "late_events", "attribution_paths", "experiment_exposures", "audiences",
+                "profile_traits")
 
 
 @dataclass
@@ -170,6 +171,8 @@ def _write_outputs(out: Emitted, dead: list, result: ReplayResult, writers: _Wri
     writers.write("late_events", out.late)
     writers.write("attribution_paths", out.paths)
     writers.write("experiment_exposures", out.exposures)
+    writers.write("audiences", out.audiences)  # every record, an erasure's too (as the topic)
+    writers.write("profile_traits", out.traits)
     for name, n in out.counts().items():
         result.counts[name] = result.counts.get(name, 0) + n
     if inserts is not None:

@@ -34,6 +34,7 @@ from schemas.codec import (
 )
 from streams.ingest.channels import campaign_params, derive_channel, referrer_host
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS, ahead_reason
+from streams.ingest.declared import declared_traits
 from streams.ingest.pii import HASHED_TYPES, hash_identifier, redact_emails
 from streams.ingest.touchpoint import IngestedTouchpoint, Touchpoint
 
@@ -246,6 +247,10 @@ def _normalised(record: dict, context_spec: dict | None,
     type_ = record["type"].strip().lower()
     context = _clean(record.get("context"), "context", context_spec)
     properties = _properties(record.get("properties"), properties_spec)
+    if type_ == "identify" and "traits" in properties:  # zero-party data: streams.ingest.declared
+        properties["traits"], refused = declared_traits(properties["traits"])
+        if refused:
+            raise _invalid(refused)
     url = context.get("url")
     referrer = context.get("referrer")
 

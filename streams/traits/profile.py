@@ -13,7 +13,7 @@ in place, so a stored value can be shared):
     "tc": [[t, channel, event_id], ...]  attribution touches inside the top-channel window
     "d":  {name: [value, t, event_id]}   declared traits (identify); the newest wins
     "cn": {count key: [[t, event_id], ...]}   events an audience counts, inside its window
-    "a":  [audience id, ...]    the audiences the profile is in (sorted)
+    "a":  [audience id, ...]    the audiences the profile is in (in the pack's order)
     "s":  int                   audience transitions so far (their record ids)
     "lc": [[t, lifecycle], ...] when each lifecycle stage began (the newest few)
     "tk": timer key             the profile's "traits" timer: the next time a trait or an
@@ -79,13 +79,23 @@ def apply_event(st: dict, tp: dict, config: TraitsConfig, touch: bool) -> None:
 
 
 def _purchase(st: dict, t: int, order: str, revenue: float) -> None:
+    """Count an order once, as its earliest report (an order reported again by another
+    channel, or the same event delivered twice, is not a purchase of its own)."""
     kept = st.get("po") or []
-    if any(p[1] == order for p in kept):
+    report = [t, order, revenue]
+    seen = next((p for p in kept if p[1] == order), None)
+    if seen is not None:
+        if report >= seen:
+            return
+        st["r"] = st["r"] - seen[2] + revenue  # an earlier report of it came late
+        st["po"] = sorted([report if p is seen else p for p in kept])
+        if st["n"] == len(kept):
+            st["lp"] = st["po"][-1][0]
         return
     st["n"] = st.get("n", 0) + 1
     st["r"] = st.get("r", 0.0) + revenue
     st["lp"] = max(st.get("lp", t), t)
-    st["po"] = sorted([*kept, [t, order, revenue]])[-MAX_PURCHASES:]
+    st["po"] = sorted([*kept, report])[-MAX_PURCHASES:]
 
 
 def _insert(items: list, entry: list, limit: int) -> list:
@@ -208,15 +218,8 @@ def merge_states(kept: dict, other: dict) -> dict:
     st["fs"], st["ls"] = min(kept["fs"], other["fs"]), max(kept["ls"], other["ls"])
     st["at"] = max(kept.get("at", 0), other.get("at", 0))
     st["v"] = max(kept.get("v", 0), other.get("v", 0)) + 1
-    mine = {p[1] for p in kept.get("po") or ()}
-    fresh = [p for p in other.get("po") or () if p[1] not in mine]
-    twice = len(other.get("po") or ()) - len(fresh)  # one order seen by both profiles
     if other.get("n"):
-        shared_revenue = sum(p[2] for p in other["po"] if p[1] in mine)
-        st["n"] = kept.get("n", 0) + other["n"] - twice
-        st["r"] = kept.get("r", 0.0) + other["r"] - shared_revenue
-        st["lp"] = max(kept.get("lp", other["lp"]), other["lp"])
-        st["po"] = sorted([*(kept.get("po") or ()), *fresh])[-MAX_PURCHASES:]
+        _merge_purchases(st, kept, other)
     for name, limit in (("tc", MAX_TOUCHES),):
         if other.get(name):
             st[name] = _union(kept.get(name) or [], other[name], limit)
@@ -235,6 +238,28 @@ def merge_states(kept: dict, other: dict) -> dict:
     if other.get("lc"):
         st["lc"] = _history([*(kept.get("lc") or ()), *other["lc"]])
     return st
+
+
+def _merge_purchases(st: dict, kept: dict, other: dict) -> None:
+    """Each order once, as its earliest report (what one profile that saw both would keep)."""
+    reports = {p[1]: p for p in kept.get("po") or ()}
+    dropped = []  # the other report of each order both profiles saw
+    for p in other["po"]:
+        cur = reports.get(p[1])
+        if cur is None:
+            reports[p[1]] = p
+        else:
+            dropped.append(max(cur, p))
+            reports[p[1]] = min(cur, p)
+    st["n"] = kept.get("n", 0) + other["n"] - len(dropped)
+    st["r"] = kept.get("r", 0.0) + other["r"] - sum(p[2] for p in dropped)
+    kept_list = sorted(reports.values())
+    last = kept_list[-1][0]
+    for side in (kept, other):  # a side with more purchases than ids kept: its last counts too
+        if side.get("n", 0) > len(side.get("po") or ()):
+            last = max(last, side["lp"])
+    st["lp"] = last
+    st["po"] = kept_list[-MAX_PURCHASES:]
 
 
 def _union(a: list, b: list, limit: int) -> list:

@@ -84,11 +84,12 @@ def traits_row(profile_id: str, st: dict, values: dict, consent: dict) -> Traits
 
 
 def deleted_row(profile_id: str, st: dict) -> TraitsRow:
-    """The row that deletes a profile's record (merged into another)."""
+    """The row that deletes a profile's record (merged into another): its key and version, and
+    nothing of the person."""
     empty = {"purchases": 0, "revenue": 0.0, "last_purchase_at": None, "lifecycle": "",
              "top_channel": None, "rfm": None, "rfm.r": None, "rfm.f": None, "rfm.m": None}
-    row = traits_row(profile_id, {**st, "v": st.get("v", 0) + 1, "a": [], "d": {}, "lc": []},
-                     empty, {})
+    row = traits_row(profile_id, {"b": st["b"], "fs": 0, "ls": 0, "at": 0,
+                                  "v": st.get("v", 0) + 1}, empty, {})
     row["is_deleted"] = 1
     return row
 

@@ -159,6 +159,9 @@ class TraitsStage:
         st = self.state.get(profile_id)
         if st is not None:
             self._leave(profile_id, dict(st), out, "forget")
+        if any(row["profile_id"] == profile_id for row in out.traits):  # written before, in
+            out.traits[:] = [row for row in out.traits  # this batch: the erasure goes before
+                             if row["profile_id"] != profile_id]  # the batch's traits rows
 
     def export(self, profile_id: str) -> dict | None:
         st = self.state.get(profile_id)

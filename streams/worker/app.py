@@ -143,7 +143,8 @@ def declare_topics(app: faust.App, settings: Settings, rules) -> AppTopics:
                        key_serializer="raw", partitions=n, internal=True)
     outputs = [app.topic(name, partitions=1) for name in
                (names.dead_letter, names.stitched, names.identity, names.credit,
-                names.suppressions, names.late, *map(names.trigger_topic, trigger_channels(rules)))]
+                names.suppressions, names.audiences, names.late,
+                *map(names.trigger_topic, trigger_channels(rules)))]
     outputs.append(app.topic(names.inventory, partitions=1, compacting=True))
     preferences = app.topic(names.preferences, value_type=bytes, key_type=bytes,
                             value_serializer="raw", key_serializer="raw", partitions=1)

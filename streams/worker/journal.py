@@ -39,7 +39,7 @@ OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
 # a short prefix per core store: one table holds them all
 CODES = {"ids": "i", "profiles": "p", "pending": "h", "shards": "s", "clock": "c",
          "paths": "a", "moments": "m", "prefs": "g", "timers": "t", "kinds": "k",
-         "parked": "q", "transfers": "x"}
+         "parked": "q", "transfers": "x", "traits": "r"}
 
 
 class _Sentinel:

@@ -271,11 +271,10 @@ class ShardShell:
             moved.extend(out.transfers)
             erased.extend(out.erased)
         phase("pipeline")
-        records, sink = journey_records(merged, topics, int(time.time() * 1000))
-        for request_id, profile_id, identifiers in erased:
-            sink.append((topics.sink, None, sink_blocks.erase(request_id, profile_id,
-                                                              identifiers)))
-            records.append((topics.stitched, profile_id.encode(), None))
+        erasures = [(topics.sink, None, sink_blocks.erase(request_id, profile_id, identifiers))
+                    for request_id, profile_id, identifiers in erased]
+        records, sink = journey_records(merged, topics, int(time.time() * 1000), erasures)
+        records += [(topics.stitched, profile_id.encode(), None) for _r, profile_id, _i in erased]
         by_shard: dict[int, list] = {}
         for shard, transfer in moved:
             by_shard.setdefault(shard, []).append(transfer)

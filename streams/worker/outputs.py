@@ -5,6 +5,9 @@
   (streams/worker/sink_stage.py); the lists that also go to a public topic are not encoded twice.
 - `table_rows`: rows per table, built by `rows_of` from the pipeline's lists: replay writes them
   directly, the sink stage builds them from the sink topic's records with the same function.
+- `profile_traits` rows (`traits`) go to the sink only, like experiment exposures; audience records
+  go to the `audiences` topic and, but for an erasure's (cause "forget", see `rows_of`), to the
+  `audience_membership` table.
 """
 from __future__ import annotations
 
@@ -23,7 +26,11 @@ TABLE_OF = {"stitched": "touchpoints", "identity_map": "identity_map",
             "identity": "identity_events", "credits": "attribution_credit",
             "triggers": "triggers", "suppressions": "suppressions", "late": "late_events",
             "paths": "attribution_paths", "exposures": "experiment_exposures",
+            "traits": "profile_traits", "audiences": "audience_membership",
             "dead_letters": "dead_letters"}
+# the audience records of an erasure (cause "forget") go to the topic only: the erasure deletes the
+# person's rows, and an exit row written after it would hold the erased profile id again
+TOPIC_ONLY_CAUSE = "forget"
 
 
 def _json(obj) -> bytes:
@@ -43,12 +50,17 @@ def _keyed(out: Emitted, topics: Topics) -> Iterator[tuple[str, list[Record]]]:
     yield "suppressions", [(topics.suppressions, sup["profile_id"].encode(), _json(sup))
                            for sup in out.suppressions]
     yield "late", [(topics.late, late["event_id"].encode(), _json(late)) for late in out.late]
+    yield "audiences", [(topics.audiences, rec["profile_id"].encode(), _json(rec))
+                        for rec in out.audiences]
 
 
-def journey_records(out: Emitted, topics: Topics, now_ms: int) -> tuple[list[Record],
-                                                                       list[Record]]:
+def journey_records(out: Emitted, topics: Topics, now_ms: int,
+                    erasures: list[Record] = ()) -> tuple[list[Record], list[Record]]:
     """A batch's public topic records, and its ClickHouse rows as sink-topic records (the encoded
-    topic values reused: a stitched touchpoint is serialised once for both)."""
+    topic values reused: a stitched touchpoint is serialised once for both). `erasures` (the
+    batch's erasure records) go after every row about what happened, and before the
+    `profile_traits` rows: those are the profiles' state at the end of the batch, after the
+    erasures (a profile id erased and used again in one batch keeps its new row)."""
     records: list[Record] = []
     blocks: dict[str, list[bytes]] = {}
     for kind, keyed in _keyed(out, topics):
@@ -61,8 +73,13 @@ def journey_records(out: Emitted, topics: Topics, now_ms: int) -> tuple[list[Rec
         blocks["paths"] = [_json(path) for path in out.paths]
     if out.exposures:
         blocks["exposures"] = [_json(row) for row in out.exposures]
-    sink = [(topics.sink, None, block) for kind in TABLE_OF if kind in blocks
+    if out.traits:
+        blocks["traits"] = [_json(row) for row in out.traits]
+    sink = [(topics.sink, None, block) for kind in TABLE_OF if kind in blocks and kind != "traits"
             for block in sink_blocks.encode(kind, blocks[kind], now_ms)]
+    sink.extend(erasures)
+    sink.extend((topics.sink, None, block)
+                for block in sink_blocks.encode("traits", blocks.get("traits", ()), now_ms))
     return records, sink
 
 
@@ -77,6 +94,11 @@ def rows_of(kind: str, items: list[dict], now_ms: int) -> list[dict]:
                 for ev in items]
     if kind in ("credits", "paths"):
         return [{**row, "computed_at": now_ms} for row in items]
+    if kind == "traits":
+        return [{**row, "updated_at": now_ms} for row in items]
+    if kind == "audiences":
+        return [{**rec, "event_id": rec["event_id"] or "", "ingested_at": now_ms}
+                for rec in items if rec["cause"] != TOPIC_ONLY_CAUSE]
     if kind == "dead_letters":
         return dead_letter_rows(items)
     if kind in TABLE_OF:
@@ -85,9 +107,11 @@ def rows_of(kind: str, items: list[dict], now_ms: int) -> list[dict]:
 
 
 def table_rows(out: Emitted, now_ms: int) -> dict[str, list[dict]]:
-    """ClickHouse rows per table for a batch (times as epoch ms; the sink converts them)."""
-    return {TABLE_OF[kind]: rows_of(kind, getattr(out, kind), now_ms)
-            for kind in TABLE_OF if kind != "dead_letters" and getattr(out, kind)}
+    """ClickHouse rows per table for a batch (times as epoch ms; the sink converts them); a table
+    with no row (the batch's audience records all of an erasure) is left out."""
+    tables = {TABLE_OF[kind]: rows_of(kind, getattr(out, kind), now_ms)
+              for kind in TABLE_OF if kind != "dead_letters" and getattr(out, kind)}
+    return {table: rows for table, rows in tables.items() if rows}
 
 
 def _touchpoint_row(tp: dict, now_ms: int) -> dict:

@@ -6,8 +6,9 @@ One record holds one kind of rows (a list of `streams.worker.outputs.TABLE_OF`) 
 
 `items` are the pipeline's plain dicts, encoded once: for the lists that also go to a public topic
 they are the very bytes of those records, joined. `now` stamps the rows' write-time columns
-(`ingested_at`, `computed_at`), so rows built again from a re-read record are identical (and so is
-their insert's deduplication token). A record stays under `MAX_BLOCK_BYTES` (at least one item).
+(`ingested_at`, `computed_at`, `updated_at`), so rows built again from a re-read record are
+identical (and so is their insert's deduplication token). A record stays under `MAX_BLOCK_BYTES`
+(at least one item).
 
 An erasure is one record, after the rows of its batch, in the same (single) partition:
 

@@ -139,7 +139,7 @@ def test_rules_check_accepts_the_shipped_pack_and_names_the_lines_of_errors(tmp_
     from streams.moments.rules.loader import DEFAULT_PACK
 
     ok = run("rules", "check", str(DEFAULT_PACK))
-    assert ok.returncode == 0 and "7 rules OK" in ok.stdout and "near_store_offer" in ok.stdout
+    assert ok.returncode == 0 and "8 rules OK" in ok.stdout and "near_store_offer" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nrules:\n  - id: x\n    when: {event: {type: a}}\n"
                    "    cooldown: 3 days\n    action: {chanels: [push]}\n")

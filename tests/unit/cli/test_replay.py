@@ -69,10 +69,15 @@ def test_replay_with_shards_writes_what_the_sequential_replay_writes(journeys, t
 
     def files(out):
         wall = {"updated_at", "computed_at", "ingested_at"}
-        return {p.name: sorted(orjson.dumps({k: v for k, v in orjson.loads(line).items()
-                                             if k not in wall}, option=orjson.OPT_SORT_KEYS)
-                               for line in p.read_bytes().splitlines())
-                for p in sorted(out.glob("*.jsonl"))}
+        got = {}
+        for p in sorted(out.glob("*.jsonl")):
+            rows = [orjson.loads(line) for line in p.read_bytes().splitlines()]
+            if p.name == "profile_traits.jsonl":  # a row per batch that changed a profile: the
+                # batches differ, the last row of each record (what FINAL keeps) does not
+                rows = list({(r["profile_id"], r["created_by"]): r for r in rows}.values())
+            got[p.name] = sorted(orjson.dumps({k: v for k, v in r.items() if k not in wall},
+                                              option=orjson.OPT_SORT_KEYS) for r in rows)
+        return got
 
     for name, extra in (("sequential", []), ("shards", ["--shards", "3"])):
         assert main(["replay", str(journeys), "--out", str(tmp_path / name), "--batch-size", "97",

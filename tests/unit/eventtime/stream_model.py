@@ -28,6 +28,8 @@ KEYS = {  # the ORDER BY of each table (sinks/migrations.py): what FINAL keeps o
     "paths": ("path_id",),
     "late": ("event_id",),
     "exposures": ("experiment", "profile_id", "trigger_id"),  # the highest version wins
+    "traits": ("profile_id", "created_by"),  # the highest version wins
+    "audiences": ("record_id",),
 }
 
 
@@ -38,14 +40,21 @@ def partition_of(event: dict, partitions: int) -> int:
 
 
 class Final:
-    """Rows per table, one per key (the last written wins, as FINAL reads them)."""
+    """Rows per table, one per key (the last written wins, as FINAL reads them).
+
+    `profile_traits` rows of an erased profile id are left out of the comparison: the erasure
+    deletes them by profile id when it reaches the sink, and with shards a profile id renamed
+    onto another shard and used again after its erasure can have its new rows written before
+    or after that (README, "Traits": the next change writes the row again)."""
 
     def __init__(self):
         self.tables: dict[str, dict] = {name: {} for name in KEYS}
         self.stitched: dict[str, str] = {}
         self.identity_events: set = set()
+        self.erased: set[str] = set()
 
     def add(self, out: Emitted) -> None:
+        self.erased.update(ev["survivor"] for ev in out.identity if ev["kind"] == "forget")
         for name, key in KEYS.items():
             rows = self.tables[name]
             for row in getattr(out, name):
@@ -61,7 +70,10 @@ class Final:
                                       tuple(ev["identifiers"]), ev["event_id"]))
 
     def rows(self, name: str) -> list:
-        return sorted(self.tables[name].values(),
+        rows = self.tables[name].values()
+        if name == "traits":  # what `FINAL WHERE is_deleted = 0` shows of profiles not erased
+            rows = [r for r in rows if not r["is_deleted"] and r["profile_id"] not in self.erased]
+        return sorted(rows,
                       key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
 
 

@@ -19,7 +19,8 @@ SCHEMA_DIR = Path(registry.__file__).parent
 TOUCHPOINT_V1 = Path(__file__).resolve().parents[2] / "data" / "touchpoint.v1.avsc"
 
 DOCUMENTED_IDS = {"touchpoint": 1, "stitched_touchpoint": 2, "dead_letter": 3, "identity_event": 4,
-                  "attribution_credit": 5, "trigger": 6, "suppression": 7, "late_event": 8}
+                  "attribution_credit": 5, "trigger": 6, "suppression": 7, "late_event": 8,
+                  "audience_record": 9}
 
 
 def test_schema_ids_are_the_documented_table():
@@ -43,8 +44,8 @@ def test_every_avsc_file_is_registered_and_strictly_valid():
 def test_unknown_names_and_ids_have_readable_errors():
     with pytest.raises(UnknownSchema, match="^unknown schema 'touchpont' \\(known: touchpoint, "):
         registry.schema("touchpont")
-    with pytest.raises(UnknownSchema, match="^unknown schema id 9$"):
-        registry.name_for_id(9)
+    with pytest.raises(UnknownSchema, match="^unknown schema id 99$"):
+        registry.name_for_id(99)
     with pytest.raises(UnknownSchema):
         registry.schema_id("nope")
 

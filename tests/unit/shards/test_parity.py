@@ -8,7 +8,8 @@ frequent. Some events arrive late, sources go idle and come back, people are era
 scheduler runs the sequencer and N in {1, 2, 3, 5} shards: it interleaves their batches, delays
 transfers, and crashes any of them after its outputs or after its state. Whatever it does, the
 triggers,
-suppressions, credits, closed paths, late events, experiment exposures, stitched profiles,
+suppressions, credits, closed paths, late events, experiment exposures, traits rows, audience
+records, stitched profiles,
 identity events, identity map and every profile's final state equal the sequential run's.
 """
 from __future__ import annotations
@@ -33,8 +34,9 @@ PEOPLE = list(simulate.in_time_order(
     simulate.Population(profiles=14, seed=11, start=START).events()))
 RULES = load_default()
 UNIVERSE = {"cookie": 4, "device": 3, "email": 3, "user": 2, "loyalty": 2, "phone": 2}
-TABLES = ("triggers", "suppressions", "credits", "paths", "late", "exposures")
-STATE = ("paths", "moments", "prefs", "timers")
+TABLES = ("triggers", "suppressions", "credits", "paths", "late", "exposures", "traits",
+          "audiences")
+STATE = ("paths", "traits", "moments", "prefs", "timers")
 
 
 def _value(kind: str, n: int) -> str:
@@ -175,7 +177,7 @@ def _check(log, sources, sharded: Sharded, *, exact_counts: bool) -> None:
         assert not stores["parked"] and not stores["transfers"]
     if exact_counts:  # no crash: every record exactly once, no duplicate
         for name in ("triggers", "suppressions", "credits", "paths", "late", "stitched",
-                     "exposures"):
+                     "exposures", "audiences"):  # traits: a row per batch that changed it
             assert (_canonical(r for o in sharded.outs for r in getattr(o, name))
                     == _canonical(r for o in outs for r in getattr(o, name))), name
 

@@ -63,6 +63,8 @@ from bench.shards import bench_shards, print_shards
 from bench.sink_lag import bench_sink_lag, print_sink_lag
 from bench.sink_lag import durations as sink_lag_durations
 from bench.stages import bench_stages, print_stages
+from bench.traits import bench_traits
+from bench.traits import report as traits_report
 from bench.workers import EVENTS as WORKERS_EVENTS
 from bench.workers import WARMUP as WORKERS_WARMUP
 from bench.workers import bench_workers, print_workers
@@ -237,6 +239,9 @@ def main() -> None:
                   f"{m['triggers']:,} triggers, {m['suppressions']:,} suppressions; moments state "
                   f"{m['state_bytes'] / max(1, m['profiles_with_state']):,.0f} B JSON per profile "
                   f"({m['profiles_with_state']:,} profiles)")
+
+    console.print("the traits stage (pure core; bench/traits.py)...")
+    traits_report(console, bench_traits(raws))
 
     seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "15"))
     table = Table(title="latency from a touchpoint entering Kafka to its trigger leaving (probes: "

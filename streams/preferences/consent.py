@@ -19,7 +19,10 @@ def opted_in(consent: dict, channel: str, default_opt_in: dict) -> tuple[bool, s
 
 
 def consent_of(st: dict | None, default_opt_in: dict) -> dict[str, bool]:
-    """Every channel the person chose for, or the pack has a default for -> opted in."""
+    """Every channel the person chose for, or the pack has a default for -> opted in (sorted by
+    channel)."""
     consent = (st or {}).get("c") or {}
+    if not consent:
+        return dict(sorted(default_opt_in.items()))
     channels = sorted({*default_opt_in, *(ch for ch in consent if ch != "all")})
     return {ch: opted_in(consent, ch, default_opt_in)[0] for ch in channels}

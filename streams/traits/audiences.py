@@ -19,10 +19,30 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from streams.moments.rules.predicates import Matcher, compile_predicate, value_test
-from streams.traits.model import All, AnyOf, Audience, CountTest, Not, TraitTest
-from streams.traits.profile import add_counted
+from streams.traits.model import TRAIT_NAMES, All, AnyOf, Audience, CountTest, Not, TraitTest
+from streams.traits.profile import (
+    DECLARED,
+    FIRST_SEEN,
+    LAST_SEEN,
+    PURCHASE,
+    TOUCH,
+    add_counted,
+)
 
-__all__ = ["AudienceBook", "trait_check"]
+__all__ = ["COUNTED", "KNOWN", "AudienceBook", "inputs_of", "trait_check"]
+
+KNOWN, COUNTED = "known", "counted"  # the profile became identified; an audience counted an event
+_INPUTS = {"first_seen": FIRST_SEEN, "last_seen": LAST_SEEN, "purchases": PURCHASE,
+           "revenue": PURCHASE, "last_purchase_at": PURCHASE, "rfm": PURCHASE,
+           "top_channel": TOUCH}
+
+
+def inputs_of(trait: str) -> set[str]:
+    """What an event must change for `trait` to change (time aside: see `deadlines`)."""
+    if trait == "lifecycle":
+        return {PURCHASE, KNOWN}
+    name = trait.partition(".")[0]
+    return {_INPUTS[name]} if name in TRAIT_NAMES else {DECLARED}
 
 Test = Callable[[dict, dict, int], bool]
 _ANY_ITEM = frozenset({"eq", "in", "prefix", "contains"})
@@ -56,6 +76,8 @@ class AudienceBook:
         self.windows: dict[str, int] = {}
         self._timed: list[tuple[str, int]] = []  # (time trait, within) of the `within` tests
         self.tests: list[tuple[str, Test]] = []
+        self.inputs: set[str] = set()  # what an event must change to change a membership
+        self.reads: set[str] = set()  # the traits the tests read ("declared": a declared one)
         for audience in audiences:
             self._n = 0
             self.tests.append((audience.id, self._compile(audience.id, audience.when, refs)))
@@ -63,10 +85,14 @@ class AudienceBook:
 
     def _compile(self, audience: str, node, refs) -> Test:
         if isinstance(node, TraitTest):
+            self.inputs |= inputs_of(node.trait)
+            name = node.trait.partition(".")[0]
+            self.reads.add(name if name in TRAIT_NAMES else "declared")
             if node.within_ms is not None:
                 self._timed.append((node.trait, node.within_ms))
             return trait_check(node)
         if isinstance(node, CountTest):
+            self.inputs.add(COUNTED)
             key = f"{audience}#{self._n}"
             self._n += 1
             self.counters.append((key, compile_predicate(node.match, refs), node.within_ms))

@@ -16,8 +16,9 @@ in place, so a stored value can be shared):
     "a":  [audience id, ...]    the audiences the profile is in (in the pack's order)
     "s":  int                   audience transitions so far (their record ids)
     "lc": [[t, lifecycle], ...] when each lifecycle stage began (the newest few)
-    "tk": timer key             the profile's "traits" timer: the next time a trait or an
+    "tk", "td": key, deadline   the profile's "traits" timer: the next time a trait or an
                                 audience can change without an event
+    "k":  bool                  the profile held a known identifier when last settled
 
 Everything here is order-free where the stream needs it to be: first/last seen are a min and a
 max, a purchase or touch delivered twice counts once, and the newest declared value wins by
@@ -52,21 +53,39 @@ def order_of(tp: dict) -> str:
     return order if isinstance(order, str) and order else tp["event_id"]
 
 
-def apply_event(st: dict, tp: dict, config: TraitsConfig, touch: bool) -> None:
-    """Fold one accepted touchpoint into `st` (a writable state, changed in place)."""
+# what an event changed, as `apply_event` reports it: the inputs the traits are derived from
+NEW, FIRST_SEEN, LAST_SEEN, PURCHASE, TOUCH, OLDEST_TOUCH, DECLARED = (
+    "new", "first_seen", "last_seen", "purchase", "touch", "oldest_touch", "declared")
+
+
+def apply_event(st: dict, tp: dict, config: TraitsConfig, touch: bool) -> set[str]:
+    """Fold one accepted touchpoint into `st` (a writable state, changed in place); returns what
+    it changed (NEW, FIRST_SEEN, ...)."""
     t, eid = tp["event_time"], tp["event_id"]
+    changed = set()
     if "b" not in st:
         st["b"], st["fs"], st["ls"] = eid, t, t
+        changed.add(NEW)
     else:
         if t < st["fs"]:
             st["fs"] = t
+            changed.add(FIRST_SEEN)
         if t > st["ls"]:
             st["ls"] = t
+            changed.add(LAST_SEEN)
     kind = tp["type"]
     if kind in config.purchase_types:
+        before = st.get("po")
         _purchase(st, t, order_of(tp), _revenue(tp))
+        if st.get("po") is not before:
+            changed.add(PURCHASE)
     if touch and tp.get("channel"):
-        st["tc"] = _insert(st.get("tc") or [], [t, tp["channel"], eid], MAX_TOUCHES)
+        touches = st.get("tc") or []
+        st["tc"] = _insert(touches, [t, tp["channel"], eid], MAX_TOUCHES)
+        if st["tc"] is not touches:
+            changed.add(TOUCH)
+            if st["tc"][0][-1] == eid:  # the window's next expiry moved
+                changed.add(OLDEST_TOUCH)
     if kind == "identify":
         declared = (tp.get("properties") or {}).get("traits")
         if isinstance(declared, dict) and declared:
@@ -75,7 +94,9 @@ def apply_event(st: dict, tp: dict, config: TraitsConfig, touch: bool) -> None:
                 cur = mine.get(name)
                 if cur is None or (t, eid) > (cur[1], cur[2]):
                     mine[name] = [value, t, eid]
+                    changed.add(DECLARED)
             st["d"] = mine
+    return changed
 
 
 def _purchase(st: dict, t: int, order: str, revenue: float) -> None:
@@ -102,13 +123,19 @@ def _insert(items: list, entry: list, limit: int) -> list:
     """`items` (sorted by time) with `entry` [t, ..., event_id] in its place; the same event id
     at the same time is kept once."""
     t, eid = entry[0], entry[-1]
-    at = bisect_right(items, t, key=lambda x: x[0])
+    if not items or t > items[-1][0]:  # the common case: the newest
+        return [*items[1 - limit:], entry] if len(items) >= limit else [*items, entry]
+    at = bisect_right(items, t, key=_time)
     for x in items[:at][::-1]:
         if x[0] != t:
             break
         if x[-1] == eid:
             return items
     return [*items[:at], entry, *items[at:]][-limit:]
+
+
+def _time(entry: list) -> int:
+    return entry[0]
 
 
 def add_counted(st: dict, key: str, t: int, eid: str) -> None:
@@ -171,34 +198,41 @@ def rfm_of(st: dict, as_of: int, rfm: Rfm) -> tuple[int, int, int] | None:
             1 + sum(st["r"] >= cut for cut in rfm.monetary))
 
 
-def derive(st: dict, known: bool, as_of: int, config: TraitsConfig) -> dict[str, Any]:
+def derive(st: dict, known: bool, as_of: int, config: TraitsConfig,
+           only: frozenset | None = None) -> dict[str, Any]:
     """The traits, by name (times in epoch ms), with the declared ones: what audiences and rules
-    test, and what rows and the profile view show."""
-    rfm = rfm_of(st, as_of, config.rfm)
-    values: dict[str, Any] = {name: value for name, (value, _t, _e) in (st.get("d") or {}).items()
-                              if value is not None}
+    test, and what rows and the profile view show. `only`: the names needed (the lifecycle is
+    always there; "declared" for the declared ones), to skip the rest."""
+    values: dict[str, Any] = ({} if only is not None and "declared" not in only else
+                              {name: value for name, (value, _t, _e) in (st.get("d") or {}).items()
+                               if value is not None})
     values.update({
         "first_seen": st["fs"], "last_seen": st["ls"], "purchases": st.get("n", 0),
         "revenue": st.get("r", 0.0), "last_purchase_at": st.get("lp"),
-        "lifecycle": lifecycle_of(st, known, as_of, config),
-        "top_channel": top_channel_of(st, as_of, config),
-        "rfm": None if rfm is None else "".join(map(str, rfm)),
-        "rfm.r": None if rfm is None else rfm[0], "rfm.f": None if rfm is None else rfm[1],
-        "rfm.m": None if rfm is None else rfm[2],
-    })
+        "lifecycle": lifecycle_of(st, known, as_of, config)})
+    if only is None or "top_channel" in only:
+        values["top_channel"] = top_channel_of(st, as_of, config)
+    if only is None or "rfm" in only:
+        rfm = rfm_of(st, as_of, config.rfm)
+        values.update({"rfm": None if rfm is None else "".join(map(str, rfm)),
+                       "rfm.r": None if rfm is None else rfm[0],
+                       "rfm.f": None if rfm is None else rfm[1],
+                       "rfm.m": None if rfm is None else rfm[2]})
     return values
 
 
-def next_change(st: dict, as_of: int, config: TraitsConfig, windows: dict[str, int]) -> int | None:
+def next_change(st: dict, as_of: int, config: TraitsConfig, windows: dict[str, int],
+                touches: bool = True) -> int | None:
     """The next time after `as_of` a computed trait or a counted window changes with no event:
-    a lapse, an RFM recency cut, a touch or a counted event leaving its window."""
+    a lapse, an RFM recency cut, a counted event leaving its window, and with `touches` a touch
+    leaving the top-channel window."""
     times = []
     lp = st.get("lp")
     if lp is not None:
         times.append(lp + config.lapse_after_ms)
         times.extend(lp + cut for cut in config.rfm.recency_ms)
     tc = st.get("tc")
-    if tc:
+    if tc and touches:
         times.append(tc[0][0] + config.top_channel_window_ms)
     for key, items in (st.get("cn") or {}).items():
         if items and key in windows:
@@ -213,6 +247,7 @@ def merge_states(kept: dict, other: dict) -> dict:
     if not kept:  # the survivor had no record: it takes the absorbed one's, as its own
         st = {**other, "v": other.get("v", 0) + 1, "a": [], "s": 0}
         st.pop("tk", None)
+        st.pop("td", None)
         return st
     st = dict(kept)
     st["fs"], st["ls"] = min(kept["fs"], other["fs"]), max(kept["ls"], other["ls"])

@@ -42,7 +42,7 @@ class TraitsRow(TypedDict):
     rfm_m: int
     declared: dict  # name -> the value as JSON text
     audiences: list
-    consent: dict  # channel -> 0/1 (explicit choices and the pack's defaults)
+    consent: dict  # channel -> 0/1 (explicit choices and the pack's defaults), sorted
     as_of: int
     version: int
     is_deleted: int
@@ -78,7 +78,7 @@ def traits_row(profile_id: str, st: dict, values: dict, consent: dict) -> Traits
                      for name, (value, _t, _e) in sorted((st.get("d") or {}).items())
                      if value is not None},
         "audiences": list(st.get("a") or ()),
-        "consent": {ch: int(ok) for ch, ok in sorted(consent.items())},
+        "consent": {ch: int(ok) for ch, ok in consent.items()},  # sorted by consent_of
         "as_of": st["at"], "version": st["v"], "is_deleted": 0,
     }
 

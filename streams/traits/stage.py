@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, Callable
 
 from streams.eventtime.timers import Timers, timer_key
 from streams.state import BatchState
-from streams.traits.audiences import AudienceBook
+from streams.traits.audiences import COUNTED, KNOWN, AudienceBook
 from streams.traits.model import TraitsConfig
 from streams.traits.profile import (
     IDENTIFIED_TYPES,
+    NEW,
+    OLDEST_TOUCH,
+    PURCHASE,
     apply_event,
     derive,
     merge_states,
@@ -59,6 +62,14 @@ class TraitsStage:
         self.identifiers_of = identifiers_of
         self.consent_of = consent_of or (lambda _pid: {})
         self._dirty: set[str] = set()
+        # what an event must change to settle the profile (else only its record is touched):
+        # the lifecycle, a deadline, or an input of an audience
+        self._reads = frozenset(audiences.reads)  # what settling derives
+        # the top channel's window moves a profile's timer only when an audience tests it: a
+        # row's top_channel is the one as of the row's `as_of`
+        self._touch_timers = "top_channel" in self._reads
+        self._settle_on = frozenset({NEW, PURCHASE, KNOWN, COUNTED, *audiences.inputs,
+                                     *((OLDEST_TOUCH,) if self._touch_timers else ())})
 
     def _own(self, pid: str) -> dict:
         """The profile's state, writable (copied on its first write of a batch)."""
@@ -78,11 +89,22 @@ class TraitsStage:
         if not pid:
             return
         st = self._own(pid)
-        apply_event(st, tp, self.config, self.is_touch(tp))
-        if self.audiences.counters:
-            self.audiences.observe(st, tp)
+        changed = apply_event(st, tp, self.config, self.is_touch(tp))
+        if self.audiences.counters and self.audiences.observe(st, tp):
+            changed.add(COUNTED)
+        ids = tp.get("ids")
+        if ids and not st.get("k") and not IDENTIFIED_TYPES.isdisjoint(ids) and self._known(pid):
+            changed.add(KNOWN)
         t = tp["event_time"]
-        self._settle(pid, st, max(st.get("at", t), t), out, tp["event_id"], "event")
+        as_of = max(st.get("at", t), t)
+        deadline = st.get("td")
+        if not self._settle_on.isdisjoint(changed) or (deadline is not None and as_of >= deadline):
+            self._settle(pid, st, as_of, out, tp["event_id"], "event",
+                         st.get("k") or KNOWN in changed)
+        else:  # nothing an audience, the lifecycle or a deadline reads: the row only
+            st["at"] = as_of
+            st["v"] = st.get("v", 0) + 1
+            self._dirty.add(pid)
 
     def on_timer(self, key: str, value: dict, out: Emitted) -> None:
         pid = value["p"]
@@ -90,15 +112,18 @@ class TraitsStage:
         if current is None or current.get("tk") != key:
             return  # the profile went, or moved its timer
         st = self._own(pid)
-        del st["tk"]  # fired: `due` removed it
+        del st["tk"], st["td"]  # fired: `due` removed it
         self._settle(pid, st, max(st["at"], value["at"]), out, None, "time")
 
     def _settle(self, pid: str, st: dict, as_of: int, out: Emitted, event_id: str | None,
-                cause: str) -> None:
+                cause: str, known: bool | None = None) -> None:
         st["at"] = as_of
         windows = self.audiences.windows
         prune(st, as_of, self.config, windows)
-        values = derive(st, self._known(pid), as_of, self.config)
+        if known is None:
+            known = st.get("k") or self._known(pid)  # once known, known
+        st["k"] = known
+        values = derive(st, known, as_of, self.config, self._reads)
         note_lifecycle(st, values["lifecycle"], as_of)
         now = self.audiences.members(values, st, as_of)
         before = st.get("a") or []
@@ -113,7 +138,7 @@ class TraitsStage:
                                                     cause))
             st["a"] = now
         st["v"] = st.get("v", 0) + 1
-        later = [t for t in (next_change(st, as_of, self.config, windows),
+        later = [t for t in (next_change(st, as_of, self.config, windows, self._touch_timers),
                              *self.audiences.deadlines(values, as_of)) if t is not None]
         self._set_timer(pid, st, min(later) if later else None)
         self._dirty.add(pid)
@@ -126,10 +151,10 @@ class TraitsStage:
         if old is not None:
             self.timers.delete(old)
         if key is None:
-            del st["tk"]
+            del st["tk"], st["td"]
         else:
             self.timers.add(key, {"k": "traits", "at": deadline, "p": pid})
-            st["tk"] = key
+            st["tk"], st["td"] = key, deadline
 
     # -- merges, erasure, hand-offs --------------------------------------------------------------
     def on_merge(self, survivor: str, absorbed: list, out: Emitted) -> None:
@@ -198,7 +223,8 @@ class TraitsStage:
         for pid in sorted(self._dirty):
             st = self.state.get(pid)
             if st is not None:
-                values = derive(st, self._known(pid), st["at"], self.config)
+                values = derive(st, st["k"] if "k" in st else self._known(pid), st["at"],
+                                self.config)
                 out.traits.append(traits_row(pid, st, values, self.consent_of(pid)))
         self._dirty.clear()
 

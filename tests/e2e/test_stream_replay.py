@@ -49,6 +49,11 @@ QUERIES = {
     "experiment_exposures": "SELECT experiment, profile_id, arm, control, rule, trigger_id, "
                             "entered_at, converted, conversions, round(revenue, 6), version "
                             "FROM experiment_exposures FINAL WHERE is_deleted = 0",
+    "profile_traits": "SELECT profile_id, created_by, first_seen, last_seen, purchases, "
+                      "round(revenue, 6), last_purchase_at, lifecycle, lifecycle_history, "
+                      "top_channel, rfm, declared, audiences, consent, as_of, version "
+                      "FROM profile_traits FINAL WHERE is_deleted = 0",
+    "audience_membership": "SELECT * EXCEPT ingested_at FROM audience_membership FINAL",
 }
 FUTURE, MALFORMED = 200, 20
 MARTIN_TOUCHES = ["martin-01", "martin-02", "martin-03", "martin-04", "martin-09", "martin-10"]

@@ -86,6 +86,7 @@ class Spec:
     counts: tuple  # (name, does the event count, within)
     within: tuple  # (time trait, within): the audiences' `within` tests
     audiences: tuple  # (id, test(traits, counts)); the traits hold "as_of"
+    touch_timers: bool = False  # an audience tests top_channel: its window moves as_of
 
 
 def _suv_page(e: dict) -> bool:
@@ -117,7 +118,7 @@ CUSTOM_SPEC = Spec(
         ("display_or_s1", lambda v, n: (v["top_channel"] == "display"
                                         or _holds(v.get("favourite_store"), "s1"))),
         ("quiet", lambda v, n: n["clicks"] < 1),
-    ))
+    ), touch_timers=True)
 PACKS = {"default": (DEFAULT, DEFAULT_SPEC), "custom": (CUSTOM, CUSTOM_SPEC)}
 
 
@@ -157,8 +158,9 @@ def distinct_purchases(events: list[dict]) -> list[dict]:
 
 def expected_as_of(events: list[dict], watermark: int, spec: Spec) -> int:
     """The last event, or the last time something changes with no event (a lapse, an RFM
-    recency cut, a touch or a counted event leaving its window, a `within` test running out)
-    that the final watermark has passed."""
+    recency cut, a counted event leaving its window, a `within` test running out, and a touch
+    leaving its window when an audience tests top_channel) that the final watermark has
+    passed."""
     purchases = distinct_purchases(events)
     lp = max((e["event_time"] for e in purchases), default=None)
     times = {"first_seen": min(e["event_time"] for e in events),
@@ -166,7 +168,8 @@ def expected_as_of(events: list[dict], watermark: int, spec: Spec) -> int:
     changes = []
     if lp is not None:
         changes += [lp + spec.lapse, *(lp + cut for cut in spec.recency)]
-    changes += [e["event_time"] + spec.window for e in events if _is_touch(e)]
+    if spec.touch_timers:
+        changes += [e["event_time"] + spec.window for e in events if _is_touch(e)]
     for _name, counts, within in spec.counts:
         changes += [e["event_time"] + within for e in events if counts(e)]
     changes += [times[name] + within for name, within in spec.within if times[name] is not None]

@@ -2,11 +2,11 @@
 
 The same synthetic touchpoints through `Pipeline.process` three ways, alternated, the best of
 three each, with the garbage collector tuned as the worker and replay tune it: the default pack
-as shipped (traits and its 4 audiences); the same pipeline with the traits stage taken out (the baseline: nothing else changes, the rules that read traits see
-none); and the traits stage without audiences. The difference is the stage's cost in
-microseconds per touchpoint (target: at most 10). The state it keeps is reported in bytes of JSON
-per profile (mean, 99th percentile, largest), with the `profile_traits` rows and audience records
-written.
+as shipped (traits and its 4 audiences); the same pipeline with the traits stage taken out (the
+baseline: nothing else changes, the rules that read traits see none); and the traits stage
+without audiences. The difference is the stage's cost in microseconds per touchpoint (target: at
+most 10). The state it keeps is reported in bytes of JSON per profile (mean, 99th percentile,
+largest), with the `profile_traits` rows and audience records written.
 
 Alone: `python -m bench.traits [N]`.
 """

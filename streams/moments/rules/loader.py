@@ -131,11 +131,7 @@ class _Builder(TraitsReader, ExperimentReader, NodeReader):
                 continue
             line = rule_node.start_mark.line + 1
             rule_id = self.get(entries, "id", path, syntax.rule_id)
-            if rule_id in first:
-                self.error(entries["id"], f"{path}.id", f"rule id '{rule_id}' appears twice "
-                                                         f"(first at line {first[rule_id]})")
-            elif rule_id is not None:
-                first[rule_id] = line
+            self.once(entries.get("id"), f"{path}.id", rule_id, first, "rule id", line)
             action = self.action(entries.get("action"), f"{path}.action")
             experiment = self.experiment(entries.get("experiment"), f"{path}.experiment", rule_id,
                                          action is not None and action.code is not None)

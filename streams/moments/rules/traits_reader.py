@@ -98,11 +98,7 @@ class TraitsReader:
             if audience_id is not None:
                 path = f"audiences[{audience_id}]"
             line = audience_node.start_mark.line + 1
-            if audience_id in first:
-                self.error(entries["id"], f"{path}.id", f"audience id '{audience_id}' appears "
-                           f"twice (first at line {first[audience_id]})")
-            elif audience_id is not None:
-                first[audience_id] = line
+            self.once(entries.get("id"), f"{path}.id", audience_id, first, "audience id", line)
             when = self.condition(entries.get("when"), f"{path}.when")
             built.append(T.Audience(audience_id, when,
                                     self.get(entries, "description", path, syntax.text, ""), line))

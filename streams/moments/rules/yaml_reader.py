@@ -64,6 +64,14 @@ class NodeReader:
         line = node.start_mark.line + 1 if node is not None else 0
         self.errors.append(RuleError(self.source, line, path, message))
 
+    def once(self, node: yaml.Node, path: str, value: Any, first: dict, noun: str,
+             line: int) -> None:
+        """Note id `value` as seen at `line`, or report that it appears twice."""
+        if value in first:
+            self.error(node, path, f"{noun} '{value}' appears twice (first at line {first[value]})")
+        elif value is not None:
+            first[value] = line
+
     def value(self, node: yaml.Node, path: str, check: Callable[[Any], Any] = lambda v: v) -> Any:
         """The node's plain value passed through `check`; None (and an error) if it fails."""
         try:

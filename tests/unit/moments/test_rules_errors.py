@@ -195,7 +195,7 @@ def test_action_mistakes():
         "t.yaml:21: rules[payload].action.payload.e: an empty value is not a payload value "
         "(use a text or a number)",
         "t.yaml:21: rules[payload].action.payload.f: unknown placeholder {nope} in '{nope}' "
-        "(use {product_id}, {store_id}, {code}, {rule}, {event_id}, {profile_id})",
+        "(use {product_id}, {store_id}, {code}, {rule}, {event_id}, {profile_id} or {trait.NAME})",
     ]
 
 

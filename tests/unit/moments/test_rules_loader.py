@@ -24,7 +24,8 @@ def test_default_pack_loads_every_rule():
     pack = load_default()
     assert [r.id for r in pack.rules] == [
         "near_store_offer", "price_seen_then_left", "out_of_stock_online_in_store",
-        "cart_abandoned", "known_prospect_in_store", "repeated_interest", "search_click_to_price"]
+        "cart_abandoned", "known_prospect_in_store", "repeated_interest", "search_click_to_price",
+        "big_spender_in_store"]
     assert pack.lateness_ms == 5 * MIN
     # no settings.history: the longest window (30d interest of known_prospect_in_store) + lateness
     assert pack.history_ms == 30 * DAY + 5 * MIN
@@ -94,9 +95,10 @@ def test_default_pack_stock_count_sequence_and_profile():
 def test_check_main_on_the_default_pack():
     out = io.StringIO()
     assert check_main(str(DEFAULT_PACK), out=out) == 0
-    assert out.getvalue() == (f"{DEFAULT_PACK}: 7 rules OK: near_store_offer, "
+    assert out.getvalue() == (f"{DEFAULT_PACK}: 8 rules OK: near_store_offer, "
                               "price_seen_then_left, out_of_stock_online_in_store, cart_abandoned, "
-                              "known_prospect_in_store, repeated_interest, search_click_to_price\n")
+                              "known_prospect_in_store, repeated_interest, search_click_to_price, "
+                              "big_spender_in_store\n")
 
 
 # --- durations and distances ---

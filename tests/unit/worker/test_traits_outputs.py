@@ -43,7 +43,8 @@ def test_the_sink_topic_gives_the_rows_replay_writes_an_erasures_exit_in_no_tabl
     _records, sink = journey_records(out, TOPICS, NOW)
     blocks = [sink_blocks.decode(value) for topic, _key, value in sink]
     assert {topic for topic, _key, _value in sink} == {TOPICS.sink}
-    assert [block["kind"] for block in blocks] == ["traits", "audiences"]  # TABLE_OF order
+    # the traits rows last: after the batch's erasures (journey_records' `erasures`)
+    assert [block["kind"] for block in blocks] == ["audiences", "traits"]
     via_sink = {TABLE_OF[b["kind"]]: rows_of(b["kind"], b["items"], b["now"]) for b in blocks}
     assert via_sink == table_rows(out, NOW)
     traits = via_sink["profile_traits"]
@@ -82,3 +83,11 @@ def test_the_worker_declares_the_audiences_topic(tmp_path):
     outputs = declare_topics(app, settings, load_default()).outputs
     names = [name for topic in outputs for name in topic.topics]
     assert TOPICS.audiences in names and TOPICS.suppressions in names
+
+
+def test_a_batchs_erasures_go_after_its_other_rows_and_before_its_traits_rows():
+    out = _batch()
+    erase = (TOPICS.sink, None, sink_blocks.erase("r-1", "p-2", ["user:u"]))
+    _records, sink = journey_records(out, TOPICS, NOW, [erase])
+    kinds = [sink_blocks.decode(value)["kind"] for _topic, _key, value in sink]
+    assert kinds.index("audiences") < kinds.index("erase") < kinds.index("traits"), kinds

@@ -22,9 +22,9 @@ replays collapse on). `volatile` columns are stamped at write time (ingestion / 
 they are left out of the insert deduplication token, so a replayed batch with new stamps is still
 recognised as the same batch.
 
-Conversion (each kind's converter: `sinks.values`) happens when rows are added to a writer, so a malformed row is refused at once with a
-`ValueError` naming the table and column, instead of poisoning a batch that would fail at every
-retry.
+Conversion (each kind's converter: `sinks.values`) happens when rows are added to a writer, so a
+malformed row is refused at once with a `ValueError` naming the table and column, instead of
+poisoning a batch that would fail at every retry.
 """
 from __future__ import annotations
 

@@ -103,6 +103,7 @@ class PreferenceGate:
         self._horizon = max([2 * DAY_MS] + [w for w, _ in config.rolling])
         self._quiet_default = (quiet_window("-".join(config.quiet_hours))
                                if config.quiet_hours else None)
+        self._defaults = consent_of(None, config.default_opt_in)  # no choice made yet
 
     def _own(self, pid: str, st: dict | None) -> dict:
         """A value for `pid` that may be changed in place: the pending one, else a copy, set once.
@@ -373,8 +374,11 @@ class PreferenceGate:
         return rows
 
     def consent(self, profile_id: str) -> dict[str, bool]:
-        """The person's consent per channel (`streams.preferences.consent`)."""
-        return consent_of(self._state.get(profile_id), self.config.default_opt_in)
+        """The person's consent per channel (`streams.preferences.consent`; read-only)."""
+        st = self._state.get(profile_id)
+        if not st or not st.get("c"):
+            return self._defaults
+        return consent_of(st, self.config.default_opt_in)
 
     def export(self, profile_id: str) -> dict | None:
         """The profile's preferences, caps and engagement, removed from here (a hand-off)."""

@@ -234,5 +234,6 @@ def run(args) -> int:
           f"{result.counts.get('identity', 0)} identity events, "
           f"{result.counts.get('triggers', 0)} triggers, "
           f"{result.counts.get('suppressions', 0)} suppressions, "
+          f"{result.counts.get('audiences', 0)} audience entries and exits, "
           f"{result.counts.get('late', 0)} late events -> {args.out}/")
     return 0

@@ -99,8 +99,8 @@ def profile_view(client, kind: str, value: str, *, recent: int = RECENT,
     view: dict[str, Any] = {"profile_id": pid, "identifiers": identifiers}
     view.update(_traits(client, pid))
     profiles, last_conversion = _history(client, pid, keys)
-    view["triggers"] = _triggers(client, profiles, recent)
-    view["suppressions"] = _suppressions(client, profiles, recent)
+    view["triggers"] = _messages(client, "triggers", profiles, recent)
+    view["suppressions"] = _messages(client, "suppressions", profiles, recent)
     since = last_conversion.pop("at_ms") if last_conversion else None
     view["last_conversion"] = last_conversion
     view["journey"] = _journey(client, pid, keys, since, journey)
@@ -159,38 +159,38 @@ def _history(client, pid: str, keys: list[str]) -> tuple[list[str], dict | None]
     return ids, last
 
 
-def _triggers(client, profiles: list[str], limit: int) -> list[dict]:
+# what the view shows of each trigger and suppression: its table's time column, its id column,
+# the other columns, and those whose "" shows as null
+_MESSAGES = {
+    "triggers": ("fired_at", "trigger_id",
+                 ("rule", "channel", "code", "message", "reason", "experiment", "arm",
+                  "trigger_id", "event_id", "payload"),
+                 frozenset({"code", "message", "experiment", "arm"})),
+    "suppressions": ("at", "suppression_id",
+                     ("rule", "channel", "reason", "detail", "experiment", "arm",
+                      "suppression_id", "trigger_id", "event_id"),
+                     frozenset({"channel", "detail", "experiment", "arm", "trigger_id"})),
+}
+
+
+def _messages(client, table: str, profiles: list[str], limit: int) -> list[dict]:
+    """The profiles' newest `limit` triggers or suppressions (`table`), newest first."""
     from streams.traits.records import iso
 
+    at, key, columns, blank_is_none = _MESSAGES[table]
     rows = client.query(
-        "SELECT toUnixTimestamp64Milli(fired_at), rule, channel, code, message, reason, "
-        "experiment, arm, trigger_id, event_id, payload FROM triggers FINAL "
+        f"SELECT toUnixTimestamp64Milli({at}), {', '.join(columns)} FROM {table} FINAL "
         "WHERE has({profiles:Array(String)}, profile_id) "
-        "ORDER BY fired_at DESC, trigger_id LIMIT {n:UInt32}",
+        f"ORDER BY {at} DESC, {key} LIMIT {{n:UInt32}}",
         parameters={"profiles": profiles, "n": limit}).result_rows
-    return [{"at": iso(at), "rule": rule, "channel": channel, "code": code or None,
-             "message": message or None, "reason": reason, "experiment": experiment or None,
-             "arm": arm or None, "trigger_id": trigger_id, "event_id": event_id,
-             "payload": dict(payload)}
-            for at, rule, channel, code, message, reason, experiment, arm, trigger_id, event_id,
-            payload in rows]
-
-
-def _suppressions(client, profiles: list[str], limit: int) -> list[dict]:
-    from streams.traits.records import iso
-
-    rows = client.query(
-        "SELECT toUnixTimestamp64Milli(at), rule, channel, reason, detail, experiment, arm, "
-        "suppression_id, trigger_id, event_id FROM suppressions FINAL "
-        "WHERE has({profiles:Array(String)}, profile_id) "
-        "ORDER BY at DESC, suppression_id LIMIT {n:UInt32}",
-        parameters={"profiles": profiles, "n": limit}).result_rows
-    return [{"at": iso(at), "rule": rule, "channel": channel or None, "reason": reason,
-             "detail": detail or None, "experiment": experiment or None, "arm": arm or None,
-             "suppression_id": suppression_id, "trigger_id": trigger_id or None,
-             "event_id": event_id}
-            for at, rule, channel, reason, detail, experiment, arm, suppression_id, trigger_id,
-            event_id in rows]
+    out = []
+    for at_ms, *values in rows:
+        item: dict[str, Any] = {"at": iso(at_ms)}
+        for name, value in zip(columns, values):
+            item[name] = (value or None if name in blank_is_none
+                          else dict(value) if name == "payload" else value)
+        out.append(item)
+    return out
 
 
 def _journey(client, pid: str, keys: list[str], since: int | None, limit: int) -> list[dict]:

@@ -34,11 +34,17 @@ from streams.simulate.io import partition_key
 PARIS_15 = {"lat": 48.8437, "lon": 2.2958, "tz": "Europe/Paris"}
 
 
-def bench_rules(raws: list[bytes], batch: int = 5000) -> dict:
-    good_batches = []
+def ingested(raws: list[bytes], batch: int = 5000) -> list[list]:
+    """The raw touchpoints through ingest, in batches of `batch` (their accepted touchpoints)."""
+    batches = []
     for i in range(0, len(raws), batch):
         good, _ = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + batch])])
-        good_batches.append(good)
+        batches.append(good)
+    return batches
+
+
+def bench_rules(raws: list[bytes], batch: int = 5000) -> dict:
+    good_batches = ingested(raws, batch)
 
     def run(rules: RulePack) -> tuple[float, Pipeline, int, int]:
         pipeline = Pipeline(rules=rules)

@@ -18,17 +18,14 @@ from dataclasses import replace
 
 import orjson
 
-from streams.ingest.normalise import ingest_batch
+from bench.moments import ingested
 from streams.moments.rules.loader import load_default
 from streams.pipeline import Pipeline
 from streams.worker import gc_tuning
 
 
 def bench_traits(raws: list[bytes], batch: int = 5000, rounds: int = 3) -> dict:
-    batches = []
-    for i in range(0, len(raws), batch):
-        good, _ = ingest_batch([(r, "bench", 0, i + j) for j, r in enumerate(raws[i:i + batch])])
-        batches.append(good)
+    batches = ingested(raws, batch)
     pack = load_default()
     gc_tuning.tune()  # the collector as `parcours worker` and `parcours replay` run it
     gc_tuning.freeze()  # the input batches: not a worker's state

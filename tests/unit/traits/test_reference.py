@@ -6,9 +6,9 @@ favourite store, identifiers that make profiles merge, gaps past the top-channel
 and the RFM recency cuts, events a little out of order within the allowed lateness) go through
 `Pipeline`. Each live profile's final `profile_traits` row is compared with a computation written
 from the definitions (`reference.py`), over the raw events grouped by the profile they end up in
-(their stitched profile re-mapped through the merges): first and last seen, distinct purchases and their
-revenue, the last purchase, the lifecycle, the top channel, RFM, the declared traits, the audiences
-and the row's `as_of` itself (the last event, or the last time-driven change the final watermark
+(their stitched profile re-mapped through the merges): first and last seen, distinct purchases and
+their revenue, the last purchase, the lifecycle, the top channel, RFM, the declared traits, the
+audiences and the row's `as_of` itself (the last event, or the last time-driven change the final watermark
 has passed). The audience records alternate entered / exited per profile and audience and end in
 the final membership; a merged-away profile ends deleted, out of every audience (cause "merge").
 

@@ -8,9 +8,9 @@ and the RFM recency cuts, events a little out of order within the allowed latene
 from the definitions (`reference.py`), over the raw events grouped by the profile they end up in
 (their stitched profile re-mapped through the merges): first and last seen, distinct purchases and
 their revenue, the last purchase, the lifecycle, the top channel, RFM, the declared traits, the
-audiences and the row's `as_of` itself (the last event, or the last time-driven change the final watermark
-has passed). The audience records alternate entered / exited per profile and audience and end in
-the final membership; a merged-away profile ends deleted, out of every audience (cause "merge").
+audiences and the row's `as_of` itself (the last event, or the last time-driven change the final
+watermark has passed). The audience records alternate entered / exited per profile and audience
+and end in the final membership; a merged-away profile ends deleted, out of every audience (cause "merge").
 
 Nothing of `streams.traits` is called to compute what is expected. An order reported again may
 carry other identifiers than its first report: two profiles that saw one order and merge later

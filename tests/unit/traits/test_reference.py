@@ -10,7 +10,8 @@ from the definitions (`reference.py`), over the raw events grouped by the profil
 their revenue, the last purchase, the lifecycle, the top channel, RFM, the declared traits, the
 audiences and the row's `as_of` itself (the last event, or the last time-driven change the final
 watermark has passed). The audience records alternate entered / exited per profile and audience
-and end in the final membership; a merged-away profile ends deleted, out of every audience (cause "merge").
+and end in the final membership; a merged-away profile ends deleted, out of every audience
+(cause "merge").
 
 Nothing of `streams.traits` is called to compute what is expected. An order reported again may
 carry other identifiers than its first report: two profiles that saw one order and merge later

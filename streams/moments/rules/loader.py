@@ -79,7 +79,7 @@ class _Builder(TraitsReader, ExperimentReader, NodeReader):
         if self.errors:
             return None
         if not history:  # absent or 0: derived from the rules
-            history = _history_ms(rules, lateness)
+            history = R.history_ms(rules, lateness)
         return R.RulePack(rules=rules, lateness_ms=lateness, history_ms=history,
                           preferences=preferences, traits=traits, audiences=audiences,
                           stores_file=files.get("stores"),
@@ -333,17 +333,6 @@ def _rule_label(node: yaml.Node, index: int) -> str:
                     and syntax.ID_RE.match(value.value):
                 return value.value
     return str(index)
-
-
-def _history_ms(rules: tuple[R.Rule, ...], lateness_ms: int) -> int:
-    """How long events must be kept per profile: the longest pattern window or interest window of
-    any rule, plus the lateness allowed."""
-    longest = 0
-    for rule in rules:
-        longest = max(longest, getattr(rule.pattern, "within_ms", 0))
-        if rule.profile is not None and rule.profile.min_interest > 0:
-            longest = max(longest, rule.profile.interest_window_ms)
-    return longest + lateness_ms
 
 
 # --- public API -----------------------------------------------------------------------------------

@@ -170,3 +170,14 @@ class RulePack:
     stores_file: str | None = None  # absolute paths, resolved by the loader
     inventory_file: str | None = None
     source: str = ""
+
+
+def history_ms(rules: tuple[Rule, ...], lateness_ms: int) -> int:
+    """How long events must be kept per profile: the longest pattern window or interest window of
+    any rule, plus the lateness allowed."""
+    longest = 0
+    for rule in rules:
+        longest = max(longest, getattr(rule.pattern, "within_ms", 0))
+        if rule.profile is not None and rule.profile.min_interest > 0:
+            longest = max(longest, rule.profile.interest_window_ms)
+    return longest + lateness_ms

@@ -29,15 +29,8 @@ def is_touch(tp: dict, config: AttributionConfig) -> bool:
     if kind in config.touch_types:
         return True
     if kind == "page_view":
-        url = (tp.get("context") or {}).get("url")
-        if _last_url[0] is not url:  # attribution and traits ask in turn about each event
-            _last_url[:] = url, has_campaign_params(url)
-        return _last_url[1]
+        return has_campaign_params((tp.get("context") or {}).get("url"))
     return False
-
-
-_last_url: list = [None, False]  # the last page_view URL asked about (the same object), and
-# whether it has campaign params
 
 
 def as_touch(tp: dict) -> Touch:

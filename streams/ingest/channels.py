@@ -137,8 +137,15 @@ def campaign_params(url: object) -> tuple[str | None, str | None]:
 
 def has_campaign_params(url: object) -> bool:
     """True when `url` carries any utm_* parameter or an ad click id: the landing page of a
-    touch."""
-    return any(k.startswith("utm_") or k in CLICK_ID_CHANNELS for k in _params(url))
+    touch (cached per URL: attribution and traits both ask for every page view)."""
+    if not isinstance(url, str) or "?" not in url:
+        return False
+    return _has_campaign_params(url)
+
+
+@lru_cache(maxsize=4096)
+def _has_campaign_params(url: str) -> bool:
+    return any(k.startswith("utm_") or k in CLICK_ID_CHANNELS for k in _parsed_params(url))
 
 
 def _host(url: object) -> str | None:

@@ -41,9 +41,9 @@ from streams.moments.rules.predicates import Matcher, compile_predicate, field_g
 from streams.moments.rules.syntax import TRAIT_PLACEHOLDER
 from streams.state import BatchState
 from streams.traits.audiences import trait_check
+from streams.traits.profile import IDENTIFIED_TYPES
 from streams.traits.records import payload_traits, placeholder_text
 
-IDENTIFIED_TYPES = ("email", "phone", "user", "loyalty")
 INTEREST_TYPES = frozenset({"product_view", "price_view", "page_view"})
 
 

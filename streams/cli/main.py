@@ -17,7 +17,7 @@ from streams.errors import ParcoursError
 # the modules streams/cli/<command>.py, in the order `parcours --help` lists them; imported when
 # the parser is built, so importing one of them (streams.cli.replay) does not import them all
 COMMANDS = ("demo", "worker", "replay", "publish", "ddl", "rules", "simulate", "forget",
-            "attribution", "experiments", "profile", "traits")
+            "attribution", "experiments", "profile", "traits", "preferences", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

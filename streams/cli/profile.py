@@ -33,7 +33,7 @@ RECENT = 10  # triggers and suppressions shown
 JOURNEY = 20  # touchpoints of the open journey shown
 _TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # a touchpoint of the person: stitched to the profile, or carrying one of its identifiers
-_MATCH = ("(profile_id = {p:String} OR arrayExists("
+PERSON_MATCH = ("(profile_id = {p:String} OR arrayExists("
           "(k, v) -> has({identifiers:Array(String)}, concat(k, ':', v)), "
           "mapKeys(ids), mapValues(ids)))")
 
@@ -98,9 +98,9 @@ def profile_view(client, kind: str, value: str, *, recent: int = RECENT,
     keys = [f"{i['type']}:{i['value']}" for i in identifiers]
     view: dict[str, Any] = {"profile_id": pid, "identifiers": identifiers}
     view.update(_traits(client, pid))
-    profiles, last_conversion = _history(client, pid, keys)
-    view["triggers"] = _messages(client, "triggers", profiles, recent)
-    view["suppressions"] = _messages(client, "suppressions", profiles, recent)
+    profiles, last_conversion = person_profiles(client, pid, keys)
+    view["triggers"] = recent_messages(client, "triggers", profiles, recent)
+    view["suppressions"] = recent_messages(client, "suppressions", profiles, recent)
     since = last_conversion.pop("at_ms") if last_conversion else None
     view["last_conversion"] = last_conversion
     view["journey"] = _journey(client, pid, keys, since, journey)
@@ -137,7 +137,7 @@ def _traits(client, pid: str) -> dict:
             "as_of": iso(as_of)}
 
 
-def _history(client, pid: str, keys: list[str]) -> tuple[list[str], dict | None]:
+def person_profiles(client, pid: str, keys: list[str]) -> tuple[list[str], dict | None]:
     """Every profile id the person's touchpoints were stitched to (the current one first), and
     their last conversion ({event_id, type, at}) or None."""
     from streams.attribution.config import DEFAULT_CONVERSION_TYPES
@@ -150,7 +150,7 @@ def _history(client, pid: str, keys: list[str]) -> tuple[list[str], dict | None]
         "argMaxIf(type, (event_time, event_id), is_conv) FROM ("
         "SELECT profile_id, event_time, event_id, type, "
         "has({conv:Array(String)}, type) AS is_conv "
-        f"FROM touchpoints FINAL WHERE {_MATCH})",
+        f"FROM touchpoints FINAL WHERE {PERSON_MATCH})",
         parameters={"p": pid, "identifiers": keys,
                     "conv": sorted(DEFAULT_CONVERSION_TYPES)}).result_rows
     ids = [pid, *sorted(p for p in profiles if p and p != pid)]
@@ -173,7 +173,7 @@ _MESSAGES = {
 }
 
 
-def _messages(client, table: str, profiles: list[str], limit: int) -> list[dict]:
+def recent_messages(client, table: str, profiles: list[str], limit: int) -> list[dict]:
     """The profiles' newest `limit` triggers or suppressions (`table`), newest first."""
     from streams.traits.records import iso
 
@@ -201,7 +201,7 @@ def _journey(client, pid: str, keys: list[str], since: int | None, limit: int) -
     after = "" if since is None else " AND toUnixTimestamp64Milli(event_time) > {since:Int64}"
     rows = client.query(
         "SELECT event_id, toUnixTimestamp64Milli(event_time), type, channel, campaign, "
-        f"publisher, revenue FROM touchpoints FINAL WHERE {_MATCH}{after} "
+        f"publisher, revenue FROM touchpoints FINAL WHERE {PERSON_MATCH}{after} "
         "ORDER BY event_time DESC, event_id DESC LIMIT {n:UInt32}",
         parameters={"p": pid, "identifiers": keys, "since": since or 0,
                     "n": limit}).result_rows

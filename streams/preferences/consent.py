@@ -6,7 +6,12 @@ the channel's own), else the pack's `default_opt_in` (False when the channel is 
 """
 from __future__ import annotations
 
-__all__ = ["consent_of", "opted_in"]
+__all__ = ["consent_of", "newer_consent", "opted_in"]
+
+
+def newer_consent(new: list, cur: list | None) -> bool:
+    """A consent [t, opt_in] replaces `cur` when newer; on equal times an opt-out wins."""
+    return cur is None or new[0] > cur[0] or (new[0] == cur[0] and cur[1] and not new[1])
 
 
 def opted_in(consent: dict, channel: str, default_opt_in: dict) -> tuple[bool, str]:

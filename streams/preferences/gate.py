@@ -64,7 +64,7 @@ from streams.preferences.config import (
     quiet_window,
     zone_info,
 )
-from streams.preferences.consent import consent_of, opted_in
+from streams.preferences.consent import consent_of, newer_consent, opted_in
 from streams.preferences.decision import Decision, Suppression, Trigger
 from streams.preferences.quiet import quiet_end
 from streams.state import BatchState
@@ -83,11 +83,6 @@ def _iso(ms: int, zone=timezone.utc) -> str:
 
 
 # -- the gate ----------------------------------------------------------------------------------
-def _consent_wins(new: list, cur: list | None) -> bool:
-    """A consent [t, opt_in] replaces `cur` when newer; on equal times an opt-out wins."""
-    return cur is None or new[0] > cur[0] or (new[0] == cur[0] and cur[1] and not new[1])
-
-
 _DAY_REACH_MS = 27 * 3_600_000  # a local day lasts at most 25 h, offsets move by at most 2 h
 
 
@@ -177,7 +172,7 @@ class PreferenceGate:
         channel, opt_in = props.get("channel"), props.get("opt_in")
         if isinstance(channel, str) and channel and type(opt_in) is bool:
             cur = st.get("c", {}).get(channel) if st else None
-            if _consent_wins([t, opt_in], cur) and cur != [t, opt_in]:
+            if newer_consent([t, opt_in], cur) and cur != [t, opt_in]:
                 st = self._own(pid, st)
                 st.setdefault("c", {})[channel] = [t, opt_in]
         found: dict[str, Any] = {"z": next((n for n in (props.get("tz"), tz) if zone_info(n)),
@@ -352,7 +347,7 @@ class PreferenceGate:
         stories = st.setdefault("st", {})
         for o in filter(None, others):
             for ch, v in o.get("c", {}).items():
-                if _consent_wins(v, consent.get(ch)):
+                if newer_consent(v, consent.get(ch)):
                     consent[ch] = v
             for key in ("z", "q", "m", "p"):
                 if key in o and (key not in st or o[key][0] > st[key][0]):

@@ -16,7 +16,10 @@ import streams
 
 STREAMS = Path(streams.__file__).resolve().parent
 CORE = ("ingest", "identity", "attribution", "moments", "preferences", "eventtime",
-        "pipeline.py", "state.py", "errors.py")
+        "pipeline.py", "state.py", "errors.py",
+        # the preference centre's plain parts (its app and state reader are the shell)
+        "centre/tokens.py", "centre/choices.py", "centre/texts.py", "centre/page.py",
+        "centre/limits.py")
 # the Kafka clients and Faust, the shell's packages and ClickHouse's; streams.config reads the
 # environment and the Kafka security settings, so the core takes its settings as arguments instead
 FORBIDDEN = ("faust", "aiokafka", "confluent_kafka", "kafka", "mode", "clickhouse_connect", "chdb",

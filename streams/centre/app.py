@@ -15,8 +15,9 @@ request is refused with 429 past the limits per client address and per link. For
 
 Nothing personal is logged, counted or put in a URL but the token itself: the access log names
 the route, not the path, and metrics are labelled by route, status and refusal reason. Responses
-carry a strict Content-Security-Policy, `Referrer-Policy: no-referrer` (the link must not leak
-to another site) and `Cache-Control: no-store`.
+carry a strict Content-Security-Policy, `Referrer-Policy: same-origin` (the link never leaks to
+another site as a referrer; `no-referrer` would make browsers send `Origin: null` with the form,
+and the origin check needs it) and `Cache-Control: no-store`.
 
 A save becomes preference records on the `preferences` topic, keyed by the identifier
 (`choices.records`), through `publish` (the worker applies them in order like any other). The
@@ -55,7 +56,7 @@ _NONCE_LEN = 32
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no referrer to another site: the link stays here
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",

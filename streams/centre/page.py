@@ -37,7 +37,7 @@ def _when(ms: int | None, lang: str) -> str:
 def _head(lang: str, title: str) -> list[str]:
     return ['<!doctype html>', f'<html lang="{lang}">', '<head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            '<meta name="referrer" content="no-referrer">',
+            '<meta name="referrer" content="same-origin">',
             f'<title>{escape(title)}</title>',
             '<link rel="stylesheet" href="/static/centre.css"></head>', '<body><main>',
             f'<h1>{escape(title)}</h1>']

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 
 from streams import config
 from streams.cli.common import check_kafka, load_rules, open_clickhouse
@@ -71,8 +72,11 @@ async def _serve(args, settings, rules, clients, client, secret, public_url, off
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     print(f"preference centre on http://{args.host}:{args.port} (links under {public_url})",
           flush=True)
+    stopped = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a clean stop: the producer flushes
+        asyncio.get_running_loop().add_signal_handler(sig, stopped.set)
     try:
-        await asyncio.Event().wait()
+        await stopped.wait()
     finally:
         await runner.cleanup()
         await producer.stop()

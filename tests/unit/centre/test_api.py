@@ -183,7 +183,7 @@ def test_the_api_reads_and_changes_choices(centre):
 def test_every_answer_carries_the_security_headers(centre):
     for path in (f"/p/{_link()}", "/p/bad", "/api/v1/preferences"):
         _status, headers, _b = centre.request("GET", path)
-        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Referrer-Policy"] == "same-origin"
         assert "default-src 'none'" in headers["Content-Security-Policy"]
         assert headers["Cache-Control"] == "no-store"
         assert headers["X-Content-Type-Options"] == "nosniff"

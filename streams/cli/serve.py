@@ -5,6 +5,7 @@ changes to the `preferences` topic on PARCOURS_KAFKA_URL, and reads their curren
 last messages from PARCOURS_CLICKHOUSE_URL (with chDB, a directory no worker has open: chDB
 allows one process per directory). The rule pack (PARCOURS_RULES) gives the defaults shown to
 someone who made no choice and the rules' descriptions ("you received this because ...").
+With PARCOURS_METRICS_PORT, its metrics are served there (never on the public port).
 """
 from __future__ import annotations
 
@@ -70,6 +71,10 @@ async def _serve(args, settings, rules, clients, client, secret, public_url, off
         from streams.cli.common import CliError
 
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    if settings.metrics_port:  # PARCOURS_METRICS_PORT: streams/centre/metrics.py
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="0.0.0.0")
     print(f"preference centre on http://{args.host}:{args.port} (links under {public_url})",
           flush=True)
     stopped = asyncio.Event()

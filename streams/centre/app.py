@@ -152,6 +152,20 @@ def _link_key(token: str) -> str:
     return "l:" + hashlib.sha256(token.encode("ascii", "replace")).hexdigest()[:32]
 
 
+def _granted(request: web.Request, token: str | None, api: bool = False) -> Grant | web.Response:
+    """What `token` grants, or the answer that refuses it: 403 for a bad link, 429 past the
+    link's rate limit."""
+    centre = request.app[KEY]
+    try:
+        grant = centre.grant(token)
+    except TokenRefused as exc:
+        return _forbidden(request, exc, api=api)
+    if not centre.per_link.allow(_link_key(token), time.monotonic()):
+        metrics.REFUSED.labels("rate_link").inc()
+        return _busy(request)
+    return grant
+
+
 async def _choices(centre: Centre, grant: Grant):
     person = await centre.reader.read(grant.identifier)
     events = centre.pending.merged(grant.identifier, person.events)
@@ -180,14 +194,10 @@ async def _page(request: web.Request, grant: Grant, token: str, *, lang: str,
 
 
 async def get_page(request: web.Request) -> web.Response:
-    centre, token = request.app[KEY], request.match_info["token"]
-    try:
-        grant = centre.grant(token)
-    except TokenRefused as exc:
-        return _forbidden(request, exc)
-    if not centre.per_link.allow(_link_key(token), time.monotonic()):
-        metrics.REFUSED.labels("rate_link").inc()
-        return _busy(request)
+    token = request.match_info["token"]
+    grant = _granted(request, token)
+    if isinstance(grant, web.Response):
+        return grant
     lang = _lang(request)
     notice = ("status", TEXTS[lang]["saved"]) if request.query.get("saved") == "1" else None
     return await _page(request, grant, token, lang=lang, notice=notice)
@@ -203,13 +213,9 @@ def _same_origin(request: web.Request, public_url: str) -> bool:
 
 async def post_page(request: web.Request) -> web.Response:
     centre, token = request.app[KEY], request.match_info["token"]
-    try:
-        grant = centre.grant(token)
-    except TokenRefused as exc:
-        return _forbidden(request, exc)
-    if not centre.per_link.allow(_link_key(token), time.monotonic()):
-        metrics.REFUSED.labels("rate_link").inc()
-        return _busy(request)
+    grant = _granted(request, token)
+    if isinstance(grant, web.Response):
+        return grant
     nonce = _nonce(request)
     if request.content_type != "application/x-www-form-urlencoded":
         return web.Response(status=415, text="forms are application/x-www-form-urlencoded")
@@ -264,29 +270,19 @@ def _bearer(request: web.Request) -> str | None:
 
 
 async def api_get(request: web.Request) -> web.Response:
-    centre = request.app[KEY]
-    token = _bearer(request)
-    try:
-        grant = centre.grant(token)
-    except TokenRefused as exc:
-        return _forbidden(request, exc, api=True)
-    if not centre.per_link.allow(_link_key(token), time.monotonic()):
-        metrics.REFUSED.labels("rate_link").inc()
-        return _busy(request)
+    centre, token = request.app[KEY], _bearer(request)
+    grant = _granted(request, token, api=True)
+    if isinstance(grant, web.Response):
+        return grant
     current, messages = await _choices(centre, grant)
     return _json({"choices": current.as_json(), "messages": messages})
 
 
 async def api_put(request: web.Request) -> web.Response:
-    centre = request.app[KEY]
-    token = _bearer(request)
-    try:
-        grant = centre.grant(token)
-    except TokenRefused as exc:
-        return _forbidden(request, exc, api=True)
-    if not centre.per_link.allow(_link_key(token), time.monotonic()):
-        metrics.REFUSED.labels("rate_link").inc()
-        return _busy(request)
+    centre, token = request.app[KEY], _bearer(request)
+    grant = _granted(request, token, api=True)
+    if isinstance(grant, web.Response):
+        return grant
     if request.content_type != "application/json":
         return _json({"error": "the body is application/json"}, 415)
     try:

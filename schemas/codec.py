@@ -4,9 +4,11 @@ Two formats are accepted, told apart by the first byte:
 
 - JSON (orjson) when the first non-whitespace byte is `{` (or `[`, which then fails as "not an
   object");
-- Confluent Avro when the first byte is 0x00: a 4-byte big-endian schema id
-  (`schemas/registry.json`) then the Avro binary body. Only schema id 1 (touchpoint) is accepted as
-  input.
+- Confluent Avro when the first byte is 0x00: a 4-byte big-endian schema id then the Avro binary
+  body. Without a schema registry the ids are the local ones (`schemas/registry.json`) and only
+  schema id 1 (touchpoint) is accepted as input; with one, the caller passes `writers`, the
+  registry's writer schemas by id, resolved into the touchpoint contract by the shell
+  (schemas/confluent/writers.py), and every id is the registry's.
 
 Anything else is rejected without parsing. Every failure is a `DecodeError` whose `kind` says which
 stage refused the record and whose `reason` is one readable line for the dead-letter topic.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
-from typing import Any
+from typing import Any, Mapping
 
 import fastavro
 import orjson
@@ -84,12 +86,15 @@ class DecodeError(InputError):
 
 # --- decode --------------------------------------------------------------------------------------
 
-def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, nested: bool = True) -> dict:
+def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, nested: bool = True,
+           writers: Mapping[int, Any] | None = None) -> dict:
     """Bytes from the touchpoints topic -> a dict satisfying the Touchpoint contract.
 
     Raises `DecodeError`. The dict is the record as sent (unknown JSON fields kept), except that
     `null` values inside `ids` are dropped. With `nested=False` the known fields of context and
     properties are not checked (`validate_touchpoint`): for a caller that checks them itself.
+    `writers` (a schema registry's, by id: `schemas.confluent.Writer`) replaces the local ids for
+    Confluent-framed records; an id it lacks, or one it refuses, is a "format" error.
     """
     size = len(raw)
     if size > max_bytes:
@@ -100,7 +105,7 @@ def decode(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, nested: bool = Tru
     if first == 0x7B:  # "{": the common case, no scan
         record = _decode_json(raw)
     elif first == MAGIC_BYTE:
-        record = _decode_confluent_touchpoint(raw)
+        record = _decode_confluent_touchpoint(raw, writers)
     else:
         stripped = bytes(raw).lstrip(_JSON_WHITESPACE) if first in _JSON_WHITESPACE else raw
         lead = stripped[:1]
@@ -139,8 +144,15 @@ def _json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
     return f"invalid JSON at byte {pos}: {exc.msg}"
 
 
-def _decode_confluent_touchpoint(raw: bytes) -> dict:
+def _decode_confluent_touchpoint(raw: bytes, writers: Mapping[int, Any] | None) -> dict:
     sid = _read_header(raw)
+    if writers is not None:  # the registry's ids: the writer's schema, resolved to the contract
+        writer = writers.get(sid)
+        if writer is None:
+            raise DecodeError("format", f"schema id {sid} is not in the schema registry")
+        if writer.refusal:
+            raise DecodeError("format", writer.refusal)
+        return _read_avro_body(raw, writer.name, writer.schema, _TOUCHPOINT_READER)
     if sid != _TOUCHPOINT_ID:
         try:
             name = registry.name_for_id(sid)
@@ -161,11 +173,11 @@ def _read_header(raw: bytes) -> int:
     return sid
 
 
-def _read_avro_body(raw: bytes, name: str, parsed: Any) -> Any:
+def _read_avro_body(raw: bytes, name: str, parsed: Any, reader: Any = None) -> Any:
     buf = io.BytesIO(raw)
     buf.seek(_HEADER.size)
     try:
-        value = fastavro.schemaless_reader(buf, parsed, None)
+        value = fastavro.schemaless_reader(buf, parsed, reader)
     except Exception as exc:
         # fastavro raises EOFError, UnicodeDecodeError, ValueError, ... on bad bytes
         detail = str(exc).strip() or "unexpected end of data"

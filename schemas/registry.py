@@ -36,8 +36,10 @@ __all__ = [
     "IncompatibleSchema",
     "UnknownSchema",
     "check_compatible",
+    "resolution_problem",
     "name_for_id",
     "names",
+    "plain_schema",
     "reader_schema",
     "sample_records",
     "schema",
@@ -121,6 +123,12 @@ def reader_schema(name: str) -> Any:
         return _PLAIN[name]
     except KeyError:
         raise UnknownSchema(f"unknown schema {name!r} (known: {', '.join(names())})") from None
+
+
+def plain_schema(schema_doc: str | Mapping) -> Any:
+    """Any .avsc document parsed by fastavro without its logical types, as `reader_schema` is: a
+    schema registry's writer schema, read into the contracts' plain-data shape."""
+    return fastavro.parse_schema(_without_logical_types(_as_schema_json(schema_doc)))
 
 
 def schema_json(name: str) -> dict:
@@ -253,16 +261,39 @@ def check_compatible(old_schema_json: str | Mapping, new_schema_json: str | Mapp
     `sample_records(old)` is written by fastavro with the old schema and read with the new one as
     the reader schema, and must consume exactly the bytes written.
     """
-    old_doc = _as_schema_json(old_schema_json)
-    new_doc = _as_schema_json(new_schema_json)
-    try:
-        writer = avro.schema.parse(json.dumps(old_doc))
-    except (avro.errors.AvroException, ValueError) as exc:
-        raise IncompatibleSchema(f"old schema is not valid Avro: {exc}") from exc
-    try:
-        reader = avro.schema.parse(json.dumps(new_doc))
-    except (avro.errors.AvroException, ValueError) as exc:
-        raise IncompatibleSchema(f"new schema is not valid Avro: {exc}") from exc
+    problem = resolution_problem(old_schema_json, new_schema_json)
+    if problem is None:
+        return
+    stage, detail = problem
+    raise IncompatibleSchema({
+        "writer": f"old schema is not valid Avro: {detail}",
+        "reader": f"new schema is not valid Avro: {detail}",
+        "rules": f"new schema cannot read old data: {detail}",
+        "sample": f"sample record {detail}",
+    }[stage].replace("{new} read", "the new schema read").replace("{old}", "the old schema")
+        .replace("{new}", "the new one"))
+
+
+def resolution_problem(writer_json: str | Mapping, reader_json: str | Mapping
+                       ) -> tuple[str, str] | None:
+    """Why data written with `writer_json` cannot be read with `reader_json`, or None when it can.
+
+    The checks of `check_compatible`, without its wording (a schema registry's writer schema is
+    not an "old" one): (stage, detail), stage one of "writer" or "reader" (not valid Avro),
+    "rules" (the Avro resolution rules refuse it: which rule, and where) or "sample" (a sample
+    record does not read back; the detail starts with its number and says `{old}` and `{new}`
+    for the two schemas). Avro compares record names unqualified: a writer in another namespace
+    reads, one with another record name does not.
+    """
+    writer_doc = _as_schema_json(writer_json)
+    reader_doc = _as_schema_json(reader_json)
+    parsed = []
+    for stage, doc in (("writer", writer_doc), ("reader", reader_doc)):
+        try:
+            parsed.append(avro.schema.parse(json.dumps(doc)))
+        except (avro.errors.AvroException, ValueError) as exc:
+            return stage, str(exc)
+    writer, reader = parsed
 
     result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
     if result.compatibility is not SchemaCompatibilityType.compatible:
@@ -270,22 +301,20 @@ def check_compatible(old_schema_json: str | Mapping, new_schema_json: str | Mapp
                                         for i in result.incompatibilities))
         where = ", ".join(sorted(loc for loc in result.locations if loc != "/")) or "/"
         why = "; ".join(sorted(result.messages))
-        raise IncompatibleSchema(f"new schema cannot read old data: {kinds} ({why}) at {where}")
+        return "rules", f"{kinds} ({why}) at {where}"
 
-    old_parsed = fastavro.parse_schema(_without_logical_types(old_doc))
-    new_parsed = fastavro.parse_schema(_without_logical_types(new_doc))
-    for i, record in enumerate(sample_records(_without_logical_types(old_doc))):
+    writer_parsed = fastavro.parse_schema(_without_logical_types(writer_doc))
+    reader_parsed = fastavro.parse_schema(_without_logical_types(reader_doc))
+    for i, record in enumerate(sample_records(_without_logical_types(writer_doc))):
         buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, old_parsed, record)
+        fastavro.schemaless_writer(buf, writer_parsed, record)
         written = buf.tell()
         buf.seek(0)
         try:
-            fastavro.schemaless_reader(buf, old_parsed, new_parsed)
+            fastavro.schemaless_reader(buf, writer_parsed, reader_parsed)
         except Exception as exc:  # fastavro raises several types on resolution failures
-            raise IncompatibleSchema(
-                f"sample record {i} written with the old schema does not read with the new one: "
-                f"{type(exc).__name__}: {exc}") from exc
+            return "sample", (f"{i} written with {{old}} does not read with {{new}}: "
+                              f"{type(exc).__name__}: {exc}")
         if buf.tell() != written:
-            raise IncompatibleSchema(
-                f"sample record {i}: the new schema read {buf.tell()} of the {written} "
-                "bytes written")
+            return "sample", f"{i}: {{new}} read {buf.tell()} of the {written} bytes written"
+    return None

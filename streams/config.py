@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from schemas.confluent import settings as registry_settings
+from schemas.confluent.settings import RegistrySettings
 from streams.errors import ConfigError  # noqa: F401  (streams.config.ConfigError, as before)
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
 from streams.kafka import security as kafka_security
@@ -18,6 +20,7 @@ from streams.kafka.security import KafkaSecurity
 
 DEFAULT_DATA_DIR = ".parcours"
 STORES = ("memory", "rocksdb")  # PARCOURS_STORE: where the worker's tables keep their rows
+OUTPUT_FORMATS = ("json", "avro")  # PARCOURS_OUTPUT_FORMAT: how the public topics are written
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ class Settings:
     journey_partitions: int = 4  # profile shards: partitions of parcours.journey (fixed once made)
     sink_stage: bool = True  # off: this worker writes no ClickHouse rows (another one's sink does)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS / SASL
+    # a Confluent Schema Registry (None: the local ids of schemas/registry.json): writer schemas
+    # of Avro input by id, and the ids of Avro outputs (schemas/confluent/)
+    schema_registry: RegistrySettings | None = None
+    output_format: str = "json"  # public topics: json, or avro (Confluent wire format)
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -201,6 +208,8 @@ def load(env: dict | None = None, **overrides) -> Settings:
     except kafka_security.KafkaSecurityError as exc:
         raise ConfigError(str(exc)) from None
     settings.update(kafka_security=security)
+    settings.update(schema_registry=registry_settings.from_env(env),  # RegistryConfigError
+                    output_format=_output_format(env.get("PARCOURS_OUTPUT_FORMAT")))
     settings.update(lookback_days=lookback, lookback_by_type=by_type, half_life_days=half_life,
                     position_ends=ends, markov_orders=_orders(env.get("PARCOURS_MARKOV_ORDERS")))
     settings.update(overrides)
@@ -235,6 +244,16 @@ def _store(raw: str | None) -> str:
     value = raw.strip().lower()
     if value not in STORES:
         raise ConfigError(f"PARCOURS_STORE={raw!r}: expected memory or rocksdb")
+    return value
+
+
+def _output_format(raw: str | None) -> str:
+    """`PARCOURS_OUTPUT_FORMAT`: json (default) or avro."""
+    if raw is None or not raw.strip():
+        return "json"
+    value = raw.strip().lower()
+    if value not in OUTPUT_FORMATS:
+        raise ConfigError(f"PARCOURS_OUTPUT_FORMAT={raw!r}: expected json or avro")
     return value
 
 

@@ -1,7 +1,8 @@
 """`parcours worker`: the Faust worker on PARCOURS_KAFKA_URL / PARCOURS_CLICKHOUSE_URL.
 
-The rule pack, the broker and ClickHouse are checked first, each failing in one line; then the
-app (streams/worker/app.py) runs until stopped.
+The rule pack, the broker and ClickHouse are checked first, each failing in one line (and, with
+PARCOURS_OUTPUT_FORMAT=avro and a schema registry, the output schemas registered:
+streams/worker/output_schemas.py); then the app (streams/worker/app.py) runs until stopped.
 """
 from __future__ import annotations
 
@@ -34,9 +35,16 @@ def run(args) -> int:
     from faust import Worker
 
     from streams.worker import metrics
-    from streams.worker.app import create_app
+    from streams.worker.app import create_app, trigger_channels
+    from streams.worker.output_schemas import output_encoder
 
-    app, _shell = create_app(settings, sink=sink, rules=rules)
+    try:
+        encoder = output_encoder(settings, trigger_channels(rules))
+    except BaseException:
+        if sink is not None:
+            sink.close()
+        raise
+    app, _shell = create_app(settings, sink=sink, rules=rules, encoder=encoder)
     metrics.serve(settings.metrics_port)
     level = os.environ.get("PARCOURS_LOG_LEVEL", "info")
     try:

@@ -230,11 +230,11 @@ class _Unchecked(Exception):
     """The one-pass path cannot tell the error: take the checked path, which names it."""
 
 
-def _decode_normalised(raw: bytes, max_bytes: int) -> Touchpoint:
+def _decode_normalised(raw: bytes, max_bytes: int, writers=None) -> Touchpoint:
     """`normalise(decode(raw), validated=True)`, with context and properties checked while they
     are copied (one loop over each instead of two). Any failure re-runs the checked path: the
     error, and which check comes first, are exactly that path's."""
-    record = decode(raw, max_bytes=max_bytes, nested=False)
+    record = decode(raw, max_bytes=max_bytes, nested=False, writers=writers)
     try:
         return _normalised(record, CONTEXT_SPEC, PROPERTIES_SPEC)
     except Exception:  # noqa: BLE001 - the checked path raises the right error, or succeeds
@@ -355,7 +355,7 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
                  max_bytes: int = DEFAULT_MAX_BYTES,
                  now_ms: int | None = None, max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
                  source_key: str | None = None, source=None, offset_key: str | None = None,
-                 convert=None) -> Ingested:
+                 convert=None, writers=None) -> Ingested:
     """(raw bytes, topic, partition, offset) records -> `Ingested(touchpoints, dead_letters)`.
 
     Never raises: a record ingest cannot accept becomes a dead letter, and an unexpected exception
@@ -369,6 +369,7 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
     `offset_key`, its input offset too (the pipeline applies each input record once). `convert`
     turns each raw record into the raw touchpoint it stands for first (preference records); it
     raises `DecodeError` for a record it cannot use, and the dead letter keeps the original bytes.
+    `writers`: a schema registry's writer schemas by id, for Confluent Avro (`codec.decode`).
     """
     normalised: list[IngestedTouchpoint] = []
     dead: list[DeadLetter] = []
@@ -379,7 +380,7 @@ def ingest_batch(raws: Iterable[tuple[bytes, str | None, int | None, int | None]
         try:
             value, topic, partition, offset = item
             raw = _as_bytes(value)
-            tp = _decode_normalised(raw if convert is None else convert(raw), max_bytes)
+            tp = _decode_normalised(raw if convert is None else convert(raw), max_bytes, writers)
             if tp["event_time"] - now > max_future_ms:
                 raise InvalidTouchpoint("clock", ahead_reason(tp["event_time"], now, max_future_ms))
             if source_key is not None:

@@ -1,8 +1,8 @@
 """The worker's agents, tasks and timers: what runs on the Faust app, handing batches to the shell.
 
 `Agents.register` puts them on the app in start-up order:
-- the output producer and the sequencer's log-ends reader (services: their connections live as
-  long as the worker);
+- the output producer, the sequencer's log-ends reader and the schema registry's client (services:
+  their connections live as long as the worker);
 - `declare_outputs`, `ingest_stage` (raw touchpoints and preference records -> the stitch topic,
   with its own group consumer, streams/kafka/consumer.py), `follow_inventory` and, with a
   ClickHouse sink, `sink_stage` (the sink topic -> ClickHouse, streams/worker/sink_stage.py)
@@ -96,6 +96,8 @@ class Agents:
         app.service(stops_with_app(self.shell.producer))
         if self.journey.sequencer.log_ends is not None:
             app.service(stops_with_app(self.journey.sequencer.log_ends))
+        if self.shell.writer_schemas is not None:  # the schema registry's HTTP session
+            app.service(stops_with_app(self.shell.writer_schemas))
         app.task(self.declare_outputs)
         app.task(self.ingest_stage)
         app.task(self.follow_inventory)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import faust
 
+from schemas.confluent.writers import WriterCache
 from streams.config import Settings, attribution_config
 from streams.kafka import patches
 from streams.kafka.clients import KafkaClients
@@ -34,15 +35,20 @@ from streams.moments.stage import References
 from streams.shards import Sequencer, ShardCore
 from streams.worker.agents import Agents, AppTopics, Journey
 from streams.worker.journey import SequencerShell, ShardShell
+from streams.worker.output_schemas import OutputEncoder
 from streams.worker.shell import Shell
 from streams.worker.sink_stage import SinkStage
 from streams.worker.tables import STORE_URLS, Tables
+from streams.worker.writer_schemas import WriterSchemas
 
 __all__ = ["create_app", "declare_topics", "faust_app", "sink_stage"]
 
 
-def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Shell]:
-    """The worker's Faust app, and the shell its agents hand every batch to."""
+def create_app(settings: Settings, sink=None, rules=None,
+               encoder: OutputEncoder | None = None) -> tuple[faust.App, Shell]:
+    """The worker's Faust app, and the shell its agents hand every batch to. `encoder`: how the
+    public topics are written (`output_schemas.output_encoder`: with Avro and a schema registry,
+    built before, its schemas registered; default: what `settings` ask for, local ids)."""
     patches.install_faust_recovery_fix()
     patches.install_leave_group_fix()
     patches.install_fetch_wait_fix(settings.fetch_max_wait_ms)
@@ -58,7 +64,13 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
     attribution = attribution_config(settings)
     producer = BatchProducer(clients, client_id=f"{settings.app_id}-outputs")
     producer.on_acked = tables.acked  # the RocksDB tables record how far their changelog is
-    shell = Shell(settings.topics, producer, max_future_ms=settings.max_future_ms)
+    if encoder is None:
+        if settings.output_format == "avro" and settings.schema_registry is not None:
+            raise ValueError("Avro outputs with a schema registry: pass the encoder "
+                             "output_schemas.output_encoder() built (it registers the schemas)")
+        encoder = OutputEncoder(avro=settings.output_format == "avro")
+    shell = Shell(settings.topics, producer, max_future_ms=settings.max_future_ms,
+                  writer_schemas=writer_schemas(settings), encoder=encoder)
     sequencer = Sequencer(tables.sequencer_stores(), shards=settings.journey_partitions,
                           lateness_ms=rules.lateness_ms)
 
@@ -79,9 +91,22 @@ def create_app(settings: Settings, sink=None, rules=None) -> tuple[faust.App, Sh
         journey.shards.reset()
 
     tables.on_recover(recovered)
-    Agents(app, settings, clients, shell, topics, journey,
-           sink_stage(settings, clients, sink)).register()
+    journey.sequencer.encoder = journey.shards.encoder = encoder
+    sink_writer = sink_stage(settings, clients, sink)
+    if sink_writer is not None:
+        sink_writer.encoder = encoder
+    Agents(app, settings, clients, shell, topics, journey, sink_writer).register()
     return app, shell
+
+
+def writer_schemas(settings: Settings) -> WriterSchemas | None:
+    """With a schema registry: the ingest shell's writer schemas by id (None without one)."""
+    if settings.schema_registry is None:
+        return None
+    from schemas.confluent.client import RegistryClient
+
+    return WriterSchemas(RegistryClient(settings.schema_registry),
+                         WriterCache(settings.schema_registry.unknown_ttl_s))
 
 
 def sink_stage(settings: Settings, clients: KafkaClients, sink) -> SinkStage | None:

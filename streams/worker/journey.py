@@ -45,6 +45,7 @@ class SequencerShell:
         self.note_positions = note_positions
         self.log_ends = log_ends  # streams.kafka.log_ends.LogEnds (None: trust the reports)
         self.skipped = 0  # stitch messages read again after a restart, applied before
+        self.encoder = None  # public topic values: JSON, or Avro (output_schemas.OutputEncoder)
 
     async def _settle(self, before: bool, end: int | None = None) -> None:
         """Decide the idle reports not decided yet, and check the partitions held as idle, against
@@ -184,7 +185,8 @@ class SequencerShell:
         seq = self.sequencer
         own = Emitted(identity=out.identity, identity_map=out.identity_map,
                       stitched=out.stitched, late=out.late)
-        records, sink = journey_records(own, self.topics, int(time.time() * 1000))
+        records, sink = journey_records(own, self.topics, int(time.time() * 1000),
+                                        encoder=self.encoder)
         forgotten = [ev["survivor"] for ev in out.identity if ev["kind"] == "forget"
                      and ev["survivor"]]
         records += [(self.topics.identity, pid.encode(), None) for pid in forgotten]
@@ -231,6 +233,7 @@ class ShardShell:
         self.producer = producer
         self.changelog = changelog
         self.cores: dict[int, ShardCore] = {}
+        self.encoder = None  # public topic values: JSON, or Avro (output_schemas.OutputEncoder)
 
     def reset(self) -> None:
         """The tables were recovered: every core is rebuilt over its recovered state."""
@@ -273,7 +276,8 @@ class ShardShell:
         phase("pipeline")
         erasures = [(topics.sink, None, sink_blocks.erase(request_id, profile_id, identifiers))
                     for request_id, profile_id, identifiers in erased]
-        records, sink = journey_records(merged, topics, int(time.time() * 1000), erasures)
+        records, sink = journey_records(merged, topics, int(time.time() * 1000), erasures,
+                                        encoder=self.encoder)
         records += [(topics.stitched, profile_id.encode(), None) for _r, profile_id, _i in erased]
         by_shard: dict[int, list] = {}
         for shard, transfer in moved:

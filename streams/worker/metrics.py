@@ -33,6 +33,16 @@ SINK_FAILING = Gauge("parcours_sink_failing",
                      "1 while the sink stage's ClickHouse writes fail (it retries), else 0")
 SINK_PENDING = Gauge("parcours_sink_pending_rows", "Rows buffered for ClickHouse, by table",
                      ["table"])
+SCHEMA_REGISTRY_ERRORS = Counter("parcours_schema_registry_errors",
+                                 "Schema-registry requests that failed and were retried (down, "
+                                 "timeout, 5xx, 429), by operation", ["operation"])
+SCHEMA_REGISTRY_FAILING = Gauge("parcours_schema_registry_failing",
+                                "1 while ingest holds a batch waiting for the schema registry "
+                                "(its offsets not committed), else 0")
+SCHEMA_REGISTRY_WRITERS = Counter("parcours_schema_registry_writers",
+                                  "Writer schemas fetched from the registry, by outcome "
+                                  "(resolved, refused: incompatible, unknown: no such id)",
+                                  ["outcome"])
 CONSUMER_LAG = Gauge("parcours_consumer_lag", "High-water mark minus committed position",
                      ["topic", "partition"])
 IDENTITY_MERGES = Counter("parcours_identity_merges", "Profiles merged into a survivor")

@@ -2,7 +2,10 @@
 
 - `journey_records`: the public output records (triggers, stitched touchpoints, identity
   events...), and the same batch's ClickHouse rows as records of the sink topic, for the sink stage
-  (streams/worker/sink_stage.py); the lists that also go to a public topic are not encoded twice.
+  (streams/worker/sink_stage.py); the lists that also go to a public topic are not encoded twice
+  in JSON. With PARCOURS_OUTPUT_FORMAT=avro (an `OutputEncoder` that writes Avro:
+  streams/worker/output_schemas.py) the topic values are Confluent Avro, and the sink-topic rows
+  are still JSON, encoded separately: the sink stage reads JSON.
 - `table_rows`: rows per table, built by `rows_of` from the pipeline's lists: replay writes them
   directly, the sink stage builds them from the sink topic's records with the same function.
 - `profile_traits` rows (`traits`) go to the sink only, like experiment exposures; audience records
@@ -37,36 +40,49 @@ def _json(obj) -> bytes:
     return orjson.dumps(obj)
 
 
-def _keyed(out: Emitted, topics: Topics) -> Iterator[tuple[str, list[Record]]]:
-    """(Emitted list, its topic records) for every list that goes to a public topic."""
-    yield "stitched", [(topics.stitched, (tp["profile_id"] or tp["event_id"]).encode(), _json(tp))
+def _keyed(out: Emitted, topics: Topics, value=_json) -> Iterator[tuple[str, list]]:
+    """(Emitted list, its (topic, key, value(item)) records) for every list that goes to a public
+    topic (`value`: the JSON encoding; the item itself for another encoder)."""
+    yield "stitched", [(topics.stitched, (tp["profile_id"] or tp["event_id"]).encode(), value(tp))
                        for tp in out.stitched]
-    yield "identity", [(topics.identity, ev["survivor"].encode(), _json(ev))
+    yield "identity", [(topics.identity, ev["survivor"].encode(), value(ev))
                        for ev in out.identity]
-    yield "credits", [(topics.credit, row["conversion_id"].encode(), _json(row))
+    yield "credits", [(topics.credit, row["conversion_id"].encode(), value(row))
                       for row in out.credits]
     yield "triggers", [(topics.trigger_topic(trig["channel"]), trig["profile_id"].encode(),
-                        _json(trig)) for trig in out.triggers]
-    yield "suppressions", [(topics.suppressions, sup["profile_id"].encode(), _json(sup))
+                        value(trig)) for trig in out.triggers]
+    yield "suppressions", [(topics.suppressions, sup["profile_id"].encode(), value(sup))
                            for sup in out.suppressions]
-    yield "late", [(topics.late, late["event_id"].encode(), _json(late)) for late in out.late]
-    yield "audiences", [(topics.audiences, rec["profile_id"].encode(), _json(rec))
+    yield "late", [(topics.late, late["event_id"].encode(), value(late)) for late in out.late]
+    yield "audiences", [(topics.audiences, rec["profile_id"].encode(), value(rec))
                         for rec in out.audiences]
 
 
-def journey_records(out: Emitted, topics: Topics, now_ms: int,
-                    erasures: list[Record] = ()) -> tuple[list[Record], list[Record]]:
-    """A batch's public topic records, and its ClickHouse rows as sink-topic records (the encoded
-    topic values reused: a stitched touchpoint is serialised once for both). `erasures` (the
-    batch's erasure records) go after every row about what happened, and before the
-    `profile_traits` rows: those are the profiles' state at the end of the batch, after the
-    erasures (a profile id erased and used again in one batch keeps its new row)."""
+def _item(obj):
+    return obj
+
+
+def journey_records(out: Emitted, topics: Topics, now_ms: int, erasures: list[Record] = (),
+                    encoder=None) -> tuple[list[Record], list[Record]]:
+    """A batch's public topic records, and its ClickHouse rows as sink-topic records (in JSON,
+    the encoded topic values reused: a stitched touchpoint is serialised once for both; with an
+    Avro `encoder`, topic values are encoded by it). `erasures` (the batch's erasure records) go
+    after every row about what happened, and before the `profile_traits` rows: those are the
+    profiles' state at the end of the batch, after the erasures (a profile id erased and used
+    again in one batch keeps its new row)."""
     records: list[Record] = []
     blocks: dict[str, list[bytes]] = {}
-    for kind, keyed in _keyed(out, topics):
-        if keyed:
-            records.extend(keyed)
-            blocks[kind] = [value for _topic, _key, value in keyed]
+    if encoder is not None and encoder.avro:
+        for kind, keyed in _keyed(out, topics, _item):
+            if keyed:
+                records.extend((topic, key, encoder.encode(kind, topic, item))
+                               for topic, key, item in keyed)
+                blocks[kind] = [_json(item) for _topic, _key, item in keyed]
+    else:
+        for kind, keyed in _keyed(out, topics):
+            if keyed:
+                records.extend(keyed)
+                blocks[kind] = [value for _topic, _key, value in keyed]
     if out.identity_map:
         blocks["identity_map"] = [_json(row) for row in out.identity_map]
     if out.paths:

@@ -19,6 +19,7 @@ from streams.ingest import OFFSET, SOURCE, ingest_preferences
 from streams.ingest.clock import DEFAULT_MAX_FUTURE_MS
 from streams.ingest.normalise import ingest_batch
 from streams.worker import metrics, sink_blocks
+from streams.worker.output_schemas import OutputEncoder
 
 log = logging.getLogger("parcours.agents")
 
@@ -66,8 +67,12 @@ def count_outputs(records: Iterable[tuple]) -> None:
 class Shell:
     """State the ingest stage and the reports share: where outputs go, progress for lag."""
 
-    def __init__(self, topics: Topics, producer, max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
+    def __init__(self, topics: Topics, producer, max_future_ms: int = DEFAULT_MAX_FUTURE_MS, *,
+                 writer_schemas=None, encoder: OutputEncoder | None = None):
         self.max_future_ms = max_future_ms  # ingest refuses events further ahead of its clock
+        # with a schema registry: its writer schemas, by the ids of each batch (writer_schemas.py)
+        self.writer_schemas = writer_schemas
+        self.encoder = encoder or OutputEncoder()  # dead letters: JSON, or Avro (output_schemas)
         self.topics = topics
         self.producer = producer  # BatchProducer: send_all(records) waits for the broker's acks
         self.positions: dict[tuple[str, int], int] = {}
@@ -166,13 +171,19 @@ class Shell:
         if preferences:
             good, dead = ingest_preferences(raws, max_future_ms=self.max_future_ms)
         else:
+            writers = None
+            if self.writer_schemas is not None:  # waits while the registry is unavailable
+                writers = await self.writer_schemas.for_batch(raw[0] for raw in raws)
             good, dead = ingest_batch(raws, source_key=SOURCE, offset_key=OFFSET,
-                                      max_future_ms=self.max_future_ms)
+                                      max_future_ms=self.max_future_ms, writers=writers)
             resumes = self._resumes(messages)
         records = [(self.topics.stitch, None, chunk) for chunk in chunk_json_lists(resumes + good)]
         if dead:
             values = [orjson.dumps(record) for record in dead]
-            records += [(self.topics.dead_letter, None, value) for value in values]
+            topic = self.topics.dead_letter
+            records += [(topic, None, value) for value in values] if not self.encoder.avro else [
+                (topic, None, self.encoder.encode("dead_letters", topic, record))
+                for record in dead]
             records += [(self.topics.sink, None, block) for block in
                         sink_blocks.encode("dead_letters", values, int(time.time() * 1000))]
         await self.producer.send_all(records)

@@ -85,6 +85,7 @@ class SinkStage:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.clock = clock
+        self.encoder = None  # dead letters: JSON, or Avro (output_schemas.OutputEncoder)
         self.lock = asyncio.Lock()
         self.consumer = None  # created in the worker's event loop
         self.backlog: deque = deque()  # records read, not applied yet (held while ClickHouse fails)
@@ -330,4 +331,7 @@ class SinkStage:
                 "topic": record.topic, "partition": record.partition, "offset": record.offset,
                 "original": original.decode("utf-8", "replace")}
         metrics.DEAD_LETTERS.labels(error).inc()
+        if self.encoder is not None and self.encoder.avro:
+            return (self.topics.dead_letter, None, self.encoder.encode(
+                "dead_letters", self.topics.dead_letter, {**dead, "original": original}))
         return (self.topics.dead_letter, None, orjson.dumps(dead))

@@ -17,7 +17,8 @@ SETTING = re.compile(r"\bPARCOURS_[A-Z_]*[A-Z]\b")
 def _read_settings() -> set[str]:
     """Every PARCOURS_* variable the shipped code reads."""
     names: set[str] = set()
-    for path in list((ROOT / "streams").rglob("*.py")) + list((ROOT / "sinks").rglob("*.py")):
+    for path in [p for package in ("streams", "sinks", "schemas")
+                 for p in (ROOT / package).rglob("*.py")]:
         names |= set(SETTING.findall(path.read_text()))
     return names
 

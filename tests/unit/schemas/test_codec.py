@@ -101,7 +101,8 @@ def test_encode_decode_avro_round_trip_for_every_schema(name):
 
 def test_decode_avro_returns_epoch_millis_not_datetime():
     credit = {"conversion_id": "e-9", "conversion_time": 1795158900000, "profile_id": "p-1",
-              "model": "linear", "touchpoint_id": "e-1", "channel": "email", "campaign": None,
+              "model": "linear", "touchpoint_id": "e-1", "touchpoint_time": 1795158000000,
+              "channel": "email", "campaign": None,
               "publisher": None, "credit": 0.25, "revenue_credit": 8225.0}
     name, value = decode_avro(encode_avro("attribution_credit", credit))
     assert name == "attribution_credit"

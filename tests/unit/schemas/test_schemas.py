@@ -84,6 +84,24 @@ def test_triggers_and_suppressions_with_experiment_and_arm_read_what_was_written
                      (SCHEMA_DIR / f"{name}.avsc").read_text())
 
 
+def test_stitched_touchpoint_with_extra_reads_what_was_written_before():
+    """`context.extra` and `properties.extra` (the free-form keys, as JSON text, that Avro outputs
+    would otherwise drop) joined stitched_touchpoint.avsc with Avro outputs: optional, default
+    null, so records written with tests/data/stitched_touchpoint.v1.avsc still read."""
+    data = Path(__file__).resolve().parents[2] / "data"
+    check_compatible((data / "stitched_touchpoint.v1.avsc").read_text(),
+                     (SCHEMA_DIR / "stitched_touchpoint.avsc").read_text())
+
+
+def test_credit_with_touchpoint_time_reads_what_was_written_before():
+    """`touchpoint_time` (the credited touch's event time, which the credit rows always had) joined
+    attribution_credit.avsc when the topic could be written in Avro: optional, default null, so
+    records written with tests/data/attribution_credit.v1.avsc still read."""
+    data = Path(__file__).resolve().parents[2] / "data"
+    check_compatible((data / "attribution_credit.v1.avsc").read_text(),
+                     (SCHEMA_DIR / "attribution_credit.avsc").read_text())
+
+
 @pytest.mark.parametrize("name", list(DOCUMENTED_IDS))
 def test_every_schema_is_compatible_with_itself(name):
     check_compatible(registry.schema_json(name), registry.schema_json(name))

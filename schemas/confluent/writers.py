@@ -115,8 +115,9 @@ class WriterCache:
     Times are the caller's clock (seconds), so tests need no sleeping.
     """
 
-    def __init__(self, unknown_ttl_s: float = 60.0):
+    def __init__(self, unknown_ttl_s: float = 60.0, max_unknown: int = 10_000):
         self.unknown_ttl_s = unknown_ttl_s
+        self.max_unknown = max_unknown  # hostile records with random ids cost bounded memory
         self.writers: dict[int, Writer] = {}
         self._expires: dict[int, float] = {}  # unknown ids -> when to ask again
 
@@ -140,4 +141,9 @@ class WriterCache:
     def add_unknown(self, schema_id: int, writer: Writer, now: float) -> None:
         """An id the registry does not know, refused until `now + unknown_ttl_s`."""
         self.writers[schema_id] = writer
+        self._expires.pop(schema_id, None)
         self._expires[schema_id] = now + self.unknown_ttl_s
+        while len(self._expires) > self.max_unknown:  # the oldest first: asked again if seen
+            oldest = next(iter(self._expires))
+            del self._expires[oldest]
+            del self.writers[oldest]

@@ -34,6 +34,7 @@ log = logging.getLogger("parcours.schema_registry")
 
 RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 30.0
+FETCH_AT_ONCE = 8  # registry requests in flight: a batch of hostile random ids is not 2,000 trips
 
 
 class WriterSchemas:
@@ -59,8 +60,9 @@ class WriterSchemas:
         """The writers of every Confluent-framed value among `values`, fetching the missing ones
         (waiting as long as the registry is unavailable)."""
         missing = self.cache.missing(framed_ids(values), self.clock())
-        for sid in missing:
-            await self._fetch(sid)
+        for start in range(0, len(missing), FETCH_AT_ONCE):
+            await asyncio.gather(*(self._fetch(sid)
+                                   for sid in missing[start:start + FETCH_AT_ONCE]))
         return self.cache.writers
 
     async def _fetch(self, sid: int) -> None:

@@ -189,3 +189,12 @@ def test_the_cache_keeps_writers_for_good_and_unknown_ids_for_a_while():
     assert 5 not in cache.writers and cache.missing([3], now=10**9) == []
     cache.add(5, Writer("T", {"type": "null"}))
     assert cache.missing([5], now=10**9) == []  # found: for good
+
+
+def test_unknown_ids_cost_bounded_memory():
+    cache = WriterCache(unknown_ttl_s=60, max_unknown=3)
+    cache.add(1, Writer("T", {"type": "null"}))
+    for sid in range(10, 20):  # hostile records, each with a random id
+        cache.add_unknown(sid, unknown(sid), now=0)
+    assert sorted(cache.writers) == [1, 17, 18, 19]  # the newest unknown ones, and the found
+    assert cache.missing([10, 19], now=1) == [10]

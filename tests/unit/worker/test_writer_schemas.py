@@ -168,3 +168,15 @@ def test_without_a_registry_the_shell_reads_local_ids_as_before():
     asyncio.run(shell.ingest([_message(raw, 0)]))
     assert [tp["event_id"] for tp in _outputs(producer, Topics().stitch)
             if "event_id" in tp] == ["e-1"]
+
+
+def test_a_batch_of_hostile_unknown_ids_asks_the_registry_once_per_id(stand_in):
+    clock = Clock()
+    shell, producer = _shell(stand_in.url, clock)
+    hostile = [_message(struct.pack(">BI", 0, 5000 + i) + b"\x00", i) for i in range(40)]
+
+    asyncio.run(shell.ingest(hostile))
+    dead = _outputs(producer, "touchpoints.dead-letter")
+    assert len(dead) == 40 and all("not in the schema registry" in d["reason"] for d in dead)
+    asked = [path for method, path in stand_in.requests if path.startswith("/schemas/ids/")]
+    assert sorted(asked) == sorted(f"/schemas/ids/{5000 + i}" for i in range(40))  # once each

@@ -24,8 +24,9 @@ Ratios are against (1). Peak memory: the worker's VmHWM, and the replay's max RS
 also written as JSON to BENCH_RESULTS (default bench/results.json), so runs can be compared.
 Then the moment rules and produce-to-trigger latency (bench/moments.py), conversion -> credit lag
 (bench/credit.py), sink lag during a throttled-insert run (bench/sink_lag.py), attribution at 1M
-conversions and 1M closed paths (bench/attribution.py), and the identity graph alone at
-BENCH_IDENTIFIERS (default 1M) identifiers (bench/identity.py).
+conversions and 1M closed paths (bench/attribution.py), the identity graph alone at
+BENCH_IDENTIFIERS (default 1M) identifiers (bench/identity.py), and the preference centre's
+requests, the schema registry's read path and Avro outputs (bench/centre.py).
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.attribution import bench_datadriven, bench_heuristics
+from bench.centre import bench_centre
+from bench.centre import report as centre_report
 from bench.clickhouse import bench as bench_clickhouse
 from bench.clickhouse import report as clickhouse_report
 from bench.credit import bench_credit_lag
@@ -242,6 +245,10 @@ def main() -> None:
 
     console.print("the traits stage (pure core; bench/traits.py)...")
     traits_report(console, bench_traits(raws))
+
+    console.print("the preference centre, the schema registry's read path, Avro outputs "
+                  "(bench/centre.py)...")
+    centre_report(console, bench_centre(raws[:50_000]))
 
     seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "15"))
     table = Table(title="latency from a touchpoint entering Kafka to its trigger leaving (probes: "

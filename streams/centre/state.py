@@ -109,9 +109,11 @@ class Pending:
         self._saved: dict[str, tuple[float, list]] = {}
 
     def add(self, identifier: str, events: list, now: float | None = None) -> None:
+        """A save's touchpoints. A save states every choice, so it replaces the person's earlier
+        pending saves: what is kept per person stays one save, however often they save."""
         now = time.monotonic() if now is None else now
-        _then, kept = self._saved.pop(identifier, (now, []))
-        self._saved[identifier] = (now, kept + events)  # last saved last: evicted last
+        self._saved.pop(identifier, None)
+        self._saved[identifier] = (now, list(events))  # last saved last: evicted last
         while len(self._saved) > self.max_people:
             self._saved.pop(next(iter(self._saved)))
 

@@ -104,3 +104,13 @@ def test_clickhouse_unreadable_gives_no_history_not_an_error():
     person = asyncio.run(PersonReader(Broken(), {}).read(MARTIN))
     assert person.events == [] and person.messages is None
     assert set(current(person.events, BASE).channels) == set(CHANNELS)
+
+
+def test_a_new_save_replaces_the_pending_one():
+    pending = Pending(keep_s=60)
+    first = [(1, "pref-a", "consent", {"channel": "push", "opt_in": True})]
+    second = [(2, "pref-b", "consent", {"channel": "push", "opt_in": False})]
+    for _ in range(1000):
+        pending.add(MARTIN, first, now=0)
+    pending.add(MARTIN, second, now=1)
+    assert pending.merged(MARTIN, [], now=2) == second

@@ -244,11 +244,13 @@ def main() -> None:
                   f"({m['profiles_with_state']:,} profiles)")
 
     console.print("the traits stage (pure core; bench/traits.py)...")
-    traits_report(console, bench_traits(raws))
+    traits = bench_traits(raws)
+    traits_report(console, traits)
 
     console.print("the preference centre, the schema registry's read path, Avro outputs "
                   "(bench/centre.py)...")
-    centre_report(console, bench_centre(raws[:50_000]))
+    centre = bench_centre(raws[:50_000])
+    centre_report(console, centre)
 
     seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "15"))
     table = Table(title="latency from a touchpoint entering Kafka to its trigger leaving (probes: "
@@ -377,6 +379,8 @@ def main() -> None:
         "shards": shards,
         "workers": workers,
         "moments": m,
+        "traits": traits,
+        "centre": centre,
         "latency": latencies,
         "credit_lag": credit,
         "sink_lag": {k: v for k, v in sink_lag.items()

@@ -111,7 +111,13 @@ async def _guard(request: web.Request, handler):
             response = _busy(request)
             metrics.REQUESTS.labels(route, response.status).inc()
             return response
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # aiohttp's own answers (404, 405, 413...): same headers
+        for name, value in _SECURITY_HEADERS.items():
+            exc.headers.setdefault(name, value)
+        metrics.REQUESTS.labels(route, exc.status).inc()
+        raise
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     metrics.REQUESTS.labels(route, response.status).inc()
@@ -179,12 +185,11 @@ def _nonce(request: web.Request) -> str | None:
 
 
 async def _page(request: web.Request, grant: Grant, token: str, *, lang: str,
-                notice: tuple[str, str] | None = None, status: int = 200,
-                shown: choice.Choices | None = None) -> web.Response:
+                notice: tuple[str, str] | None = None, status: int = 200) -> web.Response:
     centre = request.app[KEY]
     current, messages = await _choices(centre, grant)
     nonce = _nonce(request) or secrets.token_hex(_NONCE_LEN // 2)
-    text = preference_page(lang=lang, choices=shown or current, topics=centre.topics_offered,
+    text = preference_page(lang=lang, choices=current, topics=centre.topics_offered,
                            csrf=csrf_token(centre.secret, token, nonce),
                            action=f"/p/{token}", messages=messages, notice=notice)
     response = _html(text, status)

@@ -181,7 +181,7 @@ def test_the_api_reads_and_changes_choices(centre):
 
 
 def test_every_answer_carries_the_security_headers(centre):
-    for path in (f"/p/{_link()}", "/p/bad", "/api/v1/preferences"):
+    for path in (f"/p/{_link()}", "/p/bad", "/api/v1/preferences", "/nowhere"):
         _status, headers, _b = centre.request("GET", path)
         assert headers["Referrer-Policy"] == "same-origin"
         assert "default-src 'none'" in headers["Content-Security-Policy"]

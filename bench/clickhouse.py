@@ -33,7 +33,9 @@ from sinks.writer import BatchingWriter, ClickHouseTableWriter, Columns
 UNIQUE = {"touchpoints": "event_id", "identity_map": "identifier", "identity_events": "event_id",
           "triggers": "trigger_id", "suppressions": "suppression_id",
           "attribution_credit": "conversion_id", "dead_letters": "original",
-          "late_events": "event_id", "attribution_paths": "path_id"}
+          "late_events": "event_id", "attribution_paths": "path_id",
+          "experiment_exposures": "trigger_id", "profile_traits": "profile_id",
+          "audience_membership": "record_id"}
 CHUNKS = (5_000, 20_000, 50_000, 100_000)
 
 

@@ -15,7 +15,7 @@ so the worker's Faust consumer, its batch producer and the CLI's clients all con
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -34,7 +34,7 @@ class KafkaSecurity:
     protocol: str = "PLAINTEXT"
     mechanism: str = "PLAIN"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of logs
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None

@@ -28,6 +28,7 @@ def test_sasl_ssl_with_scram():
     creds = sec.faust_credentials()
     assert isinstance(creds, faust.SASLCredentials) and creds.username == "parcours"
     assert str(creds.mechanism.value) == "SCRAM-SHA-512" and creds.ssl_context is not None
+    assert "s3cret" not in repr(sec)  # settings get logged; the password must not
 
 
 def test_tls_only_and_a_missing_ca_file(tmp_path):
